@@ -1,0 +1,3 @@
+from tlt_pipe.cli import main
+
+main()

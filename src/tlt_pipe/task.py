@@ -1,0 +1,44 @@
+"""What a stage asks a runner to do, and what the runner reports back.
+
+Plain data: stages build Tasks without knowing how they are run, and runners run them
+without knowing what they mean.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A host path made visible in the container."""
+
+    host: Path
+    container: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class Task:
+    """One process to run in one container image."""
+
+    image: str
+    argv: tuple[str, ...]
+    mounts: tuple[Mount, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    workdir: str | None = None
+    # Values that must never be printed or written (the TAO key); the runner redacts them
+    # from the streamed output and the log file.
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How a task ended."""
+
+    exit_code: int
+    image_id: str
+    log_path: Path
+    oom_killed: bool = False
+    interrupted: bool = False  # stopped because tltpipe got SIGINT/SIGTERM
