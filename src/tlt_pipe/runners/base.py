@@ -1,0 +1,34 @@
+"""The interface every runner (Docker today; Kubernetes or Slurm later) implements."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Protocol
+
+from tlt_pipe.task import RunResult, Task
+
+# Called with each complete line of container output (secrets already redacted).
+OnLine = Callable[[str], None]
+
+
+class Runner(Protocol):
+    def run(
+        self,
+        task: Task,
+        *,
+        log_path: Path,
+        labels: Mapping[str, str],
+        on_line: OnLine | None = None,
+    ) -> RunResult:
+        """Run the task to completion and return how it ended.
+
+        Streams output live to on_line and appends it to log_path. Always stops and
+        removes the container: on success, failure, KeyboardInterrupt and SystemExit
+        (the exception is re-raised after cleanup).
+        """
+        ...
+
+    def image_id(self, image: str) -> str | None:
+        """The local id of an image reference, or None when it is not present."""
+        ...
