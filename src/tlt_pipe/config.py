@@ -1,0 +1,290 @@
+"""The config schema (pydantic) and its loader. Every error names the file, the line and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from tlt_pipe.errors import ConfigError
+from tlt_pipe.toolkits import normalize_version
+
+NETWORKS = ("ssd", "dssd", "retinanet", "yolo_v3", "yolo_v4", "yolo_v4_tiny", "detectnet_v2")
+DATASET_FORMATS = ("kitti", "crpd", "ccpd", "yolo", "voc", "openalpr")
+DataType = Literal["fp32", "fp16", "int8"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetConfig(_Model):
+    format: Literal["kitti", "crpd", "ccpd", "yolo", "voc", "openalpr"] = "kitti"
+    path: Path
+    classes: dict[str, str] | None = None  # source class -> training class; None keeps every class
+    val_split: float = Field(10.0, ge=0, lt=100)  # percent
+    seed: int = 0
+    subsets: list[str] | None = None
+    names: Path | None = None  # yolo: obj.names or data.yaml
+    resize: str | None = None  # "WxH"
+    resize_mode: Literal["stretch", "letterbox"] = "stretch"
+
+    @field_validator("resize")
+    @classmethod
+    def _resize(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = value.lower().split("x")
+        if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+            raise ValueError(f"expected WIDTHxHEIGHT such as 960x544, got {value!r}")
+        return value.lower()
+
+    @field_validator("classes")
+    @classmethod
+    def _classes(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for target in (value or {}).values():
+            if not target or any(c.isspace() for c in target):
+                raise ValueError(f"training class {target!r} must be non-empty and without spaces (KITTI splits on whitespace)")
+        return value
+
+
+class ModelConfig(_Model):
+    arch: str = "resnet"
+    nlayers: int | None = 18
+    input_width: int = Field(300, gt=32)
+    input_height: int = Field(300, gt=32)
+    input_channels: Literal[1, 3] = 3
+    pretrained: Path | None = None
+    freeze_bn: bool = False
+    freeze_blocks: list[int] = [0, 1]
+
+
+class LearningRateConfig(_Model):
+    min: float = Field(5e-5, gt=0)
+    max: float = Field(2e-2, gt=0)
+    soft_start: float = Field(0.15, gt=0, lt=1)
+    annealing: float = Field(0.8, gt=0, lt=1)
+
+
+class RegularizerConfig(_Model):
+    type: Literal["NO_REG", "L1", "L2"] = "L1"
+    weight: float = Field(3e-5, ge=0)
+
+
+class TrainConfig(_Model):
+    epochs: int = Field(80, ge=1)
+    batch_size: int = Field(32, ge=1)
+    checkpoint_interval: int = Field(1, ge=1)
+    validation_period: int = Field(1, ge=1)
+    learning_rate: LearningRateConfig = LearningRateConfig()
+    regularizer: RegularizerConfig = RegularizerConfig()
+    n_workers: int = Field(8, ge=1)
+    enable_qat: bool = False
+    use_amp: bool = False
+    random_seed: int = 42
+
+
+class RetrainConfig(_Model):
+    """Keys left out are inherited from train, except the regularizer, which is NO_REG unless set."""
+
+    epochs: int | None = Field(None, ge=1)
+    batch_size: int | None = Field(None, ge=1)
+    checkpoint_interval: int | None = Field(None, ge=1)
+    validation_period: int | None = Field(None, ge=1)
+    learning_rate: LearningRateConfig | None = None
+    regularizer: RegularizerConfig = RegularizerConfig(type="NO_REG", weight=0.0)
+    n_workers: int | None = Field(None, ge=1)
+    enable_qat: bool | None = None
+    use_amp: bool | None = None
+
+    def resolve(self, train: TrainConfig) -> TrainConfig:
+        overrides = {k: v for k, v in self.model_dump(exclude_unset=False).items() if v is not None}
+        overrides["regularizer"] = self.regularizer
+        if self.learning_rate is not None:
+            overrides["learning_rate"] = self.learning_rate
+        return train.model_copy(update=overrides)
+
+
+class EvaluateConfig(_Model):
+    epoch: int | None = Field(None, ge=1)  # None: the best epoch by mAP in the training log
+
+
+class PruneConfig(_Model):
+    threshold: float = Field(0.1, gt=0, lt=1)
+    equalization: Literal["union", "intersection", "arithmetic_mean", "geometric_mean"] = "intersection"
+    norm: Literal["max", "L2"] | None = None
+    granularity: int | None = Field(None, ge=1)
+    min_filters: int | None = Field(None, ge=1)
+    excluded_layers: list[str] = []
+
+
+class ExportConfig(_Model):
+    data_type: DataType = "fp32"
+    batch_size: int = Field(16, ge=1)
+
+
+class EngineConfig(_Model):
+    data_type: DataType = "fp32"
+    max_batch_size: int = Field(16, ge=1)
+    opt_batch_size: int | None = Field(None, ge=1)
+    workspace_mb: int | None = Field(None, ge=1)
+
+
+class InferenceConfig(_Model):
+    images: Path | None = None  # None: the validation images of the prepared dataset
+    threshold: float = Field(0.3, ge=0, le=1)
+
+
+class DockerConfig(_Model):
+    gpus: Literal["all", "none"] | int | list[int] = "all"
+    shm_size: str = "16G"
+    image: str | None = None
+    deploy_image: str | None = None
+    ulimits: dict[str, int] = {"memlock": -1, "stack": 67108864}
+    env: dict[str, str] = {}
+
+    @field_validator("gpus")
+    @classmethod
+    def _gpus(cls, value: Any) -> Any:
+        if isinstance(value, int) and value != 0:
+            raise ValueError("an integer gpus must be 0 (no GPU); use 'all' or a list of device indices")
+        return value
+
+
+class Config(_Model):
+    network: Literal["ssd", "dssd", "retinanet", "yolo_v3", "yolo_v4", "yolo_v4_tiny", "detectnet_v2"]
+    toolkit: str = "5.0"
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    run_dir: Path | None = None
+    dataset: DatasetConfig
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+    prune: PruneConfig = PruneConfig()
+    retrain: RetrainConfig = RetrainConfig()
+    export: ExportConfig = ExportConfig()
+    engine: EngineConfig = EngineConfig()
+    inference: InferenceConfig = InferenceConfig()
+    docker: DockerConfig = DockerConfig()
+    # Spec name (train, retrain, tfrecords, or experiment for both train and retrain) ->
+    # dotted field path -> value; applied after rendering and checked against the spec schema.
+    spec_overrides: dict[Literal["experiment", "train", "retrain", "tfrecords"], dict[str, Any]] = {}
+
+    @field_validator("toolkit", mode="before")
+    @classmethod
+    def _toolkit(cls, value: Any) -> str:
+        return normalize_version(value)
+
+    @model_validator(mode="after")
+    def _engine_batch(self) -> "Config":
+        if self.engine.opt_batch_size and self.engine.opt_batch_size > self.engine.max_batch_size:
+            raise ValueError("engine.opt_batch_size must not exceed engine.max_batch_size")
+        return self
+
+    @property
+    def retrain_resolved(self) -> TrainConfig:
+        return self.retrain.resolve(self.train)
+
+
+# --- loading --------------------------------------------------------------------------------
+
+_PATH_FIELDS = (("dataset", "path"), ("dataset", "names"), ("model", "pretrained"), ("inference", "images"), ("run_dir",))
+
+
+def load_config(path: Path, *, network: str | None = None) -> Config:
+    """Read, validate and resolve a config file. Relative paths are relative to the file's folder."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    return parse_config(text, source=str(path), base_dir=path.parent.resolve(), network=network)
+
+
+def parse_config(text: str, *, source: str, base_dir: Path, network: str | None = None) -> Config:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = f":{mark.line + 1}" if mark else ""
+        raise ConfigError(f"{source}{line}: invalid YAML: {exc.problem}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}:1: the config must be a mapping of keys (network, name, dataset, ...)")
+    if network is not None:
+        if data.get("network", network) != network:
+            line = _line_of(node, ("network",))
+            raise ConfigError(f"{source}:{line}: network: the config says {data['network']!r} but the command asks for {network!r}")
+        data.setdefault("network", network)
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, node, source)) from None
+    return _resolve_paths(config, base_dir)
+
+
+def _resolve_paths(config: Config, base_dir: Path) -> Config:
+    updates: dict[str, Any] = {}
+    for field_path in _PATH_FIELDS:
+        if len(field_path) == 1:
+            value = getattr(config, field_path[0])
+            if value is not None and not value.is_absolute():
+                updates[field_path[0]] = value  # run_dir stays relative to the working directory
+            continue
+        section, key = field_path
+        value = getattr(getattr(config, section), key)
+        if value is not None:
+            resolved = value.expanduser()
+            if not resolved.is_absolute():
+                resolved = (base_dir / resolved).resolve()
+            sub = updates.get(section, getattr(config, section))
+            updates[section] = sub.model_copy(update={key: resolved})
+    return config.model_copy(update=updates)
+
+
+def _format_validation_error(exc: ValidationError, node: yaml.Node | None, source: str) -> str:
+    err = exc.errors()[0]
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
+    field = ".".join(str(p) for p in loc) or "(top level)"
+    line = _line_of(node, loc)
+    message = err["msg"]
+    if err["type"] == "extra_forbidden":
+        message = "unknown key (check the spelling; `tltpipe init` writes every key)"
+    elif err["type"] == "missing":
+        message = "required key is missing"
+    elif err["type"] == "literal_error":
+        message = f"{message}, got {err.get('input')!r}"
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"{source}:{line}: {field}: {message}{more}"
+
+
+def _line_of(node: yaml.Node | None, loc: tuple) -> int:
+    """The 1-based line of the deepest YAML node along loc (the parent's line when a key is missing)."""
+    if node is None:
+        return 1
+    line = node.start_mark.line + 1
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if key_node.value == str(part):
+                    line = key_node.start_mark.line + 1
+                    node = value_node
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def dump_resolved(config: Config) -> str:
+    """The resolved config as YAML for the run directory. Secrets are never in a Config."""
+    data = config.model_dump(mode="json")
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

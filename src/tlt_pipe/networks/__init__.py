@@ -1,0 +1,63 @@
+"""What differs between the detection networks: artifact names, templates, how models are passed.
+
+Each family module defines Network rows; this package collects them in NETWORKS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from tlt_pipe.errors import ConfigError
+
+# Architectures whose checkpoint and CSV names carry the layer count (ssd_resnet18_..., not ssd_mobilenet_v2_...).
+_NLAYERS_IN_NAME = ("resnet", "vgg", "darknet", "cspdarknet")
+
+
+@dataclass(frozen=True)
+class Network:
+    name: str  # the TAO task name: ssd, yolo_v4, ...
+    family: str  # specs_templates/<family>/
+    spec_message: str  # root message of the experiment spec (spec_schema)
+    checkpoint_prefix: str  # weights/<prefix>_<arch><nlayers>_epoch_<NNN>.<ext>
+    output_nodes: str  # converter -o
+    input_name: str  # converter -p input name for dynamic-shape models
+    model_passing: Literal["flag", "spec", "results_dir"]  # how pretrained/resume/pruned models reach train
+    toolkits: frozenset[str]  # versions whose toolkit ships this network
+    labels_with_background: bool = False
+    # Checks the TAO loader makes after parsing (values in range): spec message -> problems.
+    check_spec: Callable[[object], list[str]] = field(default=lambda message: [], compare=False)
+
+    def arch_tag(self, arch: str, nlayers: int | None) -> str:
+        """`resnet18`, `mobilenet_v2`: the architecture as TAO writes it in file names."""
+        if nlayers is not None and arch in _NLAYERS_IN_NAME:
+            return f"{arch}{nlayers}"
+        return arch
+
+    def checkpoint_name(self, arch: str, nlayers: int | None, epoch: int, ext: str) -> str:
+        return f"{self.checkpoint_prefix}_{self.arch_tag(arch, nlayers)}_epoch_{epoch:03d}.{ext}"
+
+    def training_csv(self, arch: str, nlayers: int | None) -> str:
+        return f"{self.checkpoint_prefix}_training_log_{self.arch_tag(arch, nlayers)}.csv"
+
+
+def _load() -> dict[str, Network]:
+    from tlt_pipe.networks import ssd
+
+    rows = [*ssd.NETWORKS]
+    return {row.name: row for row in rows}
+
+
+NETWORKS: dict[str, Network] = _load()
+
+
+def get_network(name: str, toolkit_version: str) -> Network:
+    network = NETWORKS.get(name)
+    if network is None:
+        known = ", ".join(sorted(NETWORKS))
+        raise ConfigError(f"network {name!r} is not supported yet; supported: {known}")
+    if toolkit_version not in network.toolkits:
+        versions = ", ".join(sorted(network.toolkits))
+        raise ConfigError(f"{name} is not available in toolkit {toolkit_version}; it ships in: {versions}")
+    return network

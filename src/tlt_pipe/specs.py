@@ -1,0 +1,169 @@
+"""Rendering TAO spec files: a Jinja environment with protobuf-text-safe filters, then validation.
+
+A rendered spec is parsed with google.protobuf.text_format against the messages in spec_schema,
+spec_overrides are applied field by field, the network's loader checks run, and the canonical
+text is what gets written. A bad field fails here, before any container starts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from importlib import resources
+from typing import Any
+
+import jinja2
+from google.protobuf import text_encoding, text_format
+from google.protobuf.descriptor import FieldDescriptor
+
+from tlt_pipe.errors import SpecError
+from tlt_pipe.spec_schema import message_class
+
+
+def pb_string(value: Any) -> str:
+    """A protobuf text-format string literal: quoted and escaped (quotes, backslashes, newlines)."""
+    return '"' + text_encoding.CEscape(str(value), as_utf8=True) + '"'
+
+
+def pb_bool(value: Any) -> str:
+    return "true" if value else "false"
+
+
+def pb_float(value: Any) -> str:
+    number = float(value)
+    if not math.isfinite(number):
+        raise SpecError(f"cannot write {value!r} into a spec: not a finite number")
+    return repr(number)
+
+
+def _template_root():
+    return resources.files("tlt_pipe") / "specs_templates"
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FunctionLoader(_load_template),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    env.filters.update(pbstr=pb_string, pbbool=pb_bool, pbfloat=pb_float)
+    return env
+
+
+def _load_template(name: str) -> str:
+    path = _template_root().joinpath(*name.split("/"))
+    if not path.is_file():
+        raise jinja2.TemplateNotFound(name)
+    return path.read_text(encoding="utf-8")
+
+
+_ENV = _environment()
+
+
+def render_template(name: str, context: Mapping[str, Any]) -> str:
+    """Render one template (e.g. 'ssd/train.txt.j2'); a missing variable is an error, not an empty string."""
+    try:
+        return _ENV.get_template(name).render(**context)
+    except jinja2.UndefinedError as exc:
+        raise SpecError(f"{name}: {exc.message}") from None
+
+
+def parse_spec(text: str, message: str, *, source: str):
+    """Parse spec text into the schema message; unknown or mistyped fields raise SpecError naming them."""
+    try:
+        return text_format.Parse(text, message_class(message)())
+    except text_format.ParseError as exc:
+        raise SpecError(f"{source}: {exc}") from None
+
+
+def apply_overrides(spec, overrides: Mapping[str, Any], *, source: str) -> None:
+    """Set dotted field paths (e.g. training_config.n_workers) on a parsed spec, checked by the schema."""
+    for path, value in overrides.items():
+        try:
+            _set_path(spec, path.split("."), value)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            reason = str(exc).strip("'\"") or type(exc).__name__
+            raise SpecError(f"{source}.{path}: {reason}") from None
+
+
+def _set_path(message, parts: list[str], value: Any) -> None:
+    name, rest = parts[0], parts[1:]
+    field = message.DESCRIPTOR.fields_by_name.get(name)
+    if field is None:
+        raise KeyError(f'{message.DESCRIPTOR.name} has no field named "{name}"')
+    repeated = field.label == FieldDescriptor.LABEL_REPEATED
+    if rest:
+        if field.type != FieldDescriptor.TYPE_MESSAGE or repeated:
+            raise ValueError(f'"{name}" is not a message field, cannot go into ".{rest[0]}"')
+        _set_path(getattr(message, name), rest, value)
+        return
+    if field.type == FieldDescriptor.TYPE_MESSAGE:
+        if repeated:
+            container = getattr(message, name)
+            del container[:]
+            for item in value if isinstance(value, list) else [value]:
+                _merge_dict(container.add(), _expect_mapping(item, name))
+        else:
+            getattr(message, name).SetInParent()
+            _merge_dict(getattr(message, name), _expect_mapping(value, name))
+        return
+    if repeated:
+        container = getattr(message, name)
+        del container[:]
+        container.extend(_scalar(field, item) for item in (value if isinstance(value, list) else [value]))
+    else:
+        setattr(message, name, _scalar(field, value))
+
+
+def _merge_dict(message, data: Mapping[str, Any]) -> None:
+    for key, value in data.items():
+        _set_path(message, [key], value)
+
+
+def _expect_mapping(value: Any, name: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise TypeError(f'"{name}" is a message: give a mapping of its fields, got {value!r}')
+    return value
+
+
+def _scalar(field: FieldDescriptor, value: Any) -> Any:
+    if field.type == FieldDescriptor.TYPE_ENUM:
+        names = field.enum_type.values_by_name
+        if not isinstance(value, str) or value not in names:
+            raise ValueError(f"{value!r} is not one of {', '.join(names)}")
+        return names[value].number
+    if field.type == FieldDescriptor.TYPE_BOOL and not isinstance(value, bool):
+        raise TypeError(f"expected true or false, got {value!r}")
+    if field.type == FieldDescriptor.TYPE_STRING and not isinstance(value, str):
+        raise TypeError(f"expected a string, got {value!r}")
+    if field.type in (FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"expected a number, got {value!r}")
+        return float(value)
+    if field.cpp_type in (FieldDescriptor.CPPTYPE_INT32, FieldDescriptor.CPPTYPE_UINT32,
+                          FieldDescriptor.CPPTYPE_INT64, FieldDescriptor.CPPTYPE_UINT64):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"expected an integer, got {value!r}")
+    return value
+
+
+def build_spec(
+    template: str,
+    context: Mapping[str, Any],
+    *,
+    message: str,
+    overrides: Mapping[str, Any] | None = None,
+    check: Callable[[Any], list[str]] | None = None,
+    source: str,
+) -> str:
+    """Render, parse, override, check: the final spec text, or SpecError naming the field."""
+    spec = parse_spec(render_template(template, context), message, source=source)
+    apply_overrides(spec, overrides or {}, source=f"spec_overrides.{source}")
+    problems = check(spec) if check else []
+    if problems:
+        raise SpecError(f"{source}: {problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+    header = f"# Rendered by tltpipe from specs_templates/{template}\n"
+    return header + text_format.MessageToString(spec, as_utf8=True)
