@@ -1,0 +1,3 @@
+"""tltpipe: NVIDIA TAO Toolkit detection pipelines from one YAML file."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,134 @@
+"""The command line: parse, call the core, render the result. Nothing else lives here."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from tlt_pipe import __version__
+from tlt_pipe.config import NETWORKS, load_config
+from tlt_pipe.console import ConsoleEvents, make_console
+from tlt_pipe.errors import TltPipeError
+from tlt_pipe.pipeline import STAGE_NAMES, Pipeline, Selection, Terminated
+from tlt_pipe.secrets import read_key
+
+
+class _Group(click.Group):
+    """Turns domain errors into one line on stderr and their exit code; never a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except TltPipeError as exc:
+            click.echo(f"tltpipe: error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "TLTPIPE"})
+@click.version_option(__version__, prog_name="tltpipe")
+def main() -> None:
+    """tltpipe: NVIDIA TAO Toolkit detection pipelines from one YAML file."""
+
+
+@main.command()
+@click.argument("network", type=click.Choice(NETWORKS))
+@click.option("--toolkit", default="5.0", show_default=True, help="TAO Toolkit version.")
+@click.option("--dataset", "dataset_format", default="kitti", show_default=True,
+              type=click.Choice(["kitti", "crpd", "ccpd", "yolo", "voc", "openalpr"]))
+@click.option("--name", default=None, help="Run name (default: <network>-run).")
+def init(network: str, toolkit: str, dataset_format: str, name: str | None) -> None:
+    """Print a commented starter config: tltpipe init ssd > lpd.yaml"""
+    from tlt_pipe.starter import starter_config
+
+    click.echo(starter_config(network, toolkit=toolkit, dataset_format=dataset_format, name=name), nl=False)
+
+
+def _run_options(func):
+    options = [
+        click.option("--config", "config_path", required=True, type=click.Path(path_type=Path),
+                     help="The run's YAML config."),
+        click.option("--run-dir", type=click.Path(path_type=Path), default=None,
+                     help="Run directory (default: run_dir from the config, else runs/<name>)."),
+        click.option("--force", is_flag=True, help="Run the selected stages even if they are up to date."),
+        click.option("--dry-run", is_flag=True, help="Print the plan; start no container."),
+        click.option("--json", "as_json", is_flag=True, help="With --dry-run: one JSON object per stage."),
+        click.option("--plain", is_flag=True, help="No colours or terminal control codes."),
+        click.option("--quiet", is_flag=True, help="Hide container output (it is always in logs/<stage>.log)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@main.command()
+@click.argument("network", type=click.Choice(NETWORKS))
+@_run_options
+@click.option("--from", "from_stage", type=click.Choice(STAGE_NAMES), default=None, help="First stage to run.")
+@click.option("--to", "to_stage", type=click.Choice(STAGE_NAMES), default=None, help="Last stage to run.")
+def run(network: str, config_path: Path, run_dir: Path | None, force: bool, dry_run: bool, as_json: bool,
+        plain: bool, quiet: bool, from_stage: str | None, to_stage: str | None) -> None:
+    """Run the whole pipeline (or --from/--to a part of it); up-to-date stages are skipped."""
+    _execute(network, config_path, run_dir, Selection(from_stage, to_stage, force),
+             dry_run=dry_run, as_json=as_json, plain=plain, quiet=quiet)
+
+
+@main.command()
+@click.argument("stage_name", metavar="STAGE", type=click.Choice(STAGE_NAMES))
+@_run_options
+def stage(stage_name: str, config_path: Path, run_dir: Path | None, force: bool, dry_run: bool, as_json: bool,
+          plain: bool, quiet: bool) -> None:
+    """Run one stage; its inputs come from the run directory's manifest (for CI jobs)."""
+    _execute(None, config_path, run_dir, Selection(stage_name, stage_name, force),
+             dry_run=dry_run, as_json=as_json, plain=plain, quiet=quiet)
+
+
+def _execute(network: str | None, config_path: Path, run_dir: Path | None, selection: Selection, *,
+             dry_run: bool, as_json: bool, plain: bool, quiet: bool) -> None:
+    config = load_config(config_path, network=network)
+    run_dir = run_dir or config.run_dir or Path("runs") / config.name
+    console = make_console(plain=plain or as_json)
+    pipeline = Pipeline(config, run_dir, key=read_key(), events=ConsoleEvents(console, quiet_output=quiet),
+                        runner_factory=lambda: _docker_runner(config), config_source=str(config_path))
+    if dry_run:
+        steps = pipeline.dry_run(selection)
+        if as_json:
+            for step in steps:
+                click.echo(json.dumps(step.as_json()))
+        else:
+            pipeline.events.plan(pipeline.run_dir, steps)
+            for step in steps:
+                if step.action == "run":
+                    console.print(f"[bold]{step.name}[/] [dim]{step.plan.image or 'host'}[/]\n  $ {' '.join(step.argv)}"
+                                  if step.argv else f"[bold]{step.name}[/] [dim]host[/]", markup=True)
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        manifest = pipeline.run(selection)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    ran = [n for n, r in manifest.stages.items() if r.status == "succeeded"]
+    console.print(f"[bold green]done[/]: {pipeline.run_dir} ({len(ran)} stages succeeded; manifest.json)")
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+def _docker_runner(config):
+    from tlt_pipe.runners.docker import DockerRunner
+
+    docker = config.docker
+    return DockerRunner(gpus=docker.gpus, shm_size=docker.shm_size, ulimits=dict(docker.ulimits))
+
+
+def _register_optional_commands() -> None:
+    from tlt_pipe.datasets.command import convert
+
+    main.add_command(convert)
+
+
+_register_optional_commands()

@@ -1,0 +1,72 @@
+"""Content fingerprints of files and folders, cheap on re-runs.
+
+A file's sha256 is remembered with its size and mtime, so an unchanged file is not read again.
+A folder's fingerprint covers every file's relative path, size and mtime (no content reads):
+datasets and results folders hold thousands of files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+_CHUNK = 1 << 20
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def stat_key(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
+
+
+def tree_fingerprint(root: Path) -> str:
+    """sha256 over (relative path, size, mtime_ns) of every file below root, in sorted order."""
+    digest = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            full = Path(dirpath) / name
+            st = full.stat()
+            rel = full.relative_to(root).as_posix()
+            digest.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def path_fingerprint(path: Path, cache: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """{path, kind, size, mtime_ns, sha256} for a file (hash reused from cache when size and mtime match),
+    {path, kind, tree} for a folder, {path, kind: missing} otherwise."""
+    key = str(path)
+    if path.is_file():
+        size, mtime = stat_key(path)
+        old = (cache or {}).get(key)
+        if old and old.get("size") == size and old.get("mtime_ns") == mtime and old.get("sha256"):
+            digest = old["sha256"]
+        else:
+            digest = sha256_file(path)
+        return {"path": key, "kind": "file", "size": size, "mtime_ns": mtime, "sha256": digest}
+    if path.is_dir():
+        return {"path": key, "kind": "dir", "tree": tree_fingerprint(path)}
+    return {"path": key, "kind": "missing"}
+
+
+def digest_of(parts: Mapping[str, Any]) -> str:
+    """A stable sha256 of a JSON-able mapping."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def short(value: Any) -> str:
+    """The comparable essence of a recorded fingerprint part (a hash or the value itself)."""
+    if isinstance(value, Mapping):
+        return value.get("sha256") or value.get("tree") or value.get("kind", "")
+    return str(value)

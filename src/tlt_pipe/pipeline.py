@@ -1,0 +1,394 @@
+"""Planning (what runs, what is skipped and why) and execution of a run.
+
+    Config --plan--> [Step] --for each step--> render specs -> Task -> Runner -> collect -> Manifest
+
+Planning is pure given the manifest and the files on disk; execution is the imperative shell.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from tlt_pipe import __version__
+from tlt_pipe.config import Config, dump_resolved
+from tlt_pipe.errors import ConfigError, Interrupted, StageFailed, TltPipeError
+from tlt_pipe.fingerprint import digest_of, path_fingerprint, short
+from tlt_pipe.manifest import Manifest, StageRecord, load_manifest, now, save_manifest, write_atomic
+from tlt_pipe.networks import get_network
+from tlt_pipe.runlock import RunLock
+from tlt_pipe.runners.base import Runner
+from tlt_pipe.secrets import redact, redact_argv
+from tlt_pipe.stages import Context, Stage, StagePlan
+from tlt_pipe.stages import engine, evaluate, export, inference, prepare, prune, tfrecords, train
+from tlt_pipe.task import Task
+from tlt_pipe.toolkits import get_toolkit
+from tlt_pipe.workspace import Workspace
+
+STAGES: tuple[Stage, ...] = (
+    prepare.STAGE, tfrecords.STAGE, train.TRAIN, evaluate.EVALUATE, prune.STAGE, train.RETRAIN,
+    evaluate.EVALUATE_RETRAIN, export.STAGE, engine.STAGE, inference.STAGE,
+)
+STAGE_NAMES = tuple(s.name for s in STAGES)
+
+
+class Terminated(BaseException):
+    """Raised in the main thread when tltpipe receives SIGTERM."""
+
+
+class Events(Protocol):
+    """What a run tells its user interface. Every method must be cheap and must not raise."""
+
+    def plan(self, run_dir: Path, steps: list["Step"]) -> None: ...
+    def stage_skipped(self, step: "Step") -> None: ...
+    def stage_started(self, step: "Step", log_path: Path) -> None: ...
+    def line(self, stage: str, text: str) -> None: ...
+    def stage_finished(self, stage: str, record: StageRecord) -> None: ...
+
+
+@dataclass(frozen=True)
+class Step:
+    """One stage as planned: run it or skip it, and why."""
+
+    name: str
+    action: Literal["run", "skip"]
+    reason: str
+    plan: StagePlan
+    parts: Mapping[str, Any] = field(default_factory=dict)  # fingerprint parts
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+
+    @property
+    def argv(self) -> list[str]:
+        return redact_argv(self.plan.argv, self.secrets)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"stage": self.name, "action": self.action, "reason": self.reason,
+                "image": self.plan.image, "argv": self.argv}
+
+
+@dataclass(frozen=True)
+class Selection:
+    from_stage: str | None = None
+    to_stage: str | None = None
+    force: bool = False
+
+    def names(self) -> list[str]:
+        for value in (self.from_stage, self.to_stage):
+            if value is not None and value not in STAGE_NAMES:
+                raise ConfigError(f"unknown stage {value!r}; stages: {', '.join(STAGE_NAMES)}")
+        start = STAGE_NAMES.index(self.from_stage) if self.from_stage else 0
+        end = STAGE_NAMES.index(self.to_stage) if self.to_stage else len(STAGE_NAMES) - 1
+        if start > end:
+            raise ConfigError(f"--from {self.from_stage} comes after --to {self.to_stage}")
+        return list(STAGE_NAMES[start:end + 1])
+
+
+# --- planning (pure given the manifest and the disk) -------------------------------------------
+
+def build_context(config: Config, run_dir: Path, manifest: Manifest | None, key: str | None) -> Context:
+    toolkit = get_toolkit(config.toolkit)
+    inputs = []
+    if config.model.pretrained:
+        inputs.append(("pretrained", config.model.pretrained))
+    if config.inference.images:
+        inputs.append(("images", config.inference.images))
+    done = {n: r for n, r in (manifest.stages.items() if manifest else []) if r.status == "succeeded"}
+    return Context(
+        config=config, toolkit=toolkit, network=get_network(config.network, toolkit.version),
+        workspace=Workspace(run_dir=run_dir, inputs=tuple(inputs)), key=key,
+        artifacts={n: r.artifacts for n, r in done.items()}, metrics={n: r.metrics for n, r in done.items()},
+    )
+
+
+def _is_placeholder(path: str) -> bool:
+    return path.startswith("<")
+
+
+def fingerprint_parts(stage: Stage, plan: StagePlan, ctx: Context, manifest: Manifest | None) -> dict[str, Any]:
+    """Everything whose change means the stage must run again."""
+    old = manifest.stages.get(stage.name) if manifest else None
+    cache = {v["path"]: v for v in (old.inputs.values() if old else []) if isinstance(v, dict) and "path" in v}
+    parts: dict[str, Any] = {
+        "image": plan.image or "host",
+        "argv": " ".join(redact_argv(plan.argv, [ctx.key] if ctx.key else [])),
+        "params": digest_of(plan.params),
+    }
+    for path, text in plan.specs.items():
+        parts[f"spec:{path}"] = digest_of({"text": text})
+    for path in plan.inputs:
+        parts[f"input:{path}"] = path_fingerprint(Path(path), cache)
+    for rel in plan.run_inputs:
+        parts[f"run:{rel}"] = "pending" if _is_placeholder(rel) else path_fingerprint(ctx.workspace.host(rel), cache)
+    for need in stage.needs:
+        record = manifest.stages.get(need) if manifest else None
+        parts[f"upstream:{need}"] = record.fingerprint if record else None
+    return parts
+
+
+def _changed(parts: Mapping[str, Any], old: Mapping[str, Any]) -> list[str]:
+    keys = sorted(set(parts) | set(old))
+    return [k for k in keys if short(parts.get(k)) != short(old.get(k))]
+
+
+def _outputs_changed(record: StageRecord) -> str | None:
+    for out in record.outputs:
+        now_fp = path_fingerprint(Path(out["path"]), {out["path"]: out})
+        if now_fp["kind"] == "missing":
+            return f"output {out['path']} is missing"
+        if short(now_fp) != short(out):
+            return f"output {out['path']} changed since it was written"
+    return None
+
+
+def decide(stage: Stage, parts: Mapping[str, Any], record: StageRecord | None, *, force: bool,
+           upstream_will_run: str | None) -> tuple[Literal["run", "skip"], str]:
+    if force:
+        return "run", "forced (--force)"
+    if upstream_will_run:
+        return "run", f"after {upstream_will_run} runs"
+    if record is None or record.status == "pending":
+        return "run", "has not run yet"
+    if record.status != "succeeded":
+        return "run", f"last attempt {record.status}"
+    changed = _changed(parts, record.inputs)
+    if changed:
+        return "run", "changed: " + ", ".join(k.replace(":", " ", 1) for k in changed[:4])
+    missing = _outputs_changed(record)
+    if missing:
+        return "run", missing
+    return "skip", f"up to date (inputs and outputs unchanged since {record.ended})"
+
+
+# --- execution ----------------------------------------------------------------------------------
+
+class Pipeline:
+    def __init__(self, config: Config, run_dir: Path, *, key: str | None, events: Events,
+                 runner_factory: Callable[[], Runner] | None = None, config_source: str = "config"):
+        self.config = config
+        self.run_dir = run_dir.resolve()
+        self.key = key
+        self.events = events
+        self._runner_factory = runner_factory
+        self._runner: Runner | None = None
+        self.source = config_source
+
+    # planning -----------------------------------------------------------------
+    def plan(self, selection: Selection, manifest: Manifest | None) -> list[Step]:
+        """The steps of the selection; stages already planned to run make their dependents run too."""
+        names = selection.names()
+        steps: list[Step] = []
+        will_run: set[str] = set()
+        for stage in STAGES:
+            if stage.name not in names:
+                continue
+            ctx = build_context(self.config, self.run_dir, manifest, self.key)
+            plan = stage.plan(ctx)
+            parts = fingerprint_parts(stage, plan, ctx, manifest)
+            upstream = next((n for n in stage.needs if n in will_run), None)
+            record = manifest.stages.get(stage.name) if manifest else None
+            action, reason = decide(stage, parts, record, force=selection.force, upstream_will_run=upstream)
+            if action == "run":
+                will_run.add(stage.name)
+            steps.append(Step(stage.name, action, reason, plan, parts, (self.key,) if self.key else ()))
+        return steps
+
+    def _check_upstream(self, selection: Selection, manifest: Manifest | None) -> None:
+        names = selection.names()
+        for stage in STAGES:
+            if stage.name not in names:
+                continue
+            for need in stage.needs:
+                if need in names:
+                    continue
+                record = manifest.stages.get(need) if manifest else None
+                if record is None or record.status != "succeeded":
+                    state = record.status if record else "never ran"
+                    raise ConfigError(f"stage {stage.name} needs {need}, which has not succeeded in {self.run_dir} "
+                                      f"({state}); run it first (tltpipe stage {need} ...)")
+
+    def _check_inputs(self) -> None:
+        cfg = self.config
+        checks = [("dataset.path", cfg.dataset.path), ("dataset.names", cfg.dataset.names),
+                  ("model.pretrained", cfg.model.pretrained), ("inference.images", cfg.inference.images)]
+        for field_name, path in checks:
+            if path is not None and not Path(path).exists():
+                raise ConfigError(f"{self.source}: {field_name}: {path} does not exist")
+        toolkit = get_toolkit(cfg.toolkit)
+        if toolkit.key_required and not self.key:
+            raise ConfigError(f"TLTPIPE_KEY is not set: toolkit {toolkit.version} encrypts models with a key; "
+                              "export TLTPIPE_KEY=<key> (the key of your pretrained model, or a new one)")
+
+    def dry_run(self, selection: Selection) -> list[Step]:
+        manifest = load_manifest(self.run_dir) if not selection.force else None
+        return self.plan(selection, manifest)
+
+    # running ------------------------------------------------------------------
+    def run(self, selection: Selection) -> Manifest:
+        self._check_inputs()
+        with RunLock(self.run_dir):
+            manifest = self._open_manifest(selection)
+            self._check_upstream(selection, manifest)
+            steps = self.plan(selection, manifest)  # renders and checks every spec before any container starts
+            self.events.plan(self.run_dir, steps)
+            write_atomic(self.run_dir / "config.yaml", dump_resolved(self.config))
+            for name in [s.name for s in steps]:
+                manifest = load_manifest(self.run_dir) or manifest
+                step = self._replan(name, manifest, selection)
+                if step.action == "skip":
+                    self.events.stage_skipped(step)
+                    continue
+                self._execute(step, manifest)
+            return manifest
+
+    def _open_manifest(self, selection: Selection) -> Manifest:
+        try:
+            manifest = load_manifest(self.run_dir)
+        except ConfigError:
+            if not selection.force:
+                raise
+            manifest = None  # --force rebuilds a damaged manifest
+        if manifest is None:
+            manifest = Manifest(tltpipe=__version__, name=self.config.name, network=self.config.network,
+                                toolkit=self.config.toolkit)
+            save_manifest(self.run_dir, manifest)
+        return manifest
+
+    def _replan(self, name: str, manifest: Manifest, selection: Selection) -> Step:
+        """Plan a stage again now that the stages before it have run (their artifacts are known).
+
+        The fingerprint holds the upstream fingerprints, so a stage after one that ran again runs too."""
+        stage = next(s for s in STAGES if s.name == name)
+        ctx = build_context(self.config, self.run_dir, manifest, self.key)
+        plan = stage.plan(ctx)
+        parts = fingerprint_parts(stage, plan, ctx, manifest)
+        action, reason = decide(stage, parts, manifest.stages.get(name), force=selection.force, upstream_will_run=None)
+        return Step(name, action, reason, plan, parts, (self.key,) if self.key else ())
+
+    @property
+    def runner(self) -> Runner:
+        if self._runner is None:
+            if self._runner_factory is None:
+                raise ConfigError("no runner configured")
+            self._runner = self._runner_factory()
+        return self._runner
+
+    def _execute(self, step: Step, manifest: Manifest) -> None:
+        stage = next(s for s in STAGES if s.name == step.name)
+        ctx = build_context(self.config, self.run_dir, manifest, self.key)
+        plan = step.plan
+        log_path = self.run_dir / "logs" / f"{step.name}.log"
+        record = StageRecord(status="running", reason=step.reason, started=now(), image=plan.image,
+                             argv=step.argv, inputs=dict(step.parts),
+                             log=str(log_path.relative_to(self.run_dir)),
+                             fingerprint=digest_of(step.parts))
+        manifest.stages[step.name] = record
+        self._invalidate_dependents(step.name, manifest)
+        save_manifest(self.run_dir, manifest)
+        self.events.stage_started(step, log_path)
+        started = time.monotonic()
+        secrets = [self.key] if self.key else []
+        try:
+            self._prepare_files(plan, record, log_path)
+            if stage.run_on_host is not None:
+                self._run_host(stage, ctx, plan, log_path, secrets)
+                record.exit_code = 0
+            else:
+                self._run_container(step, plan, record, log_path)
+            if record.exit_code != 0:
+                raise StageFailed(f"stage {step.name} failed with exit code {record.exit_code}; "
+                                  f"see {log_path}")
+            log_text = log_path.read_text(encoding="utf-8", errors="replace") if log_path.exists() else ""
+            try:
+                outcome = stage.collect(ctx, plan, log_text)
+            except (ValueError, OSError) as exc:
+                raise StageFailed(f"stage {step.name}: {redact(str(exc), secrets)}") from None
+            missing = [o for o in plan.outputs if not ctx.workspace.host(o).exists()]
+            if missing:
+                raise StageFailed(f"stage {step.name} exited 0 but did not write {', '.join(missing)}")
+            record.metrics = dict(outcome.metrics)
+            record.artifacts = dict(outcome.artifacts)
+            record.outputs = [path_fingerprint(ctx.workspace.host(o)) for o in plan.outputs]
+            record.status = "succeeded"
+        except (KeyboardInterrupt, Terminated) as exc:
+            code = 143 if isinstance(exc, Terminated) else 130
+            self._finish(record, "interrupted", started, manifest, step.name, error="interrupted")
+            raise Interrupted(f"interrupted during {step.name}; resume with the same command", code) from None
+        except TltPipeError as exc:
+            self._finish(record, "failed", started, manifest, step.name, error=str(exc))
+            raise
+        except BaseException as exc:
+            self._finish(record, "failed", started, manifest, step.name, error=redact(repr(exc), secrets))
+            raise
+        self._finish(record, "succeeded", started, manifest, step.name)
+
+    def _finish(self, record: StageRecord, status: str, started: float, manifest: Manifest, name: str,
+                error: str | None = None) -> None:
+        record.status = status  # type: ignore[assignment]
+        record.ended = now()
+        record.duration_s = round(time.monotonic() - started, 3)
+        record.error = error
+        save_manifest(self.run_dir, manifest)
+        self.events.stage_finished(name, record)
+
+    def _invalidate_dependents(self, name: str, manifest: Manifest) -> None:
+        stale = {name}
+        for stage in STAGES:
+            if any(n in stale for n in stage.needs):
+                stale.add(stage.name)
+                old = manifest.stages.get(stage.name)
+                if old is not None and old.status == "succeeded":
+                    old.status = "pending"
+                    old.reason = f"{name} ran again"
+
+    def _prepare_files(self, plan: StagePlan, record: StageRecord, log_path: Path) -> None:
+        for rel in plan.clean:
+            target = self.run_dir / rel
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+            target.mkdir(parents=True, exist_ok=True)
+        for rel in plan.outputs:
+            (self.run_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+        for rel, text in plan.specs.items():
+            write_atomic(self.run_dir / rel, text)
+        record.specs = [{"path": rel, "sha256": path_fingerprint(self.run_dir / rel)["sha256"]} for rel in plan.specs]
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path.write_text("", encoding="utf-8")
+
+    def _run_host(self, stage: Stage, ctx: Context, plan: StagePlan, log_path: Path, secrets: list[str]) -> None:
+        with open(log_path, "a", encoding="utf-8") as log:
+            def emit(text: str) -> None:
+                text = redact(text, secrets)
+                log.write(text + "\n")
+                log.flush()
+                self.events.line(stage.name, text)
+
+            stage.run_on_host(ctx, plan, emit)
+
+    def _run_container(self, step: Step, plan: StagePlan, record: StageRecord, log_path: Path) -> None:
+        ws = build_context(self.config, self.run_dir, None, self.key).workspace
+        env = tuple(sorted(self.config.docker.env.items())) + plan.env
+        task = Task(image=plan.image or "", argv=plan.argv, mounts=ws.mounts(), env=env, workdir=None,
+                    secrets=(self.key,) if self.key else ())
+        runner = self.runner
+        ensure = getattr(runner, "ensure_image", None)
+        if ensure is not None:
+            ensure(task.image, on_line=lambda text: self.events.line(step.name, text))
+        labels = {"tltpipe.run": str(self.run_dir), "tltpipe.stage": step.name, "tltpipe.name": self.config.name}
+        result = runner.run(task, log_path=log_path, labels=labels,
+                            on_line=lambda text: self.events.line(step.name, text))
+        record.image_id = result.image_id
+        record.exit_code = result.exit_code
+        if result.oom_killed:
+            record.error = "the container ran out of memory (OOMKilled)"
+
+
+def run_pipeline(config: Config, run_dir: Path, *, key: str | None, events: Events,
+                 runner_factory: Callable[[], Runner], selection: Selection = Selection()) -> Manifest:
+    """The public entry point: run (or skip) every selected stage of config in run_dir."""
+    return Pipeline(config, run_dir, key=key, events=events, runner_factory=runner_factory).run(selection)

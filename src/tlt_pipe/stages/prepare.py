@@ -1,0 +1,71 @@
+"""prepare: convert the raw dataset into KITTI train/ and val/ trees inside the run directory (host side)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from tlt_pipe.stages import Context, Outcome, Stage, StagePlan
+
+OUTPUT = "data/kitti"
+
+
+def _options(ctx: Context):
+    from tlt_pipe.datasets import ConvertOptions
+
+    ds = ctx.config.dataset
+    resize = tuple(int(v) for v in ds.resize.split("x")) if ds.resize else None
+    return ConvertOptions(
+        classes=dict(ds.classes) if ds.classes is not None else None,
+        resize=resize,
+        resize_mode=ds.resize_mode,
+        val_split=ds.val_split,
+        seed=ds.seed,
+        subsets=list(ds.subsets) if ds.subsets else None,
+        names_file=ds.names,
+    )
+
+
+def plan(ctx: Context) -> StagePlan:
+    ds = ctx.config.dataset
+    inputs = [ds.path] + ([ds.names] if ds.names else [])
+    return StagePlan(
+        inputs=tuple(inputs),
+        outputs=(OUTPUT,),
+        params={"dataset": ds.model_dump(mode="json", exclude={"path", "names"})},
+    )
+
+
+def run_on_host(ctx: Context, plan_: StagePlan, log: Callable[[str], None]) -> None:
+    from tlt_pipe.datasets import convert
+
+    ds = ctx.config.dataset
+    last = [-1]
+
+    def progress(done: int, total: int | None) -> None:
+        step = max(1, (total or 1000) // 10)
+        if done // step != last[0]:
+            last[0] = done // step
+            log(f"converted {done}/{total if total is not None else '?'} images")
+
+    report = convert(ds.format, ds.path, ctx.workspace.host(OUTPUT), _options(ctx), on_progress=progress)
+    for line in report.summary_lines():
+        log(line)
+
+
+def collect(ctx: Context, plan_: StagePlan, log_text: str) -> Outcome:
+    report = json.loads(ctx.workspace.host(f"{OUTPUT}/report.json").read_text(encoding="utf-8"))
+    classes = sorted(report.get("objects_per_class", {}))
+    metrics = {k: report.get(k) for k in ("images", "train_images", "val_images", "objects_per_class")}
+    return Outcome(
+        metrics=metrics,
+        artifacts={
+            "root": OUTPUT,
+            "classes": classes,
+            "image_extension": report.get("image_extension") or ".jpg",
+        },
+    )
+
+
+STAGE = Stage(name="prepare", needs=(), plan=plan, collect=collect, run_on_host=run_on_host,
+              description="convert the dataset to KITTI train/val")

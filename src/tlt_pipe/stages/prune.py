@@ -1,0 +1,34 @@
+"""prune: `<net> prune` on the selected trained checkpoint."""
+
+from __future__ import annotations
+
+from tlt_pipe import parsers
+from tlt_pipe.stages import Context, Outcome, Stage, StagePlan
+
+DIR = "prune"
+
+
+def plan(ctx: Context) -> StagePlan:
+    cfg = ctx.config.prune
+    model = ctx.artifact("train", "model")
+    output = f"{DIR}/{ctx.network.checkpoint_prefix}_pruned.{ctx.toolkit.checkpoint_ext}"
+    argv = [*ctx.command("prune"), "-m", ctx.container(model), "-o", ctx.container(output), *ctx.key_args(),
+            "-eq", cfg.equalization, "-pth", repr(cfg.threshold)]
+    if cfg.norm:
+        argv += ["-n", cfg.norm]
+    if cfg.granularity:
+        argv += ["-pg", str(cfg.granularity)]
+    if cfg.min_filters:
+        argv += ["-nf", str(cfg.min_filters)]
+    if cfg.excluded_layers:
+        argv += ["-el", *cfg.excluded_layers]
+    return StagePlan(image=ctx.image, argv=tuple(argv), run_inputs=(model,), outputs=(output,), clean=(DIR,),
+                     params={"output": output})
+
+
+def collect(ctx: Context, plan_: StagePlan, log_text: str) -> Outcome:
+    ratio = parsers.parse_prune_ratio(log_text)
+    return Outcome(metrics={"pruning_ratio": ratio}, artifacts={"model": plan_.params["output"]})
+
+
+STAGE = Stage(name="prune", needs=("train",), plan=plan, collect=collect, description="prune the trained model")
