@@ -58,6 +58,8 @@ def _run_options(func):
         click.option("--json", "as_json", is_flag=True, help="With --dry-run: one JSON object per stage."),
         click.option("--plain", is_flag=True, help="No colours or terminal control codes."),
         click.option("--quiet", is_flag=True, help="Hide container output (it is always in logs/<stage>.log)."),
+        click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+                     help="Override a config key, e.g. --set docker.gpus=0 (repeatable)."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -70,25 +72,25 @@ def _run_options(func):
 @click.option("--from", "from_stage", type=click.Choice(STAGE_NAMES), default=None, help="First stage to run.")
 @click.option("--to", "to_stage", type=click.Choice(STAGE_NAMES), default=None, help="Last stage to run.")
 def run(network: str, config_path: Path, run_dir: Path | None, force: bool, dry_run: bool, as_json: bool,
-        plain: bool, quiet: bool, from_stage: str | None, to_stage: str | None) -> None:
+        plain: bool, quiet: bool, sets: tuple[str, ...], from_stage: str | None, to_stage: str | None) -> None:
     """Run the whole pipeline (or --from/--to a part of it); up-to-date stages are skipped."""
     _execute(network, config_path, run_dir, Selection(from_stage, to_stage, force),
-             dry_run=dry_run, as_json=as_json, plain=plain, quiet=quiet)
+             dry_run=dry_run, as_json=as_json, plain=plain, quiet=quiet, sets=sets)
 
 
 @main.command()
 @click.argument("stage_name", metavar="STAGE", type=click.Choice(STAGE_NAMES))
 @_run_options
 def stage(stage_name: str, config_path: Path, run_dir: Path | None, force: bool, dry_run: bool, as_json: bool,
-          plain: bool, quiet: bool) -> None:
+          plain: bool, quiet: bool, sets: tuple[str, ...]) -> None:
     """Run one stage; its inputs come from the run directory's manifest (for CI jobs)."""
     _execute(None, config_path, run_dir, Selection(stage_name, stage_name, force),
-             dry_run=dry_run, as_json=as_json, plain=plain, quiet=quiet)
+             dry_run=dry_run, as_json=as_json, plain=plain, quiet=quiet, sets=sets)
 
 
 def _execute(network: str | None, config_path: Path, run_dir: Path | None, selection: Selection, *,
-             dry_run: bool, as_json: bool, plain: bool, quiet: bool) -> None:
-    config = load_config(config_path, network=network)
+             dry_run: bool, as_json: bool, plain: bool, quiet: bool, sets: tuple[str, ...]) -> None:
+    config = load_config(config_path, network=network, sets=sets)
     run_dir = run_dir or config.run_dir or Path("runs") / config.name
     console = make_console(plain=plain or as_json)
     pipeline = Pipeline(config, run_dir, key=read_key(), events=ConsoleEvents(console, quiet_output=quiet),

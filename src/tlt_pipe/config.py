@@ -193,8 +193,10 @@ class Config(_Model):
 _PATH_FIELDS = (("dataset", "path"), ("dataset", "names"), ("model", "pretrained"), ("inference", "images"), ("run_dir",))
 
 
-def load_config(path: Path, *, network: str | None = None) -> Config:
-    """Read, validate and resolve a config file. Relative paths are relative to the file's folder."""
+def load_config(path: Path, *, network: str | None = None, sets: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read, validate and resolve a config file. Relative paths are relative to the file's folder.
+
+    sets are command-line overrides `dotted.key=value` (the value is read as YAML)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -202,10 +204,11 @@ def load_config(path: Path, *, network: str | None = None) -> Config:
         raise ConfigError(f"{path}: no such config file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
-    return parse_config(text, source=str(path), base_dir=path.parent.resolve(), network=network)
+    return parse_config(text, source=str(path), base_dir=path.parent.resolve(), network=network, sets=sets)
 
 
-def parse_config(text: str, *, source: str, base_dir: Path, network: str | None = None) -> Config:
+def parse_config(text: str, *, source: str, base_dir: Path, network: str | None = None,
+                 sets: list[str] | tuple[str, ...] = ()) -> Config:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -220,10 +223,11 @@ def parse_config(text: str, *, source: str, base_dir: Path, network: str | None 
             line = _line_of(node, ("network",))
             raise ConfigError(f"{source}:{line}: network: the config says {data['network']!r} but the command asks for {network!r}")
         data.setdefault("network", network)
+    set_keys = _apply_sets(data, sets)
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_validation_error(exc, node, source)) from None
+        raise ConfigError(_format_validation_error(exc, node, source, set_keys)) from None
     return _resolve_paths(config, base_dir)
 
 
@@ -246,11 +250,38 @@ def _resolve_paths(config: Config, base_dir: Path) -> Config:
     return config.model_copy(update=updates)
 
 
-def _format_validation_error(exc: ValidationError, node: yaml.Node | None, source: str) -> str:
+def _apply_sets(data: dict, sets: list[str] | tuple[str, ...]) -> dict[tuple[str, ...], str]:
+    """Apply `a.b.c=value` overrides in place; returns {key path: the option as written}."""
+    applied: dict[tuple[str, ...], str] = {}
+    for item in sets:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item}: expected KEY=VALUE, e.g. docker.gpus=0")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {item}: the value is not valid YAML") from None
+        parts = tuple(key.strip().split("."))
+        target = data
+        for part in parts[:-1]:
+            child = target.get(part)
+            if child is None:
+                child = target[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {item}: {part} is not a mapping")
+            target = child
+        target[parts[-1]] = value
+        applied[parts] = item
+    return applied
+
+
+def _format_validation_error(exc: ValidationError, node: yaml.Node | None, source: str,
+                             set_keys: dict[tuple[str, ...], str] | None = None) -> str:
     err = exc.errors()[0]
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
     field = ".".join(str(p) for p in loc) or "(top level)"
-    line = _line_of(node, loc)
+    where = next((f"--set {opt}" for keys, opt in (set_keys or {}).items() if loc[:len(keys)] == keys), None)
+    where = where or f"{source}:{_line_of(node, loc)}"
     message = err["msg"]
     if err["type"] == "extra_forbidden":
         message = "unknown key (check the spelling; `tltpipe init` writes every key)"
@@ -259,7 +290,7 @@ def _format_validation_error(exc: ValidationError, node: yaml.Node | None, sourc
     elif err["type"] == "literal_error":
         message = f"{message}, got {err.get('input')!r}"
     more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-    return f"{source}:{line}: {field}: {message}{more}"
+    return f"{where}: {field}: {message}{more}"
 
 
 def _line_of(node: yaml.Node | None, loc: tuple) -> int:

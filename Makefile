@@ -1,0 +1,39 @@
+# tltpipe: developer and demo entry points.
+PYTHON ?= python3
+EMULATOR_TF ?= tltpipe-emulator:tf-5.0
+EMULATOR_DEPLOY ?= tltpipe-emulator:deploy-5.0
+
+.PHONY: install docker emulator sample demo test unit bench clean
+
+install:
+	$(PYTHON) -m pip install -q -e '.[test]'
+
+docker:
+	./scripts/ensure-docker.sh
+
+emulator: docker install
+	$(PYTHON) tests/emulator/build.py
+
+sample: install
+	$(PYTHON) examples/make_sample.py
+
+# The main job on the bundled sample. Without the real TAO images (no GPU, no nvcr.io) it runs
+# against the emulator images: same commands, files and logs, simulated metrics.
+demo: emulator sample
+	@echo "*** tltpipe demo: the containers are the tltpipe TAO EMULATOR (no GPU); every metric is SIMULATED. ***"
+	@echo "*** On a GPU machine with the real images: tltpipe run ssd --config examples/lpd.yaml             ***"
+	tltpipe run ssd --config examples/lpd.yaml --set docker.gpus=0 \
+		--set docker.image=$(EMULATOR_TF) --set docker.deploy_image=$(EMULATOR_DEPLOY)
+
+test: emulator
+	$(PYTHON) -m pytest -q -p no:cacheprovider
+
+unit: install
+	$(PYTHON) -m pytest -q tests/unit
+
+bench: install
+	$(PYTHON) bench/bench_convert.py --quick
+	$(PYTHON) bench/bench_anchors.py
+
+clean:
+	rm -rf runs examples/data .cache build *.egg-info
