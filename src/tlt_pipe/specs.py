@@ -85,7 +85,7 @@ def apply_overrides(spec, overrides: Mapping[str, Any], *, source: str) -> None:
         try:
             _set_path(spec, path.split("."), value)
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
-            reason = str(exc).strip("'\"") or type(exc).__name__
+            reason = str(exc.args[0]) if exc.args else type(exc).__name__
             raise SpecError(f"{source}.{path}: {reason}") from None
 
 
@@ -94,7 +94,7 @@ def _set_path(message, parts: list[str], value: Any) -> None:
     field = message.DESCRIPTOR.fields_by_name.get(name)
     if field is None:
         raise KeyError(f'{message.DESCRIPTOR.name} has no field named "{name}"')
-    repeated = field.label == FieldDescriptor.LABEL_REPEATED
+    repeated = _is_repeated(field)
     if rest:
         if field.type != FieldDescriptor.TYPE_MESSAGE or repeated:
             raise ValueError(f'"{name}" is not a message field, cannot go into ".{rest[0]}"')
@@ -116,6 +116,12 @@ def _set_path(message, parts: list[str], value: Any) -> None:
         container.extend(_scalar(field, item) for item in (value if isinstance(value, list) else [value]))
     else:
         setattr(message, name, _scalar(field, value))
+
+
+def _is_repeated(field: FieldDescriptor) -> bool:
+    if hasattr(field, "is_repeated"):  # protobuf >= 6 deprecates and then drops .label
+        return bool(field.is_repeated)
+    return field.label == FieldDescriptor.LABEL_REPEATED
 
 
 def _merge_dict(message, data: Mapping[str, Any]) -> None:

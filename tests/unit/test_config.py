@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tlt_pipe.config import NETWORKS, load_config, parse_config
+from tlt_pipe.errors import ConfigError
+from tlt_pipe.starter import starter_config
+
+
+def _error(text: str, **kw) -> str:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, source="lpd.yaml", base_dir=Path("/tmp"), **kw)
+    assert info.value.exit_code == 2
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_unknown_key_names_file_line_and_field():
+    text = "network: ssd\nname: lpd\ndataset:\n  path: x\ntrain:\n  epochs: 3\n  bach_size: 4\n"
+    assert _error(text) == "lpd.yaml:7: train.bach_size: unknown key (check the spelling; `tltpipe init` writes every key)"
+
+
+def test_out_of_range_value_points_at_its_line():
+    text = "network: ssd\nname: lpd\ndataset:\n  path: x\n  val_split: 150\n"
+    assert _error(text).startswith("lpd.yaml:5: dataset.val_split: Input should be less than 100")
+
+
+def test_missing_section_and_wrong_literal():
+    assert _error("network: ssd\nname: lpd\n") == "lpd.yaml:1: dataset: required key is missing"
+    message = _error("network: ssd\nname: lpd\ndataset: {path: x}\nexport: {data_type: fp64}\n")
+    assert message.startswith("lpd.yaml:4: export.data_type:") and "'fp64'" in message
+
+
+def test_invalid_yaml_and_unknown_toolkit():
+    assert _error("network: ssd\nname: [\n").startswith("lpd.yaml:")
+    assert "unknown toolkit version" in _error('network: ssd\nname: a\ntoolkit: "9.9"\ndataset: {path: x}\n')
+
+
+def test_network_on_command_line_must_match():
+    message = _error("network: yolo_v4\nname: a\ndataset: {path: x}\n", network="ssd")
+    assert message.startswith("lpd.yaml:1: network:")
+
+
+def test_toolkit_float_and_aliases_are_normalised():
+    for written, canonical in (("5.0", "5.0"), ('"4"', "4.0"), ("3.21.11", "3.21.11"), ("2.0", "2.0")):
+        config = parse_config(f"network: ssd\nname: a\ntoolkit: {written}\ndataset: {{path: x}}\n",
+                              source="a", base_dir=Path("/tmp"))
+        assert config.toolkit == canonical
+
+
+def test_relative_paths_resolve_against_the_config_folder(tmp_path):
+    path = tmp_path / "sub" / "c.yaml"
+    path.parent.mkdir()
+    path.write_text("network: ssd\nname: a\ndataset: {path: ../data}\nmodel: {pretrained: w.hdf5}\n")
+    config = load_config(path)
+    assert config.dataset.path == (tmp_path / "data").resolve()
+    assert config.model.pretrained == (tmp_path / "sub" / "w.hdf5").resolve()
+
+
+def test_set_overrides_and_their_errors():
+    text = "network: ssd\nname: a\ndataset: {path: x}\n"
+    config = parse_config(text, source="a", base_dir=Path("/tmp"), sets=["docker.gpus=0", "train.epochs=7"])
+    assert config.docker.gpus == 0 and config.train.epochs == 7
+    assert _error(text, sets=["train.epochs=zero"]).startswith("--set train.epochs=zero: train.epochs:")
+    assert _error(text, sets=["oops"]).startswith("--set oops: expected KEY=VALUE")
+
+
+def test_retrain_inherits_train_but_not_the_regularizer():
+    config = parse_config("network: ssd\nname: a\ndataset: {path: x}\ntrain: {epochs: 9, batch_size: 4}\n"
+                          "retrain: {epochs: 5}\n", source="a", base_dir=Path("/tmp"))
+    retrain = config.retrain_resolved
+    assert (retrain.epochs, retrain.batch_size, retrain.regularizer.type) == (5, 4, "NO_REG")
+
+
+def test_missing_file_is_one_line(tmp_path):
+    with pytest.raises(ConfigError, match=r"nope.yaml: no such config file"):
+        load_config(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("toolkit", ["2.0", "3.21.11", "5.0"])
+def test_init_writes_a_valid_commented_config(toolkit):
+    text = starter_config("ssd", toolkit=toolkit)
+    assert text.lstrip().startswith("#")
+    config = parse_config(text, source="init", base_dir=Path("/tmp"))
+    assert config.network == "ssd" and config.toolkit == toolkit
+    assert "TLTPIPE_KEY" in text
+
+
+def test_every_network_name_is_accepted_by_the_schema():
+    for network in NETWORKS:
+        parse_config(f"network: {network}\nname: a\ndataset: {{path: x}}\n", source="a", base_dir=Path("/tmp"))

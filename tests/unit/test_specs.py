@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import pytest
+from google.protobuf import text_format
+
+from tlt_pipe.config import load_config
+from tlt_pipe.errors import SpecError
+from tlt_pipe.networks import get_network
+from tlt_pipe.networks.ssd import check_ssd_spec
+from tlt_pipe.pipeline import build_context
+from tlt_pipe.spec_schema import message_class
+from tlt_pipe.specs import apply_overrides, build_spec, parse_spec, pb_string
+from tlt_pipe.stages import tfrecords, train
+
+TOOLKITS = ["2.0", "3.21.11", "3.22.05", "4.0", "5.0"]
+
+
+def _ctx(write_config, tmp_path, toolkit="5.0", extra=""):
+    config = load_config(write_config(toolkit, extra))
+    return build_context(config, tmp_path / "run", None, key="k3y")
+
+
+def test_pb_string_escapes_quotes_backslashes_and_newlines():
+    assert pb_string('a"b\\c\nd') == '"a\\"b\\\\c\\nd"'
+    message = text_format.Parse(f"key: {pb_string(chr(34) + 'x')} value: {pb_string('plaque')}",
+                                message_class("StringMapEntry")())
+    assert message.key == '"x'
+
+
+def test_class_name_with_a_quote_does_not_break_the_spec(write_config, tmp_path):
+    ctx = _ctx(write_config, tmp_path, extra="")
+    ctx = build_context(ctx.config.model_copy(update={"dataset": ctx.config.dataset.model_copy(
+        update={"classes": {"a": 'we"ird'}})}), tmp_path / "run", None, key=None)
+    text = train.experiment_spec(ctx, ctx.config.train, source="train")
+    spec = parse_spec(text, "SsdExperiment", source="t")
+    assert [m.key for m in spec.dataset_config.target_class_mapping] == ['we"ird']
+
+
+@pytest.mark.parametrize("toolkit", TOOLKITS)
+def test_every_ssd_template_renders_to_a_valid_spec(write_config, tmp_path, toolkit):
+    ctx = _ctx(write_config, tmp_path, toolkit)
+    for plan in (tfrecords.plan(ctx), train.plan_train(ctx), train.plan_retrain(ctx)):
+        for path, text in plan.specs.items():
+            message = "DatasetExportConfig" if "tfrecords" in path else "SsdExperiment"
+            spec = parse_spec(text, message, source=path)
+            if message == "SsdExperiment":
+                assert check_ssd_spec(spec) == []
+
+
+def test_train_and_retrain_specs_carry_the_config(write_config, tmp_path):
+    ctx = _ctx(write_config, tmp_path)
+    spec = parse_spec(train.plan_train(ctx).specs["specs/train.txt"], "SsdExperiment", source="t")
+    assert spec.training_config.num_epochs == 4
+    assert spec.augmentation_config.output_width == 320
+    assert spec.ssd_config.arch == "resnet" and spec.ssd_config.nlayers == 18
+    assert spec.dataset_config.validation_data_sources[0].label_directory_path == "/tltpipe/run/data/kitti/val/labels"
+    retrain = parse_spec(train.plan_retrain(ctx).specs["specs/retrain.txt"], "SsdExperiment", source="r")
+    assert retrain.training_config.num_epochs == 3
+    assert retrain.training_config.regularizer.type == 0  # NO_REG
+
+
+def test_spec_overrides_set_any_field_and_are_checked(write_config, tmp_path):
+    extra = "spec_overrides:\n  experiment: {training_config.n_workers: 3, nms_config.top_k: 50}\n" \
+            "  retrain: {training_config.regularizer: {type: L2, weight: 0.001}}\n"
+    ctx = _ctx(write_config, tmp_path, extra=extra)
+    t = parse_spec(train.plan_train(ctx).specs["specs/train.txt"], "SsdExperiment", source="t")
+    r = parse_spec(train.plan_retrain(ctx).specs["specs/retrain.txt"], "SsdExperiment", source="r")
+    assert (t.training_config.n_workers, t.nms_config.top_k) == (3, 50)
+    assert r.training_config.regularizer.type == 2 and r.training_config.regularizer.weight == pytest.approx(0.001)
+
+
+@pytest.mark.parametrize("overrides, fragment", [
+    ({"training_config.n_wrokers": 3}, 'spec_overrides.train.training_config.n_wrokers: TrainingConfig has no field named "n_wrokers"'),
+    ({"training_config.num_epochs": "ten"}, "spec_overrides.train.training_config.num_epochs: expected an integer"),
+    ({"training_config.regularizer.type": "L3"}, "is not one of NO_REG, L1, L2"),
+    ({"training_config.num_epochs.x": 1}, "is not a message field"),
+])
+def test_bad_overrides_name_the_field(overrides, fragment):
+    spec = message_class("SsdExperiment")()
+    with pytest.raises(SpecError) as info:
+        apply_overrides(spec, overrides, source="spec_overrides.train")
+    assert fragment in str(info.value)
+
+
+def test_unknown_field_in_a_template_is_rejected_before_any_container():
+    with pytest.raises(SpecError, match='has no field named "num_epoch"'):
+        parse_spec("training_config { num_epoch: 3 }", "SsdExperiment", source="train")
+
+
+def test_loader_checks_reject_out_of_range_values(write_config, tmp_path):
+    ctx = _ctx(write_config, tmp_path)
+    with pytest.raises(SpecError, match=r"train: nms_config.confidence_threshold: 1.5 is not in \(0, 1\)"):
+        build_spec("ssd/experiment.txt.j2",
+                   {"network": "ssd", "model": ctx.config.model, "train": ctx.config.train,
+                    "data": tfrecords.data_context(ctx)},
+                   message="SsdExperiment", overrides={"nms_config.confidence_threshold": 1.5},
+                   check=get_network("ssd", "5.0").check_spec, source="train")
