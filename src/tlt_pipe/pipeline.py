@@ -234,6 +234,7 @@ class Pipeline:
             self._check_upstream(selection, manifest)
             steps = self.plan(selection, manifest)  # renders and checks every spec before any container starts
             self.events.plan(self.run_dir, steps)
+            self._ensure_images(steps)
             write_atomic(self.run_dir / "config.yaml", dump_resolved(self.config))
             for name in [s.name for s in steps]:
                 manifest = load_manifest(self.run_dir) or manifest
@@ -243,6 +244,14 @@ class Pipeline:
                     continue
                 self._execute(step, manifest)
             return manifest
+
+    def _ensure_images(self, steps: list[Step]) -> None:
+        """Every image the run will use, present (or pulled) before the first stage starts: a missing
+        deploy image or an unreachable Docker engine is reported now, not after hours of training."""
+        images = dict.fromkeys(s.plan.image for s in steps if s.action == "run" and s.plan.image)
+        ensure = getattr(self.runner, "ensure_image", None) if images else None
+        for image in images if ensure else ():
+            ensure(image, on_line=lambda text: self.events.line("images", text))
 
     def _open_manifest(self, selection: Selection) -> Manifest:
         try:
@@ -376,9 +385,6 @@ class Pipeline:
         task = Task(image=plan.image or "", argv=plan.argv, mounts=ws.mounts(), env=env, workdir=None,
                     secrets=(self.key,) if self.key else ())
         runner = self.runner
-        ensure = getattr(runner, "ensure_image", None)
-        if ensure is not None:
-            ensure(task.image, on_line=lambda text: self.events.line(step.name, text))
         labels = {"tltpipe.run": str(self.run_dir), "tltpipe.stage": step.name, "tltpipe.name": self.config.name}
         result = runner.run(task, log_path=log_path, labels=labels,
                             on_line=lambda text: self.events.line(step.name, text))

@@ -1,0 +1,190 @@
+"""The whole SSD chain through the real CLI, the real Docker engine and the emulator images."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tlt_pipe.datasets.sample import sample_crpd
+
+pytestmark = pytest.mark.docker
+
+KEY = "tlt-Secr3t-k3y-for-tests"
+STAGES = ["prepare", "tfrecords", "train", "evaluate", "prune", "retrain", "evaluate_retrain", "export",
+          "engine", "inference"]
+
+CONFIG = """\
+network: ssd
+toolkit: "{toolkit}"
+name: lpd
+dataset: {{format: crpd, path: crpd, classes: {{plate: lpd}}, val_split: 25}}
+model: {{arch: resnet, nlayers: 18, input_width: 320, input_height: 320, pretrained: resnet_18.hdf5}}
+train: {{epochs: 6, batch_size: 4, validation_period: 2}}
+prune: {{threshold: 0.1, equalization: intersection}}
+retrain: {{epochs: 4}}
+inference: {{threshold: 0.4}}
+docker: {{gpus: 0, shm_size: 1G, image: "{image}", deploy_image: {deploy}, env: {env}}}
+"""
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("sample")
+    sample_crpd(root / "crpd", 24, 0)
+    (root / "resnet_18.hdf5").write_bytes(b"\x89HDF\r\n\x1a\nstand-in weights")
+    return root
+
+
+def write_config(folder: Path, images: dict, toolkit: str, env: dict | None = None, extra: str = "") -> Path:
+    deploy = json.dumps(images[toolkit]["deploy_image"]) if images[toolkit]["deploy_image"] else "null"
+    text = CONFIG.format(toolkit=toolkit, image=images[toolkit]["image"], deploy=deploy, env=json.dumps(env or {}))
+    path = folder / f"lpd-{toolkit}.yaml"
+    path.write_text(text + extra, encoding="utf-8")
+    return path
+
+
+def tltpipe(*args: str, cwd: Path, key: str | None = KEY, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "TLTPIPE_KEY"}
+    if key:
+        env["TLTPIPE_KEY"] = key
+    env["NO_COLOR"] = "1"
+    return subprocess.run([sys.executable, "-m", "tlt_pipe", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def manifest(run_dir: Path) -> dict:
+    return json.loads((run_dir / "manifest.json").read_text())
+
+
+def containers_labelled(run_dir: Path) -> list[str]:
+    out = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=tltpipe.run={run_dir}"],
+                         capture_output=True, text=True, check=True).stdout
+    return out.split()
+
+
+def assert_no_secret(run_dir: Path, *texts: str) -> None:
+    for text in texts:
+        assert KEY not in text
+    for path in run_dir.rglob("*"):
+        if path.is_file():
+            assert KEY.encode() not in path.read_bytes(), f"the key leaked into {path}"
+
+
+@pytest.mark.parametrize("toolkit, model_ext, export_ext", [("5.0", "hdf5", "onnx"), ("3.21.11", "tlt", "etlt")])
+def test_full_chain_then_skip_then_change(emulator_images, sample, tmp_path, toolkit, model_ext, export_ext):
+    config = write_config(sample, emulator_images, toolkit)
+    run_dir = tmp_path / "runs" / "lpd"
+    first = tltpipe("run", "ssd", "--config", str(config), "--run-dir", str(run_dir), cwd=tmp_path)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+
+    record = manifest(run_dir)
+    assert list(record["stages"]) == STAGES
+    for name, stage in record["stages"].items():
+        assert stage["status"] == "succeeded", (name, stage)
+        assert stage["exit_code"] == 0 and (run_dir / stage["log"]).is_file()
+        for output in stage["outputs"]:
+            assert Path(output["path"]).exists()
+    train = record["stages"]["train"]
+    assert train["image"] == emulator_images[toolkit]["image"] and train["image_id"].startswith("sha256:")
+    assert "***" in train["argv"] and train["argv"][:2] == ["ssd", "train"]
+    assert [s["path"] for s in train["specs"]] == ["specs/train.txt"]
+    assert 1 <= train["metrics"]["best_epoch"] <= 6 and train["metrics"]["selected_by"] == "best mAP"
+    assert train["artifacts"]["model"].endswith(f"_epoch_{train['metrics']['best_epoch']:03d}.{model_ext}")
+    evaluate = record["stages"]["evaluate"]["metrics"]
+    assert 0 < evaluate["mAP"] <= 1 and set(evaluate["ap"]) == {"lpd"}
+    assert 0 < record["stages"]["prune"]["metrics"]["pruning_ratio"] < 1
+    assert record["stages"]["export"]["artifacts"]["model"] == f"export/ssd.{export_ext}"
+    assert (run_dir / "export" / "nvinfer_config.txt").is_file()
+    engine = record["stages"]["engine"]
+    assert (run_dir / engine["metrics"]["engine"]).stat().st_size > 0
+    if toolkit == "5.0":
+        assert engine["image"] == emulator_images["5.0"]["deploy_image"] and "gen_trt_engine" in engine["argv"]
+    else:
+        assert engine["argv"][0] == "converter" and engine["argv"][1:3] == ["-k", "***"]
+    assert record["stages"]["inference"]["metrics"]["images"] > 0
+    owner = (run_dir / "train").stat().st_uid
+    assert owner == os.getuid()
+    assert containers_labelled(run_dir) == []
+    assert_no_secret(run_dir, first.stdout, first.stderr)
+
+    again = tltpipe("run", "ssd", "--config", str(config), "--run-dir", str(run_dir), cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    for name in STAGES:
+        assert f"- {name}: skipped, up to date" in again.stdout
+        assert f"> {name} (" not in again.stdout
+
+    changed = write_config(sample, emulator_images, toolkit, extra="")
+    changed.write_text(changed.read_text().replace("threshold: 0.1", "threshold: 0.3"))
+    third = tltpipe("run", "ssd", "--config", str(changed), "--run-dir", str(run_dir), cwd=tmp_path)
+    assert third.returncode == 0, third.stderr
+    for name in STAGES[:4]:
+        assert f"- {name}: skipped" in third.stdout
+    for name in STAGES[4:]:
+        assert f"> {name}" in third.stdout
+    assert "run  prune             changed: argv" in third.stdout
+
+
+def test_dry_run_json_starts_nothing(emulator_images, sample, tmp_path):
+    config = write_config(sample, emulator_images, "5.0")
+    result = tltpipe("run", "ssd", "--config", str(config), "--dry-run", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["stage"] for line in lines] == STAGES
+    assert all({"stage", "action", "reason", "image", "argv"} <= set(line) for line in lines)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_failing_stage_stops_the_run(emulator_images, sample, tmp_path):
+    config = write_config(sample, emulator_images, "5.0", env={"TAO_EMU_FAIL_AT_EPOCH": "3"})
+    run_dir = tmp_path / "run"
+    result = tltpipe("run", "ssd", "--config", str(config), "--run-dir", str(run_dir), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "stage train failed with exit code 255" in result.stderr
+    assert "Traceback" not in result.stderr
+    stages = manifest(run_dir)["stages"]
+    assert stages["train"]["status"] == "failed" and stages["train"]["exit_code"] == 255
+    assert "evaluate" not in stages
+    assert containers_labelled(run_dir) == []
+
+
+def test_bad_spec_override_fails_before_any_container(emulator_images, sample, tmp_path):
+    config = write_config(sample, emulator_images, "5.0",
+                          extra="spec_overrides:\n  experiment: {training_config.num_epoch: 3}\n")
+    result = tltpipe("run", "ssd", "--config", str(config), "--run-dir", str(tmp_path / "run"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        'tltpipe: error: spec_overrides.train.training_config.num_epoch: TrainingConfig has no field named "num_epoch"']
+
+
+def test_ctrl_c_stops_the_container_and_marks_the_stage(emulator_images, sample, tmp_path):
+    config = write_config(sample, emulator_images, "5.0", env={"TAO_EMU_EPOCH_SECONDS": "5"})
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "NO_COLOR": "1", "TLTPIPE_KEY": KEY}
+    proc = subprocess.Popen([sys.executable, "-m", "tlt_pipe", "run", "ssd", "--config", str(config),
+                             "--run-dir", str(run_dir)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if (run_dir / "manifest.json").exists() and manifest(run_dir)["stages"].get("train", {}).get("status") == "running" \
+                and containers_labelled(run_dir):
+            break
+        time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("train never started")
+    time.sleep(2)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert time.monotonic() - sent < 15
+    assert manifest(run_dir)["stages"]["train"]["status"] == "interrupted"
+    assert containers_labelled(run_dir) == []
+    assert "Traceback" not in err
