@@ -12,7 +12,7 @@ import click
 from tlt_pipe import __version__
 from tlt_pipe.config import NETWORKS, load_config
 from tlt_pipe.console import ConsoleEvents, make_console
-from tlt_pipe.errors import TltPipeError
+from tlt_pipe.errors import ConfigError, TltPipeError
 from tlt_pipe.pipeline import STAGE_NAMES, Pipeline, Selection, Terminated
 from tlt_pipe.secrets import read_key
 
@@ -60,6 +60,9 @@ def _run_options(func):
         click.option("--quiet", is_flag=True, help="Hide container output (it is always in logs/<stage>.log)."),
         click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
                      help="Override a config key, e.g. --set docker.gpus=0 (repeatable)."),
+        click.option("--resume", is_flag=True, help="Continue unfinished training from its newest complete checkpoint."),
+        click.option("--resume-epoch", type=click.IntRange(min=1), default=None,
+                     help="Continue training from this checkpoint epoch exactly."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -72,9 +75,10 @@ def _run_options(func):
 @click.option("--from", "from_stage", type=click.Choice(STAGE_NAMES), default=None, help="First stage to run.")
 @click.option("--to", "to_stage", type=click.Choice(STAGE_NAMES), default=None, help="Last stage to run.")
 def run(network: str, config_path: Path, run_dir: Path | None, force: bool, dry_run: bool, as_json: bool,
-        plain: bool, quiet: bool, sets: tuple[str, ...], from_stage: str | None, to_stage: str | None) -> None:
+        plain: bool, quiet: bool, sets: tuple[str, ...], resume: bool, resume_epoch: int | None,
+        from_stage: str | None, to_stage: str | None) -> None:
     """Run the whole pipeline (or --from/--to a part of it); up-to-date stages are skipped."""
-    _execute(network, config_path, run_dir, Selection(from_stage, to_stage, force),
+    _execute(network, config_path, run_dir, Selection(from_stage, to_stage, force, resume, resume_epoch),
              dry_run=dry_run, as_json=as_json, plain=plain, quiet=quiet, sets=sets)
 
 
@@ -82,9 +86,9 @@ def run(network: str, config_path: Path, run_dir: Path | None, force: bool, dry_
 @click.argument("stage_name", metavar="STAGE", type=click.Choice(STAGE_NAMES))
 @_run_options
 def stage(stage_name: str, config_path: Path, run_dir: Path | None, force: bool, dry_run: bool, as_json: bool,
-          plain: bool, quiet: bool, sets: tuple[str, ...]) -> None:
+          plain: bool, quiet: bool, sets: tuple[str, ...], resume: bool, resume_epoch: int | None) -> None:
     """Run one stage; its inputs come from the run directory's manifest (for CI jobs)."""
-    _execute(None, config_path, run_dir, Selection(stage_name, stage_name, force),
+    _execute(None, config_path, run_dir, Selection(stage_name, stage_name, force, resume, resume_epoch),
              dry_run=dry_run, as_json=as_json, plain=plain, quiet=quiet, sets=sets)
 
 
@@ -114,6 +118,41 @@ def _execute(network: str | None, config_path: Path, run_dir: Path | None, selec
         signal.signal(signal.SIGTERM, previous)
     ran = [n for n, r in manifest.stages.items() if r.status == "succeeded"]
     console.print(f"[bold green]done[/]: {pipeline.run_dir} ({len(ran)} stages succeeded; manifest.json)")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of tables.")
+def show(run_dir: Path, as_json: bool) -> None:
+    """What a run produced: a stage table, then AP per class."""
+    from rich.table import Table
+
+    from tlt_pipe.manifest import load_manifest
+    from tlt_pipe.summary import ap_table, stage_rows, summary_json
+
+    manifest = load_manifest(run_dir)
+    if manifest is None:
+        raise ConfigError(f"{run_dir}: no manifest.json here; is it a tltpipe run directory?")
+    if as_json:
+        click.echo(json.dumps(summary_json(manifest), indent=2))
+        return
+    console = make_console()
+    table = Table(title=f"{manifest.name}: {manifest.network} on TAO {manifest.toolkit}", title_justify="left")
+    for column in ("stage", "status", "time", "result", "output"):
+        table.add_column(column)
+    for row in stage_rows(manifest):
+        took = f"{row.duration_s:.1f}s" if row.duration_s is not None else ""
+        table.add_row(row.stage, row.status, took, row.key_metric, row.output)
+    console.print(table)
+    stages, rows = ap_table(manifest)
+    if stages:
+        ap = Table(title="average precision", title_justify="left")
+        ap.add_column("class")
+        for stage_name in stages:
+            ap.add_column(stage_name, justify="right")
+        for cls, values in rows:
+            ap.add_row(cls, *("" if v is None else f"{v:.4f}" for v in values))
+        console.print(ap)
 
 
 def _raise_terminated(signum, frame) -> None:

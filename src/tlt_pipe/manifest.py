@@ -43,6 +43,7 @@ class StageRecord(BaseModel):
     log: str | None = None
     fingerprint: str | None = None
     error: str | None = None
+    resumed_from: dict[str, Any] | None = None  # {epoch, checkpoint, reason} when training continued
 
 
 class Manifest(BaseModel):

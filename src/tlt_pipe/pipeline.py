@@ -75,6 +75,8 @@ class Selection:
     from_stage: str | None = None
     to_stage: str | None = None
     force: bool = False
+    resume: bool = False
+    resume_epoch: int | None = None
 
     def names(self) -> list[str]:
         for value in (self.from_stage, self.to_stage):
@@ -89,7 +91,8 @@ class Selection:
 
 # --- planning (pure given the manifest and the disk) -------------------------------------------
 
-def build_context(config: Config, run_dir: Path, manifest: Manifest | None, key: str | None) -> Context:
+def build_context(config: Config, run_dir: Path, manifest: Manifest | None, key: str | None,
+                  selection: Selection = Selection()) -> Context:
     toolkit = get_toolkit(config.toolkit)
     inputs = []
     if config.model.pretrained:
@@ -101,6 +104,8 @@ def build_context(config: Config, run_dir: Path, manifest: Manifest | None, key:
         config=config, toolkit=toolkit, network=get_network(config.network, toolkit.version),
         workspace=Workspace(run_dir=run_dir, inputs=tuple(inputs)), key=key,
         artifacts={n: r.artifacts for n, r in done.items()}, metrics={n: r.metrics for n, r in done.items()},
+        statuses={n: r.status for n, r in (manifest.stages.items() if manifest else [])},
+        resume=selection.resume or selection.resume_epoch is not None, resume_epoch=selection.resume_epoch,
     )
 
 
@@ -114,7 +119,7 @@ def fingerprint_parts(stage: Stage, plan: StagePlan, ctx: Context, manifest: Man
     cache = {v["path"]: v for v in (old.inputs.values() if old else []) if isinstance(v, dict) and "path" in v}
     parts: dict[str, Any] = {
         "image": plan.image or "host",
-        "argv": " ".join(redact_argv(plan.argv, [ctx.key] if ctx.key else [])),
+        "argv": " ".join(redact_argv(plan.fresh_argv or plan.argv, [ctx.key] if ctx.key else [])),
         "params": digest_of(plan.params),
     }
     for path, text in plan.specs.items():
@@ -185,16 +190,24 @@ class Pipeline:
         for stage in STAGES:
             if stage.name not in names:
                 continue
-            ctx = build_context(self.config, self.run_dir, manifest, self.key)
-            plan = stage.plan(ctx)
-            parts = fingerprint_parts(stage, plan, ctx, manifest)
             upstream = next((n for n in stage.needs if n in will_run), None)
-            record = manifest.stages.get(stage.name) if manifest else None
-            action, reason = decide(stage, parts, record, force=selection.force, upstream_will_run=upstream)
-            if action == "run":
+            step = self._step(stage, manifest, selection, upstream)
+            if step.action == "run":
                 will_run.add(stage.name)
-            steps.append(Step(stage.name, action, reason, plan, parts, (self.key,) if self.key else ()))
+            steps.append(step)
         return steps
+
+    def _step(self, stage: Stage, manifest: Manifest | None, selection: Selection,
+              upstream_will_run: str | None) -> Step:
+        """Plan one stage against the manifest as it is now (the stages before it may have just run)."""
+        ctx = build_context(self.config, self.run_dir, manifest, self.key, selection)
+        plan = stage.plan(ctx)
+        parts = fingerprint_parts(stage, plan, ctx, manifest)
+        record = manifest.stages.get(stage.name) if manifest else None
+        action, reason = decide(stage, parts, record, force=selection.force, upstream_will_run=upstream_will_run)
+        if plan.resumed_from is not None and (action == "run" or selection.resume_epoch is not None):
+            action, reason = "run", f"resuming from epoch {plan.resumed_from['epoch']} ({plan.resumed_from['reason']})"
+        return Step(stage.name, action, reason, plan, parts, (self.key,) if self.key else ())
 
     def _check_upstream(self, selection: Selection, manifest: Manifest | None) -> None:
         names = selection.names()
@@ -238,11 +251,11 @@ class Pipeline:
             write_atomic(self.run_dir / "config.yaml", dump_resolved(self.config))
             for name in [s.name for s in steps]:
                 manifest = load_manifest(self.run_dir) or manifest
-                step = self._replan(name, manifest, selection)
+                step = self._step(next(s for s in STAGES if s.name == name), manifest, selection, None)
                 if step.action == "skip":
                     self.events.stage_skipped(step)
                     continue
-                self._execute(step, manifest)
+                self._execute(step, manifest, selection)
             return manifest
 
     def _ensure_images(self, steps: list[Step]) -> None:
@@ -266,17 +279,6 @@ class Pipeline:
             save_manifest(self.run_dir, manifest)
         return manifest
 
-    def _replan(self, name: str, manifest: Manifest, selection: Selection) -> Step:
-        """Plan a stage again now that the stages before it have run (their artifacts are known).
-
-        The fingerprint holds the upstream fingerprints, so a stage after one that ran again runs too."""
-        stage = next(s for s in STAGES if s.name == name)
-        ctx = build_context(self.config, self.run_dir, manifest, self.key)
-        plan = stage.plan(ctx)
-        parts = fingerprint_parts(stage, plan, ctx, manifest)
-        action, reason = decide(stage, parts, manifest.stages.get(name), force=selection.force, upstream_will_run=None)
-        return Step(name, action, reason, plan, parts, (self.key,) if self.key else ())
-
     @property
     def runner(self) -> Runner:
         if self._runner is None:
@@ -285,15 +287,16 @@ class Pipeline:
             self._runner = self._runner_factory()
         return self._runner
 
-    def _execute(self, step: Step, manifest: Manifest) -> None:
+    def _execute(self, step: Step, manifest: Manifest, selection: Selection) -> None:
         stage = next(s for s in STAGES if s.name == step.name)
-        ctx = build_context(self.config, self.run_dir, manifest, self.key)
+        ctx = build_context(self.config, self.run_dir, manifest, self.key, selection)
         plan = step.plan
         log_path = self.run_dir / "logs" / f"{step.name}.log"
         record = StageRecord(status="running", reason=step.reason, started=now(), image=plan.image,
                              argv=step.argv, inputs=dict(step.parts),
                              log=str(log_path.relative_to(self.run_dir)),
-                             fingerprint=digest_of(step.parts))
+                             fingerprint=digest_of(step.parts),
+                             resumed_from=dict(plan.resumed_from) if plan.resumed_from else None)
         manifest.stages[step.name] = record
         self._invalidate_dependents(step.name, manifest)
         save_manifest(self.run_dir, manifest)
@@ -302,6 +305,8 @@ class Pipeline:
         secrets = [self.key] if self.key else []
         try:
             self._prepare_files(plan, record, log_path)
+            if stage.before_run is not None:
+                stage.before_run(ctx, plan)
             if stage.run_on_host is not None:
                 self._run_host(stage, ctx, plan, log_path, secrets)
                 record.exit_code = 0
@@ -325,7 +330,8 @@ class Pipeline:
         except (KeyboardInterrupt, Terminated) as exc:
             code = 143 if isinstance(exc, Terminated) else 130
             self._finish(record, "interrupted", started, manifest, step.name, error="interrupted")
-            raise Interrupted(f"interrupted during {step.name}; resume with the same command", code) from None
+            hint = "--resume continues it" if stage.before_run else "run the same command to continue"
+            raise Interrupted(f"interrupted during {step.name}; {hint}", code) from None
         except TltPipeError as exc:
             self._finish(record, "failed", started, manifest, step.name, error=str(exc))
             raise

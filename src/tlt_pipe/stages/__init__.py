@@ -27,6 +27,9 @@ class Context:
     key: str | None
     artifacts: Mapping[str, Mapping[str, Any]]  # stage -> artifacts recorded by its last successful run
     metrics: Mapping[str, Mapping[str, Any]]
+    statuses: Mapping[str, str] = field(default_factory=dict)  # stage -> status of its last attempt
+    resume: bool = False  # --resume: unfinished training continues from its newest complete checkpoint
+    resume_epoch: int | None = None  # --resume-epoch N: continue from epoch N exactly
 
     @property
     def image(self) -> str:
@@ -69,6 +72,10 @@ class StagePlan:
     clean: tuple[str, ...] = ()  # run-relative paths removed before it runs
     params: Mapping[str, Any] = field(default_factory=dict)  # anything else that changes the result
     env: tuple[tuple[str, str], ...] = ()
+    # A resumed run: argv as a fresh run would have it (what the fingerprint compares), and where
+    # it continues from.
+    fresh_argv: tuple[str, ...] | None = None
+    resumed_from: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -86,4 +93,6 @@ class Stage:
     collect: Callable[[Context, StagePlan, str], Outcome]
     # Host stages do their work here instead of in a container.
     run_on_host: Callable[[Context, StagePlan, Callable[[str], None]], None] | None = None
+    # Called just before the stage runs (after cleaning), e.g. to keep history TAO will overwrite.
+    before_run: Callable[[Context, StagePlan], None] | None = None
     description: str = ""
