@@ -2,6 +2,9 @@
 PYTHON ?= python3
 EMULATOR_TF ?= tltpipe-emulator:tf-5.0
 EMULATOR_DEPLOY ?= tltpipe-emulator:deploy-5.0
+# No GPU here, and an engine without CAP_SYS_RESOURCE cannot raise memlock to TAO's "unlimited".
+DEMO_SETS = --set docker.gpus=0 --set docker.image=$(EMULATOR_TF) --set docker.deploy_image=$(EMULATOR_DEPLOY) \
+	--set 'docker.ulimits={memlock: 8388608, stack: 67108864}'
 
 .PHONY: install docker emulator sample demo test unit bench clean
 
@@ -22,8 +25,8 @@ sample: install
 demo: emulator sample
 	@echo "*** tltpipe demo: the containers are the tltpipe TAO EMULATOR (no GPU); every metric is SIMULATED. ***"
 	@echo "*** On a GPU machine with the real images: tltpipe run ssd --config examples/lpd.yaml             ***"
-	tltpipe run ssd --config examples/lpd.yaml --set docker.gpus=0 \
-		--set docker.image=$(EMULATOR_TF) --set docker.deploy_image=$(EMULATOR_DEPLOY)
+	tltpipe run ssd --config examples/lpd.yaml $(DEMO_SETS)
+	tltpipe show runs/lpd
 
 test: emulator
 	$(PYTHON) -m pytest -q -p no:cacheprovider
