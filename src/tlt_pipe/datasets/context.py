@@ -1,0 +1,35 @@
+"""What scanners and label loaders need to know about the source being converted."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tlt_pipe.datasets.options import ConvertOptions
+
+
+@dataclass(frozen=True)
+class SourceContext:
+    src: Path  # absolute source root
+    display: str  # the source root as the user wrote it, for messages
+    options: ConvertOptions
+    names: tuple[str, ...] = ()  # YOLO class names, index -> name
+
+    def path(self, rel: str) -> Path:
+        return self.src / rel
+
+    def where(self, rel: str, line: int | None = None) -> str:
+        """`<src as given>/<rel>[:line]`, the location shown in reports and errors."""
+        shown = rel if self.display in ("", ".") else f"{self.display.rstrip('/')}/{rel}"
+        return f"{shown}:{line}" if line else shown
+
+    def read_text(self, rel: str) -> str:
+        """A label file as text: UTF-8 (a BOM is dropped), then GB18030, never an exception
+        for encoding (undecodable bytes become U+FFFD)."""
+        data = (self.src / rel).read_bytes()
+        for encoding in ("utf-8-sig", "gb18030"):
+            try:
+                return data.decode(encoding)
+            except UnicodeDecodeError:
+                continue
+        return data.decode("utf-8", errors="replace")

@@ -1,0 +1,162 @@
+"""What a conversion is asked to do, validated once at construction."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tlt_pipe.errors import ConfigError
+
+RESIZE_MODES = ("stretch", "letterbox")
+TARGETS = ("kitti", "voc")
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    """Options shared by every format.
+
+    classes: source class -> training class; None keeps every class (lower-cased). Source
+        classes missing from the map are "unknown": skipped and counted (an error with strict).
+    resize: (width, height), both multiples of 16, or None to keep images untouched
+        (hard-linked, never re-encoded).
+    val_split: percent of images for the validation fold when the source has no split of
+        its own (or when resplit is set).
+    jobs: worker processes (default: every core); 1 runs in this process.
+    subsets: only these subsets/regions (e.g. CRPD ["single", "double"], CCPD ["base"]).
+    names_file: YOLO class names (obj.names or data.yaml).
+    to: output layout, "kitti" (train/ and val/ trees) or "voc" (PyTorch SSD layout).
+    resplit: ignore a train/val partition the source provides and split afresh.
+    jpeg_quality: quality of re-encoded JPEGs (only with resize).
+    """
+
+    classes: Mapping[str, str] | None = None
+    resize: tuple[int, int] | None = None
+    resize_mode: str = "stretch"
+    val_split: float = 10.0
+    seed: int = 0
+    jobs: int | None = None
+    strict: bool = False
+    subsets: Sequence[str] | None = None
+    names_file: Path | None = None
+    to: str = "kitti"
+    resplit: bool = False
+    jpeg_quality: int = 95
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        if self.classes is not None:
+            if not isinstance(self.classes, Mapping) or not self.classes:
+                raise ConfigError("classes: expected a non-empty mapping source -> training class")
+            mapping = {}
+            for key, value in self.classes.items():
+                key, value = str(key).strip(), str(value).strip()
+                if not key or not value:
+                    raise ConfigError(f"classes: empty class name in {key!r}: {value!r}")
+                mapping[key.lower()] = value
+            set_(self, "classes", mapping)
+        if self.resize is not None:
+            size = parse_resize(self.resize) if isinstance(self.resize, str) else self.resize
+            try:
+                width, height = (int(v) for v in size)
+            except (TypeError, ValueError):
+                raise ConfigError(f"resize: expected [width, height], got {self.resize!r}") from None
+            if width <= 0 or height <= 0 or width % 16 or height % 16:
+                raise ConfigError(
+                    f"resize: {width}x{height} is not a positive multiple of 16 in both dimensions"
+                )
+            set_(self, "resize", (width, height))
+        if self.resize_mode not in RESIZE_MODES:
+            raise ConfigError(f"resize_mode: expected one of {', '.join(RESIZE_MODES)}, got {self.resize_mode!r}")
+        try:
+            val_split = float(self.val_split)
+        except (TypeError, ValueError):
+            raise ConfigError(f"val_split: expected a percentage, got {self.val_split!r}") from None
+        if not 0.0 <= val_split < 100.0:
+            raise ConfigError(f"val_split: expected a percentage in [0, 100), got {self.val_split!r}")
+        set_(self, "val_split", val_split)
+        if self.jobs is not None and int(self.jobs) < 1:
+            raise ConfigError(f"jobs: expected a positive number, got {self.jobs!r}")
+        if self.subsets is not None:
+            subsets = [self.subsets] if isinstance(self.subsets, str) else list(self.subsets)
+            set_(self, "subsets", tuple(normalise_subset(s) for s in subsets if str(s).strip()))
+        if self.names_file is not None:
+            set_(self, "names_file", Path(self.names_file))
+        if self.to not in TARGETS:
+            raise ConfigError(f"to: expected one of {', '.join(TARGETS)}, got {self.to!r}")
+        if not 1 <= int(self.jpeg_quality) <= 100:
+            raise ConfigError(f"jpeg_quality: expected 1..100, got {self.jpeg_quality!r}")
+
+    @property
+    def workers(self) -> int:
+        return int(self.jobs) if self.jobs else (os.cpu_count() or 1)
+
+    def wants(self, group: str) -> bool:
+        """Whether a subset/region is selected."""
+        return not self.subsets or normalise_subset(group) in self.subsets
+
+
+def normalise_subset(name: str) -> str:
+    """'CRPD_single' -> 'single', 'ccpd_base' -> 'base', 'US' -> 'us'."""
+    name = str(name).strip().lower()
+    for prefix in ("crpd_", "ccpd_"):
+        if name.startswith(prefix):
+            return name[len(prefix):]
+    return name
+
+
+def parse_resize(text: str) -> tuple[int, int]:
+    """'960x544' -> (960, 544)."""
+    match = re.fullmatch(r"\s*(\d+)\s*[xX*,]\s*(\d+)\s*", str(text))
+    if not match:
+        raise ConfigError(f"resize: expected WIDTHxHEIGHT like 960x544, got {text!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def parse_classes(text: str) -> dict[str, str]:
+    """A class map from `a=b,c=d`, `a,b` (keep these), or a YAML/JSON file path."""
+    text = str(text).strip()
+    path = Path(text)
+    if text and path.is_file():
+        return _classes_from_file(path)
+    mapping: dict[str, str] = {}
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        source, sep, target = part.partition("=")
+        source, target = source.strip(), target.strip()
+        if not source or (sep and not target):
+            raise ConfigError(f"classes: expected source=target, got {part!r}")
+        mapping[source] = target if sep else source
+    if not mapping:
+        raise ConfigError(f"classes: no class in {text!r}")
+    return mapping
+
+
+def _classes_from_file(path: Path) -> dict[str, str]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read class map: {exc.strerror or exc}") from None
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except Exception as exc:  # yaml and json raise their own error types
+        raise ConfigError(f"{path}: not a valid class map: {str(exc).splitlines()[0]}") from None
+    if isinstance(data, Mapping) and isinstance(data.get("classes"), (Mapping, list)):
+        data = data["classes"]
+    if isinstance(data, list) and all(isinstance(v, (str, int)) for v in data):
+        return {str(v): str(v) for v in data}
+    if isinstance(data, Mapping) and data and all(
+        isinstance(v, (str, int)) for v in data.values()
+    ):
+        return {str(k): str(v) for k, v in data.items()}
+    raise ConfigError(f"{path}: expected a mapping source -> training class or a list of classes")
