@@ -113,9 +113,10 @@ def scan(ctx: SourceContext) -> Iterator[Item | Issue | Skip]:
             if split is None:
                 continue
             if split == "test":
-                for name in discover.files(discover.child_dir(split_dir, "images") or split_dir):
+                images_dir = discover.child_dir(split_dir, "images") or split_dir
+                for name in discover.files(images_dir):
                     if discover.is_image(name):
-                        yield Skip(HELD_OUT, ctx.where(discover.rel(split_dir / name, src)))
+                        yield Skip(HELD_OUT, ctx.where(discover.rel(images_dir / name, src)))
                 continue
             yield from _scan_split(ctx, split_dir, group, split_dir.name.lower())
 

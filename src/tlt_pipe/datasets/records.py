@@ -31,7 +31,7 @@ DEGENERATE = "degenerate box"
 DONTCARE = "dontcare region"
 
 # Whole images left out on purpose (counted, never an error).
-NO_PLATE = "no plate (ccpd_np)"
+NO_PLATE = "no plate (ccpd_np, or no box in the file name)"
 DUPLICATE = "duplicate of a file in another subset"
 HELD_OUT = "held out (test split)"
 NOT_LISTED = "not in the train/val split lists"

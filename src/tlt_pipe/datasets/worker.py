@@ -93,6 +93,8 @@ def process(item: Item) -> ItemResult:
             result.issues.append(Issue(problem.reason, src.where(label_file, problem.line), problem.detail))
             if problem.reason == UNKNOWN_CLASS:
                 result.unknown.append(problem.value or problem.detail)
+        if any(problem.reason == BAD_FILE for problem in problems):
+            return result  # objects unknown: not even a background image
         plan = images.plan_resize(image.size, options.resize, options.resize_mode) if options.resize else None
         out_size = plan.size if plan else image.size
         kept: list[tuple] = []

@@ -130,6 +130,14 @@ def parse_yolo(text: str, names: tuple[str, ...], width: int, height: int) -> tu
     return objects, problems
 
 
+def format_yolo(class_id: int, box: tuple[float, float, float, float], width: int, height: int) -> str:
+    """A pixel box (x1, y1, x2, y2) as a YOLO line normalised by the image size."""
+    x1, y1, x2, y2 = box
+    cx, cy = (x1 + x2) / 2 / width, (y1 + y2) / 2 / height
+    w, h = (x2 - x1) / width, (y2 - y1) / height
+    return f"{class_id} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}"
+
+
 def _is_number(text: str) -> bool:
     try:
         _number(text)
