@@ -328,3 +328,54 @@ def detectnet_v2_spec(tfrecords: str, data: str, epochs: int = 4, ckpt: int = 2,
 
 def kitti_convert_spec(data: str, val_split: float = 20, num_shards: int = 2) -> str:
     return KITTI_CONVERT_SPEC.format(data=data, val_split=val_split, num_shards=num_shards)
+
+
+def dssd_spec(tfrecords: str, data: str, **kw) -> str:
+    text = ssd_spec(tfrecords, data, **kw)
+    return text.replace("ssd_config {", "dssd_config {\n  pred_num_channels: 512", 1)
+
+
+RETINANET_CONFIG = """\
+retinanet_config {
+  aspect_ratios_global: "[1.0, 2.0, 0.5]"
+  scales: "[0.045, 0.09, 0.2, 0.4, 0.55, 0.7]"
+  two_boxes_for_ar1: false
+  clip_boxes: false
+  loss_loc_weight: 0.8
+  focal_loss_gamma: 2.0
+  focal_loss_alpha: 0.25
+  variances: "[0.1, 0.1, 0.2, 0.2]"
+  arch: "resnet"
+  nlayers: 18
+  n_kernels: 1
+  n_anchor_levels: 1
+  feature_size: 256
+  freeze_bn: false
+  freeze_blocks: 0
+}
+"""
+
+
+def retinanet_spec(tfrecords: str, data: str, **kw) -> str:
+    text = ssd_spec(tfrecords, data, **kw)
+    start = text.index("ssd_config {")
+    end = text.index("\n}\n", start) + 3
+    return text[:start] + RETINANET_CONFIG + text[end:]
+
+
+def yolo_v3_spec(tfrecords: str, data: str, **kw) -> str:
+    text = yolo_v4_spec(tfrecords, data, **kw).replace("yolov4_config {", "yolov3_config {", 1)
+    for line in ("  box_matching_iou: 0.25\n", "  label_smoothing: 0.0\n",
+                 "  big_grid_xy_extend: 0.05\n", "  mid_grid_xy_extend: 0.1\n",
+                 "  small_grid_xy_extend: 0.2\n"):
+        text = text.replace(line, "")
+    return text.replace("  mosaic_prob: 0.5\n  mosaic_min_ratio: 0.2\n", "")
+
+
+def yolo_v4_tiny_spec(tfrecords: str, data: str, **kw) -> str:
+    kw.setdefault("arch", "cspdarknet_tiny")
+    kw.setdefault("nlayers", 0)
+    text = yolo_v4_spec(tfrecords, data, **kw)
+    start = text.index("  small_anchor_shape")
+    end = text.index("\n", start) + 1
+    return text[:start] + text[end:]

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -160,3 +161,155 @@ def test_ssd_chain_tao3_keys_etlt_converter(emulator_images, work):
                          work)
     assert rc == 0, out
     assert len(list((work / "infer" / "labels").iterdir())) == 20
+
+
+def test_dataset_convert_strictness(emulator_images, work):
+    img = emulator_images["4.0"]["image"]
+    (work / "zero.txt").write_text(samples.kitti_convert_spec(f"{RUN}/data", val_split=0, num_shards=1))
+    rc, out = docker_run(img, ["yolo_v4", "dataset_convert", "-d", f"{RUN}/zero.txt",
+                               "-o", f"{RUN}/tf0/t", "-r", f"{RUN}/tf0"], work)
+    assert rc == 0, out
+    fold0 = (work / "tf0" / "t-fold-000-of-002-shard-00000-of-00001").read_text().splitlines()
+    assert len(fold0) == 1  # header only: val_split 0 leaves the validation fold empty
+    nodot = samples.kitti_convert_spec(f"{RUN}/data").replace('".png"', '"png"')
+    (work / "nodot.txt").write_text(nodot)
+    rc, out = docker_run(img, ["yolo_v4", "dataset_convert", "-d", f"{RUN}/nodot.txt",
+                               "-o", f"{RUN}/tf1/t"], work)
+    assert rc == 255 and "No such file or directory" in out
+    (work / "data" / "labels" / "000003.txt").unlink()
+    rc, out = docker_run(img, ["yolo_v4", "dataset_convert", "-d", f"{RUN}/convert.txt",
+                               "-o", f"{RUN}/tf2/t"], work)
+    assert rc == 255 and "000003" in out
+
+
+def test_yolo_v4_spec_driven_resume(emulator_images, work):
+    img = emulator_images["4.0"]["image"]
+    _convert(img, work)
+    tf, data = f"{RUN}/tfrecords/train", f"{RUN}/data"
+    (work / "y.txt").write_text(samples.yolo_v4_spec(
+        tf, data, epochs=3, ckpt=2, load_model=f'pretrain_model_path: "{RUN}/resnet_18.hdf5"'))
+    rc, out = docker_run(img, ["yolo_v4", "train", "-e", f"{RUN}/y.txt", "-r", f"{RUN}/train", "-k", KEY], work)
+    assert rc == 0, out
+    weights = sorted(p.name for p in (work / "train" / "weights").iterdir())
+    assert weights == ["yolov4_resnet18_epoch_002.tlt", "yolov4_resnet18_epoch_003.tlt"]  # + last epoch
+    assert (work / "train" / "model_output_labels.txt").read_text().split() == ["car", "person"]
+    ckpt2 = f"{RUN}/train/weights/yolov4_resnet18_epoch_002.tlt"
+    (work / "resume.txt").write_text(samples.yolo_v4_spec(
+        tf, data, epochs=3, ckpt=2, load_model=f'resume_model_path: "{ckpt2}"'))
+    rc, out = docker_run(img, ["yolo_v4", "train", "-e", f"{RUN}/resume.txt", "-r", f"{RUN}/train", "-k", KEY], work)
+    assert rc == 0 and "Epoch 3/3" in out and "Epoch 2/3" not in out
+    csv = (work / "train" / "yolov4_training_log_resnet18.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in csv[1:]] == ["3"]  # overwritten by the resumed run
+    (work / "train" / "weights" / "best.tlt").write_bytes(
+        (work / "train" / "weights" / "yolov4_resnet18_epoch_002.tlt").read_bytes())
+    (work / "renamed.txt").write_text(samples.yolo_v4_spec(
+        tf, data, epochs=3, load_model=f'resume_model_path: "{RUN}/train/weights/best.tlt"'))
+    rc, out = docker_run(img, ["yolo_v4", "train", "-e", f"{RUN}/renamed.txt", "-r", f"{RUN}/t2", "-k", KEY], work)
+    assert rc == 255 and "invalid literal for int()" in out
+    rc, out = docker_run(img, ["yolo_v4", "prune", "-m", ckpt2, "-o", f"{RUN}/p.tlt", "-k", KEY], work)
+    assert rc == 2 and "-e/--experiment_spec_path" in out
+    rc, out = docker_run(img, ["ssd", "evaluate", "-e", f"{RUN}/y.txt", "-m", ckpt2, "-k", KEY], work)
+    assert rc == 255  # a YOLO spec and model are not SSD's
+    rc, out = docker_run(img, ["yolo_v4", "kmeans", "-l", f"{RUN}/data/labels", "-i", f"{RUN}/data/images",
+                               "-x", "320", "-y", "320", "-n", "9"], work)
+    assert rc == 0, out
+    lines = out.split("Please use following anchor sizes in YOLO config:")[1].split()
+    assert len([x for x in lines if x.startswith("(")]) == 9
+
+
+def test_onnx_etlt_needs_an_optimization_profile(emulator_images, work):
+    img = emulator_images["3.22.05"]["image"]
+    _convert(img, work)
+    (work / "ssd.txt").write_text(samples.ssd_spec(f"{RUN}/tfrecords/train", f"{RUN}/data", epochs=1))
+    assert docker_run(img, ["ssd", "train", "-e", f"{RUN}/ssd.txt", "-r", f"{RUN}/t", "-k", KEY], work)[0] == 0
+    etlt = f"{RUN}/m.etlt"
+    rc, out = docker_run(img, ["ssd", "export", "-m", f"{RUN}/t/weights/ssd_resnet18_epoch_001.tlt",
+                               "-k", KEY, "-o", etlt, "-e", f"{RUN}/ssd.txt"], work)
+    assert rc == 0, out
+    assert (work / "m.etlt").read_bytes()[:4] == b"\0\0\0\0"  # ONNX inside
+    conv = ["converter", "-k", KEY, "-e", f"{RUN}/e.engine"]
+    assert docker_run(img, conv + ["-d", "3,320,320", "-o", "NMS", etlt], work)[0] == 255
+    rc, out = docker_run(img, conv + ["-p", "Input,1x3x320x320,8x3x320x320,16x3x320x320", etlt], work)
+    assert rc == 0, out
+    rc, out = docker_run(img, conv + ["-t", "int8", "-p", "Input,1x3x320x320,8x3x320x320,16x3x320x320",
+                                      etlt], work)
+    assert rc == 255 and "-c" in out
+
+
+def test_detectnet_v2_on_tlt2(emulator_images, work):
+    img = emulator_images["2.0"]["image"]
+    rc, out = docker_run(img, ["tlt-dataset-convert", "-d", f"{RUN}/convert.txt", "-o", f"{RUN}/tfr/t"], work)
+    assert rc == 0, out
+    tf, data = f"{RUN}/tfr/t", f"{RUN}/data"
+    (work / "dn.txt").write_text(samples.detectnet_v2_spec(tf, data, epochs=2, ckpt=1, val_period=2,
+                                                          pretrained=f"{RUN}/resnet_18.hdf5"))
+    train = ["tlt-train", "detectnet_v2", "-e", f"{RUN}/dn.txt", "-r", f"{RUN}/train", "-k", KEY, "-n", "det"]
+    rc, out = docker_run(img, train, work)
+    assert rc == 0 and "Mean average_precision (in %):" in out, out
+    assert sorted(p.name for p in (work / "train").glob("*.ckzip")) == ["model.epoch-1.ckzip", "model.epoch-2.ckzip"]
+    assert (work / "train" / "weights" / "det.tlt").exists()
+    (work / "dn.txt").write_text(samples.detectnet_v2_spec(tf, data, epochs=3, ckpt=1, val_period=2,
+                                                          pretrained=f"{RUN}/resnet_18.hdf5"))
+    rc, out = docker_run(img, train, work)  # same results dir: resumes from the newest .ckzip
+    assert rc == 0 and "Epoch 3/3" in out and "Epoch 2/3" not in out
+    rc, out = docker_run(img, ["tlt-int8-tensorfile", "detectnet_v2", "-e", f"{RUN}/dn.txt",
+                               "-o", f"{RUN}/x/cal.tensorfile", "-m", "3"], work)
+    assert rc == 0, out
+    rc, out = docker_run(img, ["tlt-export", "detectnet_v2", "-m", f"{RUN}/train/weights/det.tlt",
+                               "-o", f"{RUN}/x/det.etlt", "-k", KEY, "--data_type", "int8",
+                               "--cal_data_file", f"{RUN}/x/cal.tensorfile", "--cal_cache_file",
+                               f"{RUN}/x/cal.bin", "--batches", "3", "--batch_size", "4"], work)
+    assert rc == 0, out
+    rc, out = docker_run(img, ["tlt-converter", "-k", KEY, "-d", "3,320,320", "-o",
+                               "output_cov/Sigmoid,output_bbox/BiasAdd", "-t", "int8", "-c",
+                               f"{RUN}/x/cal.bin", "-e", f"{RUN}/x/det.engine", f"{RUN}/x/det.etlt"], work)
+    assert rc == 0, out
+    assert docker_run(img, ["tlt-train", "yolo_v4", "-e", "x", "-r", "y"], work)[0] == 2  # no YOLOv4 in TLT 2
+
+
+def test_fault_injection_switches(emulator_images, work):
+    img = emulator_images["5.0"]["image"]
+    _convert(img, work)
+    (work / "ssd.txt").write_text(samples.ssd_spec(f"{RUN}/tfrecords/train", f"{RUN}/data", epochs=6))
+    train = ["ssd", "train", "-e", f"{RUN}/ssd.txt", "-k", "s3cr3t-key"]
+    rc, out = docker_run(img, train + ["-r", f"{RUN}/a"], work,
+                         env={"TAO_EMU_FAIL_AT_EPOCH": "3", "TAO_EMU_PRINT_KEY": "1"})
+    assert rc == 255 and out.rstrip().endswith("Execution status: FAIL")
+    assert "s3cr3t-key" in out
+    assert len((work / "a" / "ssd_training_log_resnet18.csv").read_text().splitlines()) == 3
+    assert json.loads((work / "a" / "status.json").read_text().splitlines()[-1])["status"] == "FAILURE"
+    rc, out = docker_run(img, train + ["-r", f"{RUN}/b"], work,
+                         env={"TAO_EMU_EXIT_CODE": "137", "TAO_EMU_TRUNCATE_CHECKPOINT": "2"})
+    assert rc == 137 and "Execution status" not in out
+    assert (work / "b" / "weights" / "ssd_resnet18_epoch_002.hdf5").stat().st_size == 0
+    rc, out = docker_run(img, ["ssd", "evaluate", "-e", f"{RUN}/ssd.txt", "-m",
+                               f"{RUN}/b/weights/ssd_resnet18_epoch_002.hdf5"], work)
+    assert rc == 255 and "file signature not found" in out
+
+
+def test_sigint_reports_pass_and_sigterm_exits_promptly(emulator_images, work):
+    img = emulator_images["5.0"]["image"]
+    _convert(img, work)
+    (work / "ssd.txt").write_text(samples.ssd_spec(f"{RUN}/tfrecords/train", f"{RUN}/data", epochs=6))
+    base = ["docker", "run", "-d", "--user", "1000:1000", "-v", f"{work}:{RUN}", "-e", "TAO_EMU_HANG=1",
+            img, "ssd", "train", "-e", f"{RUN}/ssd.txt", "-r", f"{RUN}/t", "-k", KEY]
+    for signal_cmd, expected_rc, expected_line in (
+        (["docker", "kill", "-s", "INT"], 0, "Command was interrupted."),
+        (["docker", "stop", "-t", "20"], 143, "Terminated."),
+    ):
+        cid = subprocess.run(base, stdout=subprocess.PIPE, check=True).stdout.decode().strip()
+        try:
+            for _ in range(100):
+                logs = subprocess.run(["docker", "logs", cid], stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT).stdout.decode()
+                if "sleeping until stopped" in logs:
+                    break
+                time.sleep(0.1)
+            subprocess.run(signal_cmd + [cid], stdout=subprocess.DEVNULL, check=True, timeout=15)
+            rc = int(subprocess.run(["docker", "wait", cid], stdout=subprocess.PIPE,
+                                    timeout=15).stdout.decode().strip())
+            logs = subprocess.run(["docker", "logs", cid], stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT).stdout.decode()
+            assert rc == expected_rc and expected_line in logs
+        finally:
+            subprocess.run(["docker", "rm", "-f", cid], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -136,8 +136,7 @@ def kmeans(ctx):
         new = []
         for i, g in enumerate(groups):
             if g:
-                ws, hs = sorted(x[0] for x in g), sorted(x[1] for x in g)
-                new.append((ws[len(ws) // 2], hs[len(hs) // 2]))
+                new.append((sum(x[0] for x in g) / len(g), sum(x[1] for x in g) / len(g)))
             else:
                 new.append(centers[i])
         if new == centers:

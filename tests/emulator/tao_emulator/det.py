@@ -61,7 +61,8 @@ def _start_state(ctx, exp, arch, nlayers, classes):
     if which == "pretrain_model_path":
         return pretrained_from(path)
     if which == "resume_model_path":
-        stem = path.split(".")[-2].split("_")[-1] if "." in path else path
+        base = os.path.basename(path)
+        stem = base.split(".")[-2].split("_")[-1] if "." in base else base
         try:
             last = int(stem)
         except ValueError:
