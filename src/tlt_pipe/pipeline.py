@@ -22,7 +22,7 @@ from tlt_pipe.manifest import Manifest, StageRecord, load_manifest, now, save_ma
 from tlt_pipe.networks import get_network
 from tlt_pipe.runlock import RunLock
 from tlt_pipe.runners.base import Runner
-from tlt_pipe.secrets import redact, redact_argv
+from tlt_pipe.secrets import redact, redact_argv, scrub_files
 from tlt_pipe.stages import Context, Stage, StagePlan
 from tlt_pipe.stages import engine, evaluate, export, inference, prepare, prune, tfrecords, train
 from tlt_pipe.task import Task
@@ -320,6 +320,9 @@ class Pipeline:
                 outcome = stage.collect(ctx, plan, log_text)
             except (ValueError, OSError) as exc:
                 raise StageFailed(f"stage {step.name}: {redact(str(exc), secrets)}") from None
+            for path in scrub_files([ctx.workspace.host(o) for o in plan.outputs] + [log_path], secrets):
+                self.events.line(step.name, f"removed the model key from {path} (it is never left on disk; "
+                                            "give it to DeepStream yourself)")
             missing = [o for o in plan.outputs if not ctx.workspace.host(o).exists()]
             if missing:
                 raise StageFailed(f"stage {step.name} exited 0 but did not write {', '.join(missing)}")

@@ -28,3 +28,33 @@ def redact_argv(argv: Iterable[str], secrets: Iterable[str]) -> list[str]:
     """The argv with secrets masked, safe to print and to record."""
     secrets = [s for s in secrets if s]
     return [redact(arg, secrets) for arg in argv]
+
+
+SCRUB_LIMIT = 1 << 20  # files larger than this are models, images, records: not text a key is written into
+
+
+def scrub_files(paths: Iterable["os.PathLike[str] | str"], secrets: Iterable[str]) -> list[str]:
+    """Replace each secret by *** in the small files below paths (TAO writes the key into
+    nvinfer_config.txt, for one). Returns the files changed."""
+    from pathlib import Path
+
+    needles = [s.encode() for s in secrets if s]
+    changed: list[str] = []
+    if not needles:
+        return changed
+    for root in paths:
+        root = Path(root)
+        files = [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file()] if root.is_dir() else []
+        for path in files:
+            if path.stat().st_size > SCRUB_LIMIT:
+                continue
+            data = path.read_bytes()
+            if not any(n in data for n in needles):
+                continue
+            for needle in needles:
+                data = data.replace(needle, MASK.encode())
+            tmp = path.with_name(f".{path.name}.scrub")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+            changed.append(str(path))
+    return changed

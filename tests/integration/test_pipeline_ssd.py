@@ -24,7 +24,7 @@ CONFIG = """\
 network: ssd
 toolkit: "{toolkit}"
 name: lpd
-dataset: {{format: crpd, path: crpd, classes: {{plate: lpd}}, val_split: 25}}
+dataset: {{format: crpd, path: crpd, classes: {{lpd: lpd}}, val_split: 25}}
 model: {{arch: resnet, nlayers: 18, input_width: 320, input_height: 320, pretrained: resnet_18.hdf5}}
 train: {{epochs: 6, batch_size: 4, validation_period: 2}}
 prune: {{threshold: 0.1, equalization: intersection}}

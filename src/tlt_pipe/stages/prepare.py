@@ -56,6 +56,10 @@ def run_on_host(ctx: Context, plan_: StagePlan, log: Callable[[str], None]) -> N
 def collect(ctx: Context, plan_: StagePlan, log_text: str) -> Outcome:
     report = json.loads(ctx.workspace.host(f"{OUTPUT}/report.json").read_text(encoding="utf-8"))
     classes = sorted(report.get("objects_per_class", {}))
+    if not any(report.get("objects_per_class", {}).values()):
+        unknown = ", ".join(sorted(report.get("unknown_classes") or {})) or "none"
+        raise ValueError(f"no object left after converting {ctx.config.dataset.path} (classes found but not in "
+                         f"dataset.classes: {unknown}); check dataset.classes and dataset.format")
     metrics = {k: report.get(k) for k in ("images", "train_images", "val_images", "objects_per_class")}
     return Outcome(
         metrics=metrics,
