@@ -105,7 +105,7 @@ def _source_samples(src, ext, net: str):
                              "tfrecords_path")
         return [
             (fold, {"image": data.resolve_image(src.image_directory_path, e, ext),
-                    "objects": e["objects"]})
+                    "objects": e["objects"], "frame_id": e["frame_id"]})
             for fold, e in data.records_from_glob(src.tfrecords_path)
         ]
     if which == "label_directory_path":
@@ -137,14 +137,18 @@ def gather(net: str, exp, check_images: bool = True) -> tuple[list[dict], list[d
     for src in extra_val:
         val.extend(s for _, s in _source_samples(src, ext, net))
     keep_difficult = True if net == "detectnet_v2" else ds.include_difficult_in_training
-    train = [{"image": s["image"], "objects": _map_objects(s["objects"], cmap, keep_difficult)}
-             for s in train]
-    val = [{"image": s["image"], "objects": _map_objects(s["objects"], cmap)} for s in val]
+    train = [dict(s, objects=_map_objects(s["objects"], cmap, keep_difficult)) for s in train]
+    val = [dict(s, objects=_map_objects(s["objects"], cmap)) for s in val]
     if check_images:
         for s in train + val:
             if not os.path.isfile(s["image"]):
+                hint = ""
+                if s.get("frame_id"):
+                    hint = (f" (the record's frame id {s['frame_id']!r} is joined to "
+                            "data_sources.image_directory_path, which must be the dataset root "
+                            "that holds kitti_config.image_dir_name)")
                 raise TaskFailed(f"tensorflow.python.framework.errors_impl.NotFoundError: "
-                                 f"{s['image']}; No such file or directory")
+                                 f"{s['image']}; No such file or directory{hint}")
     return train, val
 
 

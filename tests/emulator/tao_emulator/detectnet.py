@@ -138,29 +138,28 @@ def _inference_spec(ctx, path):
 
 def inference(ctx):
     a = ctx.args
+    if ctx.role == "deploy":
+        return _deploy_inference(ctx)
     ispec = _inference_spec(ctx, a.experiment_spec)
     results = getattr(a, "results_dir", None)
     common.open_status(ctx, results)
     ctx.status.write("STARTED", "Starting DetectNet_v2 inference.")
     ic = ispec.inferencer_config
-    if ctx.role == "deploy":
-        meta = common.load_eval_model(ctx, a.model)
-    else:
-        which = ic.WhichOneof("model_config_type")
-        if which == "tlt_config":
-            meta = modelio.load_model(ic.tlt_config.model, ctx.key)
-            modelio.require_network(meta, "detectnet_v2", ic.tlt_config.model)
-        elif which == "tensorrt_config":
-            trt = ic.tensorrt_config
-            if trt.trt_engine and os.path.isfile(trt.trt_engine):
-                meta = modelio.load_engine(trt.trt_engine, ctx.trt_version)
-            elif trt.etlt_model:
-                _, meta = modelio.load_etlt(trt.etlt_model, ctx.key)
-            else:
-                raise TaskFailed("ValueError: tensorrt_config needs trt_engine or etlt_model")
-            modelio.require_network(meta, "detectnet_v2", trt.trt_engine or trt.etlt_model)
+    which = ic.WhichOneof("model_config_type")
+    if which == "tlt_config":
+        meta = modelio.load_model(ic.tlt_config.model, ctx.key)
+        modelio.require_network(meta, "detectnet_v2", ic.tlt_config.model)
+    elif which == "tensorrt_config":
+        trt = ic.tensorrt_config
+        if trt.trt_engine and os.path.isfile(trt.trt_engine):
+            meta = modelio.load_engine(trt.trt_engine, ctx.trt_version)
+        elif trt.etlt_model:
+            _, meta = modelio.load_etlt(trt.etlt_model, ctx.key)
         else:
-            raise TaskFailed("ValueError: inferencer_config needs tlt_config or tensorrt_config")
+            raise TaskFailed("ValueError: tensorrt_config needs trt_engine or etlt_model")
+        modelio.require_network(meta, "detectnet_v2", trt.trt_engine or trt.etlt_model)
+    else:
+        raise TaskFailed("ValueError: inferencer_config needs tlt_config or tensorrt_config")
     targets = list(ic.target_classes)
     if sorted(targets) != sorted(meta.get("classes", [])):
         raise TaskFailed(f"ValueError: inferencer_config.target_classes {targets} do not match the "
@@ -179,6 +178,37 @@ def inference(ctx):
     lbl_out = os.path.join(out, "labels") if bh.kitti_dump else None
     common.makedirs(out)
     n = write_predictions(meta, images, threshold, img_out, lbl_out)
+    say(f"Inference finished: {len(images)} images, {n} detections")
+    ctx.status.write("SUCCESS", "Inference finished successfully.")
+
+
+def _deploy_inference(ctx):
+    """Deploy image: -m ENGINE; -e is the inference spec, or the training experiment spec."""
+    a = ctx.args
+    common.open_status(ctx, a.results_dir)
+    ctx.status.write("STARTED", "Starting DetectNet_v2 inference.")
+    try:
+        ispec = spec.load("detectnet_v2_inference", a.experiment_spec)
+        classes = list(ispec.inferencer_config.target_classes)
+        thresholds = [e.value.clustering_config.coverage_threshold
+                      for e in ispec.bbox_handler_config.classwise_bbox_handler_config]
+    except spec.SpecError as first:
+        try:
+            exp = spec.load("detectnet_v2", a.experiment_spec)
+            spec.check_detectnet_experiment(exp)
+        except spec.SpecError:
+            raise TaskFailed(str(first)) from None
+        classes = common.classes_of(exp)
+        thresholds = [e.value.clustering_config.coverage_threshold
+                      for e in exp.postprocessing_config.target_class_config]
+    meta = common.load_eval_model(ctx, a.model)
+    if sorted(classes) != sorted(meta.get("classes", [])):
+        raise TaskFailed(f"ValueError: the spec classes {classes} do not match the engine classes "
+                         f"{meta.get('classes')}")
+    images = input_images(a.image_dir)
+    threshold = min(thresholds) if thresholds else 0.005
+    n = write_predictions(meta, images, threshold, os.path.join(a.results_dir, "images_annotated"),
+                          os.path.join(a.results_dir, "labels"))
     say(f"Inference finished: {len(images)} images, {n} detections")
     ctx.status.write("SUCCESS", "Inference finished successfully.")
 
