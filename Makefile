@@ -22,9 +22,10 @@ sample: install
 
 # The main job on the bundled sample. Without the real TAO images (no GPU, no nvcr.io) it runs
 # against the emulator images: same commands, files and logs, simulated metrics.
-demo: emulator sample
+demo:
 	@echo "*** tltpipe demo: the containers are the tltpipe TAO EMULATOR (no GPU); every metric is SIMULATED. ***"
 	@echo "*** On a GPU machine with the real images: tltpipe run ssd --config examples/lpd.yaml             ***"
+	@$(MAKE) --no-print-directory emulator sample
 	tltpipe run ssd --config examples/lpd.yaml $(DEMO_SETS)
 	tltpipe show runs/lpd
 

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from tlt_pipe import __version__
+from tlt_pipe.cli import main
+
+
+def test_version_and_module_entry_point():
+    assert CliRunner().invoke(main, ["--version"]).output.strip() == f"tltpipe, version {__version__}"
+    result = subprocess.run([sys.executable, "-m", "tlt_pipe", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "Usage:" in result.stdout
+
+
+def test_init_prints_a_config_that_runs_dry(tmp_path):
+    text = CliRunner().invoke(main, ["init", "ssd", "--toolkit", "5.0"]).output
+    config = tmp_path / "lpd.yaml"
+    config.write_text(text)
+    result = CliRunner().invoke(main, ["run", "ssd", "--config", str(config), "--dry-run", "--json",
+                                       "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    stages = [json.loads(line)["stage"] for line in result.output.splitlines()]
+    assert stages[0] == "prepare" and stages[-1] == "inference"
+
+
+def test_config_error_is_one_line_with_exit_code_2(write_config, tmp_path):
+    config = write_config(extra="train: {epochs: 0}\n")
+    result = CliRunner().invoke(main, ["run", "ssd", "--config", str(config)])
+    assert result.exit_code == 2
+    lines = [line for line in result.stderr.splitlines() if line]
+    assert len(lines) == 1 and lines[0].startswith(f"tltpipe: error: {config}:") and "train.epochs" in lines[0]
+
+
+def test_unreachable_docker_engine_is_exit_code_3_before_any_stage(write_config, tmp_path):
+    config = write_config()
+    run_dir = tmp_path / "run"
+    env = {"DOCKER_HOST": f"unix://{tmp_path}/no-such.sock", "NO_COLOR": "1"}
+    result = subprocess.run([sys.executable, "-m", "tlt_pipe", "run", "ssd", "--config", str(config),
+                             "--run-dir", str(run_dir)], capture_output=True, text=True,
+                            env={**os.environ, **env})
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.strip().startswith("tltpipe: error: cannot reach the Docker engine")
+    assert "Traceback" not in result.stderr
+    assert not (run_dir / "data").exists()
