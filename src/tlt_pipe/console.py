@@ -46,6 +46,9 @@ class ConsoleEvents:
         if not self.quiet_output:
             self.console.print(f"  [dim]{stage}|[/] {escape(text)}")
 
+    def progress(self, stage: str, text: str) -> None:
+        """Redraws are for live displays; a line-by-line console waits for the completed line."""
+
     def stage_finished(self, stage: str, record: StageRecord) -> None:
         took = f"{record.duration_s:.1f}s" if record.duration_s is not None else "?"
         if record.status == "succeeded":

@@ -47,6 +47,7 @@ class Events(Protocol):
     def stage_skipped(self, step: "Step") -> None: ...
     def stage_started(self, step: "Step", log_path: Path) -> None: ...
     def line(self, stage: str, text: str) -> None: ...
+    def progress(self, stage: str, text: str) -> None: ...  # an in-place redraw (Keras bar); never logged
     def stage_finished(self, stage: str, record: StageRecord) -> None: ...
 
 
@@ -396,7 +397,8 @@ class Pipeline:
         runner = self.runner
         labels = {"tltpipe.run": str(self.run_dir), "tltpipe.stage": step.name, "tltpipe.name": self.config.name}
         result = runner.run(task, log_path=log_path, labels=labels,
-                            on_line=lambda text: self.events.line(step.name, text))
+                            on_line=lambda text: self.events.line(step.name, text),
+                            on_progress=lambda text: self.events.progress(step.name, text))
         record.image_id = result.image_id
         record.exit_code = result.exit_code
         if result.oom_killed:

@@ -20,10 +20,12 @@ class Runner(Protocol):
         log_path: Path,
         labels: Mapping[str, str],
         on_line: OnLine | None = None,
+        on_progress: OnLine | None = None,
     ) -> RunResult:
         """Run the task to completion and return how it ended.
 
-        Streams output live to on_line and appends it to log_path. Always stops and
+        Streams complete output lines live to on_line and appends them to log_path; in-place
+        redraws (carriage-return progress bars) go to on_progress only and are never logged. Always stops and
         removes the container: on success, failure, KeyboardInterrupt and SystemExit
         (the exception is re-raised after cleanup).
         """
