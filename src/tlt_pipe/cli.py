@@ -24,6 +24,11 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except TltPipeError as exc:
+            tail = getattr(exc, "log_tail", None)
+            if tail:
+                click.echo(f"--- last {len(tail)} lines of the log ---", err=True)
+                click.echo("\n".join(tail), err=True)
+                click.echo("---", err=True)
             click.echo(f"tltpipe: error: {exc}", err=True)
             sys.exit(exc.exit_code)
 

@@ -50,6 +50,10 @@ class StageFailed(TltPipeError):
 
     exit_code = 1
 
+    def __init__(self, message: str, *, log_tail: list[str] | None = None):
+        super().__init__(message)
+        self.log_tail = log_tail or []
+
 
 class Interrupted(TltPipeError):
     """The run was interrupted by SIGINT (130) or SIGTERM (143)."""

@@ -40,6 +40,7 @@ class StageRecord(BaseModel):
     metrics: dict[str, Any] = {}
     artifacts: dict[str, Any] = {}
     exit_code: int | None = None
+    oom_killed: bool = False
     log: str | None = None
     fingerprint: str | None = None
     error: str | None = None

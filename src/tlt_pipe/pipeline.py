@@ -16,6 +16,7 @@ from typing import Any, Literal, Protocol
 
 from tlt_pipe import __version__
 from tlt_pipe.config import Config, dump_resolved
+from tlt_pipe.diagnosis import diagnose, log_tail
 from tlt_pipe.errors import ConfigError, Interrupted, StageFailed, TltPipeError
 from tlt_pipe.fingerprint import digest_of, path_fingerprint, short
 from tlt_pipe.manifest import Manifest, StageRecord, load_manifest, now, save_manifest, write_atomic
@@ -313,10 +314,12 @@ class Pipeline:
                 record.exit_code = 0
             else:
                 self._run_container(step, plan, record, log_path)
-            if record.exit_code != 0:
-                raise StageFailed(f"stage {step.name} failed with exit code {record.exit_code}; "
-                                  f"see {log_path}")
             log_text = log_path.read_text(encoding="utf-8", errors="replace") if log_path.exists() else ""
+            if record.exit_code != 0:
+                why = diagnose(record.exit_code, log_text, oom_killed=record.oom_killed)
+                raise StageFailed(f"stage {step.name} failed with exit code {record.exit_code}"
+                                  + (f": {why}" if why else "") + f"; full log: {log_path}",
+                                  log_tail=log_tail(log_text))
             try:
                 outcome = stage.collect(ctx, plan, log_text)
             except (ValueError, OSError) as exc:
@@ -401,8 +404,7 @@ class Pipeline:
                             on_progress=lambda text: self.events.progress(step.name, text))
         record.image_id = result.image_id
         record.exit_code = result.exit_code
-        if result.oom_killed:
-            record.error = "the container ran out of memory (OOMKilled)"
+        record.oom_killed = result.oom_killed
 
 
 def run_pipeline(config: Config, run_dir: Path, *, key: str | None, events: Events,

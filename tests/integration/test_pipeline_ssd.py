@@ -154,6 +154,8 @@ def test_failing_stage_stops_the_run(emulator_images, sample, tmp_path):
     result = tltpipe("run", "ssd", "--config", str(config), "--run-dir", str(run_dir), cwd=tmp_path)
     assert result.returncode == 1
     assert "stage train failed with exit code 255" in result.stderr
+    assert "--- last " in result.stderr and "Execution status: FAIL" in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("tltpipe: error: stage train failed")
     assert "Traceback" not in result.stderr
     stages = manifest(run_dir)["stages"]
     assert stages["train"]["status"] == "failed" and stages["train"]["exit_code"] == 255
