@@ -60,7 +60,8 @@ def _run_options(func):
                      help="Run directory (default: run_dir from the config, else runs/<name>)."),
         click.option("--force", is_flag=True, help="Run the selected stages even if they are up to date."),
         click.option("--dry-run", is_flag=True, help="Print the plan; start no container."),
-        click.option("--json", "as_json", is_flag=True, help="With --dry-run: one JSON object per stage."),
+        click.option("--json", "as_json", is_flag=True,
+                     help="JSON-lines events on stdout, human output on stderr (with --dry-run: the plan)."),
         click.option("--plain", is_flag=True, help="No colours or terminal control codes."),
         click.option("--quiet", is_flag=True, help="Hide container output (it is always in logs/<stage>.log)."),
         click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
@@ -101,8 +102,9 @@ def _execute(network: str | None, config_path: Path, run_dir: Path | None, selec
              dry_run: bool, as_json: bool, plain: bool, quiet: bool, sets: tuple[str, ...]) -> None:
     config = load_config(config_path, network=network, sets=sets)
     run_dir = run_dir or config.run_dir or Path("runs") / config.name
-    console = make_console(plain=plain or as_json)
-    pipeline = Pipeline(config, run_dir, key=read_key(), events=ConsoleEvents(console, quiet_output=quiet),
+    console = make_console(plain=plain or as_json, stderr=as_json and not dry_run)
+    events = _events(console, as_json=as_json and not dry_run, quiet=quiet)
+    pipeline = Pipeline(config, run_dir, key=read_key(), events=events,
                         runner_factory=lambda: _docker_runner(config), config_source=str(config_path))
     if dry_run:
         steps = pipeline.dry_run(selection)
@@ -158,6 +160,16 @@ def show(run_dir: Path, as_json: bool) -> None:
         for cls, values in rows:
             ap.add_row(cls, *("" if v is None else f"{v:.4f}" for v in values))
         console.print(ap)
+
+
+def _events(console, *, as_json: bool, quiet: bool):
+    """What the run reports to: JSON lines on stdout, else the console (plain lines or a live display)."""
+    human = ConsoleEvents(console, quiet_output=quiet)
+    if as_json:
+        from tlt_pipe.events_json import JsonEvents
+
+        return JsonEvents(sys.stdout, human)
+    return human
 
 
 def _raise_terminated(signum, frame) -> None:
