@@ -169,6 +169,10 @@ def _events(console, *, as_json: bool, quiet: bool):
         from tlt_pipe.events_json import JsonEvents
 
         return JsonEvents(sys.stdout, human)
+    if console.is_terminal:
+        from tlt_pipe.live import LiveEvents
+
+        return LiveEvents(console, quiet_output=quiet)
     return human
 
 

@@ -80,7 +80,10 @@ class StageProgress:
         before = self.snapshot()
         entries = list(entries)
         for entry in entries[self._status_seen:]:
-            if isinstance(entry.get("epoch"), int):
+            # status.json is read now and then, so the console is usually ahead of it: an older
+            # epoch's entry still gives the learning rate and the time left, not the loss or mAP.
+            behind = isinstance(entry.get("epoch"), int) and self.epoch is not None and entry["epoch"] < self.epoch
+            if isinstance(entry.get("epoch"), int) and not behind:
                 self.epoch = entry["epoch"]
             if isinstance(entry.get("max_epoch"), int):
                 self.max_epoch = entry["max_epoch"]
@@ -90,9 +93,10 @@ class StageProgress:
             graphical = entry.get("graphical") if isinstance(entry.get("graphical"), Mapping) else {}
             kpi = entry.get("kpi") if isinstance(entry.get("kpi"), Mapping) else {}
             for source in (graphical, kpi):
-                self.loss = _number(source.get("loss"), self.loss)
                 self.lr = _number(source.get("learning_rate"), self.lr)
-                self.map = _number(source.get("mean average precision"), self.map)
+                if not behind:
+                    self.loss = _number(source.get("loss"), self.loss)
+                    self.map = _number(source.get("mean average precision"), self.map)
         self._status_seen = len(entries)
         return self.snapshot() != before
 

@@ -51,6 +51,11 @@ def test_progress_from_keras_lines_and_status_json():
     assert state.feed_status(entries)
     assert (state.epoch, state.max_epoch, state.loss, state.lr, state.map, state.eta_seconds) == (2, 4, 1.2, 5e-5, 0.5, 12.5)
     assert not state.feed_status(entries)  # nothing new
+    state.feed_line("Epoch 3/4", 20.0)
+    state.feed_line("9/9 [==============================] - 3s 300ms/step - loss: 0.9000", 23.0)
+    late = entries + [{"epoch": 2, "max_epoch": 4, "eta": "0:00:09", "graphical": {"loss": 1.1, "learning_rate": 4e-5}}]
+    state.feed_status(late)  # the console is ahead: the old epoch does not win
+    assert (state.epoch, state.loss, state.lr, state.eta_seconds) == (3, 0.9, 4e-5, 9.0)
 
 
 def test_timedelta_and_seconds_formats():
