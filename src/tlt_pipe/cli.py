@@ -162,6 +162,17 @@ def show(run_dir: Path, as_json: bool) -> None:
         console.print(ap)
 
 
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False))
+def report(run_dir: Path) -> None:
+    """Charts (loss, lr, mAP per epoch; AP per class; pruning vs mAP), metrics.json and a
+    self-contained report.html in RUN_DIR/report/."""
+    from tlt_pipe.report import write_report
+
+    written = write_report(run_dir)
+    click.echo(f"report: {written.html} ({len(written.charts)} charts, {written.metrics.name})")
+
+
 def _events(console, *, as_json: bool, quiet: bool):
     """What the run reports to: JSON lines on stdout, else the console (plain lines or a live display)."""
     human = ConsoleEvents(console, quiet_output=quiet)

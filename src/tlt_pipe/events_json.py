@@ -14,7 +14,6 @@ stderr). argv is already redacted by the pipeline; progress events are throttled
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import IO, Any
 from tlt_pipe.manifest import StageRecord
 from tlt_pipe.parsers import parse_status_json
 from tlt_pipe.progress import StageProgress
+from tlt_pipe.summary import json_safe
 
 
 class StatusWatcher:
@@ -105,7 +105,7 @@ class JsonEvents:
             self._maybe_send(state, force=True)
         self._sent.pop(stage, None)
         if record.metrics:
-            self.emit("metrics", stage=stage, metrics=_finite(record.metrics))
+            self.emit("metrics", stage=stage, metrics=json_safe(record.metrics))
         self.emit("stage_finished", stage=stage, status=record.status, exit_code=record.exit_code,
                   duration=record.duration_s, error=record.error)
 
@@ -139,20 +139,10 @@ class JsonEvents:
             if not force and _milestone(sent) == _milestone(snap) and now - sent_at < self.throttle:
                 return
         self._sent[state.stage] = (now, snap)
-        self.emit("progress", **_finite(snap))
+        self.emit("progress", **json_safe(snap))
 
 
 def _milestone(snap: dict[str, Any]) -> tuple[Any, bool]:
     """An epoch starting or ending is always reported; anything between waits for the throttle."""
     return snap["epoch"], bool(snap["steps"]) and snap["step"] == snap["steps"]
 
-
-def _finite(value: Any) -> Any:
-    """JSON has no NaN: nan and inf become null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value

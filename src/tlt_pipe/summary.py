@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -55,8 +56,19 @@ def ap_table(manifest: Manifest) -> tuple[list[str], list[tuple[str, list[float 
 
 def summary_json(manifest: Manifest) -> dict[str, Any]:
     stages, rows = ap_table(manifest)
-    return {
+    return json_safe({
         "name": manifest.name, "network": manifest.network, "toolkit": manifest.toolkit,
         "stages": [asdict(r) for r in stage_rows(manifest)],
         "ap": {stage: {cls: values[i] for cls, values in rows} for i, stage in enumerate(stages)},
-    }
+    })
+
+
+def json_safe(value: Any) -> Any:
+    """JSON has no NaN or infinity: they become null (in dicts, lists and tuples too)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
