@@ -173,6 +173,38 @@ def report(run_dir: Path) -> None:
     click.echo(f"report: {written.html} ({len(written.charts)} charts, {written.metrics.name})")
 
 
+@main.command()
+@click.argument("run_a", type=click.Path(path_type=Path, file_okay=False))
+@click.argument("run_b", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of tables.")
+def compare(run_a: Path, run_b: Path, as_json: bool) -> None:
+    """Config differences and metric differences of two runs, side by side."""
+    from rich.table import Table
+
+    from tlt_pipe.compare import compare_runs, load_run
+
+    result = compare_runs(str(run_a), *load_run(run_a), str(run_b), *load_run(run_b))
+    if as_json:
+        click.echo(json.dumps(result.as_json(), indent=2, default=str))
+        return
+    console = make_console()
+    config = Table(title="config differences", title_justify="left")
+    for column in ("key", str(run_a), str(run_b)):
+        config.add_column(column)
+    for diff in result.config:
+        config.add_row(diff.key, str(diff.a), str(diff.b))
+    console.print(config if result.config else "config: no differences")
+    metrics = Table(title="metrics", title_justify="left")
+    for column, justify in (("stage", "left"), ("metric", "left"), (str(run_a), "right"), (str(run_b), "right"),
+                            ("change", "right")):
+        metrics.add_column(column, justify=justify)
+    for row in result.metrics:
+        cells = ["" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v) for v in (row.a, row.b)]
+        change = "" if row.delta is None else f"{row.delta:+.4f}" if isinstance(row.delta, float) else f"{row.delta:+d}"
+        metrics.add_row(row.stage, row.metric, *cells, change)
+    console.print(metrics)
+
+
 def _events(console, *, as_json: bool, quiet: bool):
     """What the run reports to: JSON lines on stdout, else the console (plain lines or a live display)."""
     human = ConsoleEvents(console, quiet_output=quiet)
