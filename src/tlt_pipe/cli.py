@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
 from tlt_pipe import __version__
 from tlt_pipe.config import NETWORKS, load_config
@@ -203,6 +204,52 @@ def compare(run_a: Path, run_b: Path, as_json: bool) -> None:
         change = "" if row.delta is None else f"{row.delta:+.4f}" if isinstance(row.delta, float) else f"{row.delta:+d}"
         metrics.add_row(row.stage, row.metric, *cells, change)
     console.print(metrics)
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="Check for this config: its images, GPUs, shm size and run directory.")
+@click.option("--toolkit", default="5.0", show_default=True, help="Without --config: the TAO version to check.")
+@click.option("--run-dir", type=click.Path(path_type=Path), default=None, help="Where runs will be written.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per check.")
+def doctor(config_path: Path | None, toolkit: str, run_dir: Path | None, as_json: bool) -> None:
+    """Check this machine: Docker, NVIDIA runtime and GPUs, shm, disk, images, TLTPIPE_KEY, write access.
+    Exits 1 when a check fails."""
+    from tlt_pipe.doctor import gather, judge
+    from tlt_pipe.pipeline import build_context
+    from tlt_pipe.toolkits import get_toolkit, normalize_version
+
+    if config_path is not None:
+        config = load_config(config_path)
+        run_dir = run_dir or config.run_dir or Path("runs") / config.name
+        ctx = build_context(config, run_dir, None, None)
+        images = [i for i in (ctx.image, ctx.deploy_image) if i]
+        gpus, shm, kit = config.docker.gpus, config.docker.shm_size, ctx.toolkit
+    else:
+        kit = get_toolkit(normalize_version(toolkit))
+        images = [i for i in (kit.image, kit.deploy_image) if i]
+        gpus, shm, run_dir = "all", "16G", run_dir or Path("runs")
+    requested = gpus not in (0, "none", [])
+    runner = _docker_runner(config) if config_path is not None else _docker_runner_default()
+    facts = gather(runner, images=images, gpus_requested=requested, shm_size=shm, run_dir=run_dir,
+                   key_required=kit.key_required, toolkit=kit.version)
+    checks = judge(facts)
+    console = make_console()
+    for check in checks:
+        if as_json:
+            click.echo(json.dumps(check.as_json()))
+            continue
+        colour = {"ok": "green", "warn": "yellow", "fail": "red"}[check.level]
+        fix = f"\n       [dim]fix: {escape(check.fix)}[/]" if check.fix and check.level != "ok" else ""
+        console.print(f"[{colour}]{check.level:<4}[/] {check.name:<15} {escape(check.detail)}{fix}")
+    if any(c.level == "fail" for c in checks):
+        sys.exit(1)
+
+
+def _docker_runner_default():
+    from tlt_pipe.runners.docker import DockerRunner
+
+    return DockerRunner(gpus="none")
 
 
 def _events(console, *, as_json: bool, quiet: bool):

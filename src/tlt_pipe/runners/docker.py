@@ -169,6 +169,26 @@ class DockerRunner:
                 return None  # e.g. an invalid reference: it cannot be present
             raise TltPipeError(f"cannot inspect image {image}: {_reason(exc)}") from None
 
+    def engine_info(self) -> dict[str, Any]:
+        """What `tltpipe doctor` reports of the engine: versions, runtimes, storage root, CPUs, memory."""
+        client = self._docker()
+        try:
+            with self._engine():
+                version = client.version()
+                info = client.info()
+        except docker.errors.APIError as exc:
+            raise TltPipeError(f"cannot query the Docker engine: {_reason(exc)}") from None
+        return {
+            "version": version.get("Version"),
+            "api_version": version.get("ApiVersion"),
+            "runtimes": sorted((info.get("Runtimes") or {}).keys()),
+            "default_runtime": info.get("DefaultRuntime"),
+            "root_dir": info.get("DockerRootDir"),
+            "cpus": info.get("NCPU"),
+            "memory": info.get("MemTotal"),
+            "endpoint": self.endpoint,
+        }
+
     def ensure_image(
         self,
         image: str,
