@@ -43,7 +43,7 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     ticks = []
     value = first
     while value < high + step * 0.999:
-        ticks.append(round(value, 12))
+        ticks.append(float(round(value, 12)))
         value += step
     return ticks
 

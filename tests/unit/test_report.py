@@ -108,3 +108,9 @@ def test_nice_ticks():
     ticks = charts.nice_ticks(0.013, 0.087)
     assert ticks[0] <= 0.013 and ticks[-1] >= 0.087 and len(ticks) <= 7
     assert charts.nice_ticks(5.0, 5.0)[0] < 5.0 < charts.nice_ticks(5.0, 5.0)[-1]
+    assert all(isinstance(t, float) for t in charts.nice_ticks(1, 12, 8))  # whole steps too
+
+
+def test_line_chart_of_twelve_epochs():
+    image = charts.line_chart("loss", {"train": [(e, 1.0 / e) for e in range(1, 13)]})
+    assert image.size == (charts.WIDTH, charts.HEIGHT)
