@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,8 +16,9 @@ class SourceContext:
     options: ConvertOptions
     names: tuple[str, ...] = ()  # YOLO class names, index -> name
 
-    def path(self, rel: str) -> Path:
-        return self.src / rel
+    def path(self, rel: str) -> str:
+        """The file at rel as a string path (cheaper than Path for per-image work)."""
+        return os.path.join(os.fspath(self.src), rel)
 
     def where(self, rel: str, line: int | None = None) -> str:
         """`<src as given>/<rel>[:line]`, the location shown in reports and errors."""
@@ -26,7 +28,8 @@ class SourceContext:
     def read_text(self, rel: str) -> str:
         """A label file as text: UTF-8 (a BOM is dropped), then GB18030, never an exception
         for encoding (undecodable bytes become U+FFFD)."""
-        data = (self.src / rel).read_bytes()
+        with open(self.path(rel), "rb") as handle:
+            data = handle.read()
         for encoding in ("utf-8-sig", "gb18030"):
             try:
                 return data.decode(encoding)

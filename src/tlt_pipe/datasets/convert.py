@@ -170,11 +170,15 @@ class _Collector:
         if result.plates:
             if self._side is None:
                 self._side = open(self.root / SIDE_FILE, "w", encoding="utf-8")
-            image_rel = self.layout.image_rel(fold, result.stem, result.ext)
-            label_rel = self.layout.label_rel(fold, result.stem)
-            for plate in result.plates:
-                record = {"image": image_rel, "label": label_rel, **plate}
-                self._side.write(json.dumps(record, ensure_ascii=False) + "\n")
+            where = json.dumps(
+                {
+                    "image": self.layout.image_rel(fold, result.stem, result.ext),
+                    "label": self.layout.label_rel(fold, result.stem),
+                },
+                ensure_ascii=False,
+            )
+            for plate in result.plates:  # '{"image": ..., "label": ...' + ', "line": ...}'
+                self._side.write(where[:-1] + (", " + plate[1:] if plate != "{}" else "}") + "\n")
                 self.plates += 1
 
     def close(self) -> None:
@@ -213,14 +217,39 @@ def _results(job: worker.Job, items: list[Item], workers: int) -> Iterator[Itera
         return
     workers = min(workers, max(1, len(items) // 16))
     chunk = max(1, min(64, len(items) // (workers * 16)))
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    pool = context.Pool(workers, initializer=worker.init, initargs=(job,))
+    context = multiprocessing.get_context(_start_method())
+    with _child_signals():
+        pool = context.Pool(workers, initializer=worker.init, initargs=(job,))
     try:
         yield pool.imap(worker.process, items, chunksize=chunk)
     finally:
         pool.terminate()
         pool.join()
+
+
+@contextlib.contextmanager
+def _child_signals():
+    """Forked workers start with Ctrl-C ignored and SIGTERM fatal (the pool's stop signal),
+    not with this process's handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = signal.signal(signal.SIGINT, signal.SIG_IGN), signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        for signum, handler in zip((signal.SIGINT, signal.SIGTERM), saved):
+            if handler is not None:  # None: installed outside Python, cannot be restored
+                signal.signal(signum, handler)
+
+
+def _start_method() -> str:
+    """fork when this process has a single thread (instant, nothing to re-import); with
+    other threads around (a progress display, say) forking is unsafe: forkserver."""
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1:
+        return "fork"
+    return "forkserver" if "forkserver" in methods else "spawn"
 
 
 # -- output directory handling ----------------------------------------------------------

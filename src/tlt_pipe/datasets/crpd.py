@@ -124,14 +124,15 @@ def scan(ctx: SourceContext) -> Iterator[Item | Issue | Skip]:
 def _scan_split(ctx: SourceContext, split_dir, group: str, split_name: str) -> Iterator[Item | Issue | Skip]:
     images_dir = discover.child_dir(split_dir, "images") or split_dir
     labels_dir = discover.child_dir(split_dir, "labels") or split_dir
+    images_rel, labels_rel = discover.rel(images_dir, ctx.src), discover.rel(labels_dir, ctx.src)
     for stem, image, label in discover.pair_by_stem(
         discover.files(images_dir), discover.files(labels_dir), ".txt"
     ):
         if image is None:
-            rel = discover.rel(labels_dir / label, ctx.src)
+            rel = discover.join(labels_rel, label)
             yield Issue(LABEL_WITHOUT_IMAGE, ctx.where(rel), "label file without an image")
             continue
-        image_rel = discover.rel(images_dir / image, ctx.src)
+        image_rel = discover.join(images_rel, image)
         if not stem:
             yield Skip(SAME_STEM, ctx.where(image_rel))
             continue
@@ -140,7 +141,7 @@ def _scan_split(ctx: SourceContext, split_dir, group: str, split_name: str) -> I
             continue
         yield Item(
             image=image_rel,
-            label=discover.rel(labels_dir / label, ctx.src),
+            label=discover.join(labels_rel, label),
             stem=output_stem(image_rel, group, split_name, stem),
             split=None,
             group=group,

@@ -104,9 +104,19 @@ def walk_files(root: Path) -> Iterator[Path]:
         stack.extend(reversed(dirs))
 
 
-def rel(path: Path, root: Path) -> str:
-    """A path relative to root, with forward slashes."""
-    return path.relative_to(root).as_posix()
+def rel(path: Path | str, root: Path | str) -> str:
+    """A path relative to root, with forward slashes ("." for root itself)."""
+    p, r = os.fspath(path), os.fspath(root).rstrip("/")
+    if p == r:
+        return "."
+    if p.startswith(r + "/") and os.sep == "/":
+        return p[len(r) + 1:]
+    return Path(path).relative_to(root).as_posix()
+
+
+def join(base: str, name: str) -> str:
+    """A relative path below a relative directory ("." is the root)."""
+    return name if base in ("", ".") else f"{base}/{name}"
 
 
 def split_of(parts: tuple[str, ...] | list[str]) -> str | None:

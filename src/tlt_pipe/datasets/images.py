@@ -64,7 +64,7 @@ def plan_resize(source: tuple[int, int], target: tuple[int, int], mode: str) -> 
 class SourceImage:
     """An opened source image: size and format from the header, nothing decoded yet."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: str | Path):
         self.path = path
         try:
             self._file = open(path, "rb")
@@ -84,7 +84,7 @@ class SourceImage:
         if self.size[0] <= 0 or self.size[1] <= 0:
             self.close()
             raise Unreadable(f"empty image {self.size[0]}x{self.size[1]}")
-        self.ext = FORMAT_EXTS.get(self.format, path.suffix.lower())
+        self.ext = FORMAT_EXTS.get(self.format, os.path.splitext(path)[1].lower())
 
     def __enter__(self) -> SourceImage:
         return self
@@ -117,10 +117,10 @@ class SourceImage:
         except Exception as exc:
             raise Unreadable(_describe(exc)) from None
 
-    def link_to(self, dst: Path) -> None:
+    def link_to(self, dst: str | Path) -> None:
         link_or_copy(self.path, dst)
 
-    def save_resized(self, dst: Path, plan: Plan, quality: int) -> None:
+    def save_resized(self, dst: str | Path, plan: Plan, quality: int) -> None:
         """Decode once (draft mode where possible), resize per plan, save to dst."""
         image = self._image
         try:
@@ -147,7 +147,7 @@ class SourceImage:
                     canvas = Image.new("RGB", plan.size, LETTERBOX_FILL)
                     canvas.paste(image, (plan.ox, plan.oy))
                     image = canvas
-                ext = dst.suffix.lower()
+                ext = os.path.splitext(dst)[1].lower()
                 if ext == ".png":
                     image.save(dst, "PNG", compress_level=3)
                 elif ext == ".bmp":
@@ -156,7 +156,7 @@ class SourceImage:
                     image.save(dst, "JPEG", quality=quality)
         except Exception as exc:
             try:
-                dst.unlink()
+                os.unlink(dst)
             except OSError:
                 pass
             if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
@@ -173,7 +173,7 @@ def reset_link_state() -> None:
     _LINKS_WORK = True
 
 
-def link_or_copy(src: Path, dst: Path) -> None:
+def link_or_copy(src: str | Path, dst: str | Path) -> None:
     """Hard-link src to dst; copy when the filesystem or the link count says no."""
     global _LINKS_WORK
     if _LINKS_WORK:

@@ -119,5 +119,5 @@ class ItemResult:
     dropped: list[Issue] = field(default_factory=list)  # degenerate boxes, dontcare
     clamped: list[str] = field(default_factory=list)  # where
     unknown: list[str] = field(default_factory=list)  # unknown source class names
-    plates: list[dict[str, Any]] = field(default_factory=list)
+    plates: list[str] = field(default_factory=list)  # JSON objects, without image/label paths
     skip: Skip | None = None

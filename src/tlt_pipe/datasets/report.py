@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -80,10 +79,13 @@ class ConvertReport:
         self.image_extensions[ext] = self.image_extensions.get(ext, 0) + 1
         if not classes:
             self.empty_images += 1
-        for cls, n in Counter(classes).items():
-            self.objects_per_class[cls] = self.objects_per_class.get(cls, 0) + n
-            if split == "val":
-                self.val_objects_per_class[cls] = self.val_objects_per_class.get(cls, 0) + n
+        per_class = self.objects_per_class
+        for cls in classes:
+            per_class[cls] = per_class.get(cls, 0) + 1
+        if split == "val":
+            per_class = self.val_objects_per_class
+            for cls in classes:
+                per_class[cls] = per_class.get(cls, 0) + 1
 
     def finish(self) -> None:
         """Sort the tables and derive the extension and the warnings."""

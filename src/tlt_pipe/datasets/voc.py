@@ -193,4 +193,5 @@ def scan(ctx: SourceContext) -> Iterator[Item | Issue | Skip]:
 
 
 def load(ctx: SourceContext, item: Item, size: tuple[int, int]) -> tuple[list[Obj], list[Problem]]:
-    return parse_voc((ctx.src / item.label).read_bytes())
+    with open(ctx.path(item.label), "rb") as handle:
+        return parse_voc(handle.read())

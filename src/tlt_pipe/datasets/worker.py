@@ -7,6 +7,8 @@ needs arrives once through `init`; per image only an `Item` goes in and a small
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +43,7 @@ class _State:
     job: Job
     fmt: formats.Format
     layout: object
+    out: str
 
 
 _state: _State | None = None
@@ -52,11 +55,14 @@ def init(job: Job, in_worker: bool = True) -> None:
     if in_worker:
         # Ctrl-C reaches the whole process group: the driver handles it, workers just stop.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # a forked worker inherits the driver's handlers; the pool stops workers with SIGTERM
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
     images.reset_link_state()
     state = _State()
     state.job = job
     state.fmt = formats.get(job.fmt)
     state.layout = make_layout(job.layout, job.out)
+    state.out = os.fspath(job.out)
     _state = state
 
 
@@ -128,7 +134,7 @@ def process(item: Item) -> ItemResult:
             if obj.plate is not None:
                 plates.append(_plate_record(len(kept), name, box, obj.plate, plan, where))
         ext = image.ext if (not plan or image.ext in (".jpg", ".png", ".bmp")) else ".jpg"
-        image_path = job.out / layout.image_rel(fold, item.stem, ext)
+        image_path = os.path.join(state.out, layout.image_rel(fold, item.stem, ext))
         try:
             if plan is not None:
                 image.save_resized(image_path, plan, options.jpeg_quality)
@@ -138,9 +144,12 @@ def process(item: Item) -> ItemResult:
         except images.Unreadable as exc:
             result.issues.append(Issue(UNREADABLE, src.where(item.image), f"unreadable image: {exc}"))
             return result
-    label_path = job.out / layout.label_rel(fold, item.stem)
-    with open(label_path, "w", encoding="utf-8", newline="\n") as handle:
-        handle.write(layout.label_text(kept, out_size, item.stem + ext))
+    label_path = os.path.join(state.out, layout.label_rel(fold, item.stem))
+    fd = os.open(label_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, layout.label_text(kept, out_size, item.stem + ext).encode("utf-8"))
+    finally:
+        os.close(fd)
     result.ok = True
     result.ext = ext
     result.size = (width, height)
@@ -149,7 +158,8 @@ def process(item: Item) -> ItemResult:
     return result
 
 
-def _plate_record(line: int, cls: str, box, plate: dict, plan, where: str) -> dict:
+def _plate_record(line: int, cls: str, box, plate: dict, plan, where: str) -> str:
+    """The plate as a JSON object (the driver puts the image and label paths in front)."""
     record = {"line": line, "class": cls, "box": [round(v, 2) for v in box]}
     for key, value in plate.items():
         if key in ("corners", "vertices") and value:
@@ -157,4 +167,4 @@ def _plate_record(line: int, cls: str, box, plate: dict, plan, where: str) -> di
             value = [[round(x, 2), round(y, 2)] for x, y in points]
         record[key] = value
     record["source"] = where
-    return record
+    return json.dumps(record, ensure_ascii=False)

@@ -462,3 +462,18 @@ def test_report_json_round_trip(tmp_path, fx):
     lines = report.summary_lines()
     assert lines[0].startswith("crpd -> kitti: 10 images")
     assert any(line.startswith("dropped, unreadable image: 2") for line in lines)
+
+
+def test_strict_error_in_the_pool_stops_workers_and_cleans_up(tmp_path, fx):
+    import multiprocessing
+
+    src = tmp_path / "data"
+    for i in range(80):
+        fx.write_image(src / "images" / f"{i:03d}.jpg", (64, 48))
+        fx.write_text(src / "labels" / f"{i:03d}.txt", "1 1 30 1 30 20 1 20 0 A\n" if i != 41 else "1 1 x\n")
+    with pytest.raises(InputError, match=r"labels/041\.txt:1: expected 8 corner numbers, got 3 fields"):
+        convert("crpd", src, tmp_path / "out", ConvertOptions(jobs=2, strict=True))
+    assert multiprocessing.active_children() == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+    report = convert("crpd", src, tmp_path / "out", ConvertOptions(jobs=2))
+    assert report.images == 80 and report.dropped["malformed line"].count == 1
