@@ -191,10 +191,10 @@ def baseline_crpd(src: Path, out: Path, resize: tuple[int, int] | None, limit: i
 # -- one measured run (in a child process) ----------------------------------------------------
 
 
-def _descendants_hwm(stop: threading.Event, peak: list[int]) -> None:
-    """Sample the peak RSS (VmHWM) of this process's descendants (pool workers)."""
-    me = os.getpid()
-    while not stop.wait(0.05):
+def _descendants_hwm(root: int, stop: threading.Event, peak: list[int]) -> None:
+    """Sample the peak RSS (VmHWM) of root's descendants (the pool workers), from outside
+    root so that the measured process keeps a single thread (and forks its workers)."""
+    while not stop.wait(0.1):
         parents = {}
         for entry in os.listdir("/proc"):
             if entry.isdigit():
@@ -205,9 +205,9 @@ def _descendants_hwm(stop: threading.Event, peak: list[int]) -> None:
                     pass
         for pid in parents:
             p, depth = parents.get(pid), 0
-            while p not in (None, 0, 1, me) and depth < 8:
+            while p not in (None, 0, 1, root) and depth < 8:
                 p, depth = parents.get(p), depth + 1
-            if p == me and pid != me:
+            if p == root:
                 try:
                     with open(f"/proc/{pid}/status") as f:
                         for line in f:
@@ -220,14 +220,11 @@ def _descendants_hwm(stop: threading.Event, peak: list[int]) -> None:
 def child(spec: dict) -> dict:
     import resource
 
+    from tlt_pipe.datasets import ConvertOptions, convert  # imported before the clock starts, like PIL
+
     src, out = Path(spec["src"]), Path(spec["out"])
     resize = tuple(spec["resize"]) if spec.get("resize") else None
     shutil.rmtree(out, ignore_errors=True)
-    from tlt_pipe.datasets import ConvertOptions, convert  # imported before the clock starts, like PIL
-
-    stop, peak = threading.Event(), [0]
-    sampler = threading.Thread(target=_descendants_hwm, args=(stop, peak), daemon=True)
-    sampler.start()
     started = time.perf_counter()
     if spec["kind"] == "baseline":
         images = baseline_crpd(src, out, resize, spec.get("limit"))
@@ -235,22 +232,26 @@ def child(spec: dict) -> dict:
         options = ConvertOptions(resize=resize, jobs=spec.get("jobs"), jpeg_quality=QUALITY)
         images = convert(spec["fmt"], src, out, options).images
     seconds = time.perf_counter() - started
-    stop.set()
-    sampler.join()
     shutil.rmtree(out, ignore_errors=True)
     return {
         "seconds": seconds,
         "images": images,
         "main_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "worker_rss_mb": peak[0] / 1024,
     }
 
 
 def measure(spec: dict) -> dict:
-    result = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise SystemExit(f"benchmark run failed: {spec}\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    process = subprocess.Popen([sys.executable, __file__, "--child", json.dumps(spec)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stop, peak = threading.Event(), [0]
+    sampler = threading.Thread(target=_descendants_hwm, args=(process.pid, stop, peak), daemon=True)
+    sampler.start()
+    stdout, stderr = process.communicate()
+    stop.set()
+    sampler.join()
+    if process.returncode != 0:
+        raise SystemExit(f"benchmark run failed: {spec}\n{stderr[-3000:]}")
+    return dict(json.loads(stdout.strip().splitlines()[-1]), worker_rss_mb=peak[0] / 1024)
 
 
 # -- main ---------------------------------------------------------------------------------------
@@ -276,6 +277,10 @@ def main() -> None:
     print(f"tltpipe convert benchmark: {n} images per format, {FRAME[0]}x{FRAME[1]} JPEGs "
           f"(CCPD {CCPD_FRAME[0]}x{CCPD_FRAME[1]}), {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
           f"Pillow {Image.__version__}", flush=True)
+    load = os.getloadavg()[0]
+    print(f"load average {load:.2f} at start" + (
+        " (other processes are using the cores: parallel speed-ups will be understated)"
+        if load > 0.5 * (os.cpu_count() or 1) else ""), flush=True)
     started = time.perf_counter()
     data = work / f"data-v{GENERATION}"
     sources = {fmt: generate(fmt, data / f"{fmt}-{n}", n, work) for fmt in formats}
