@@ -104,6 +104,10 @@ def _run(fmt: str, ctx: SourceContext, tmp: Path, report: ConvertReport, on_prog
     if source_format.prepare is not None:
         ctx = source_format.prepare(ctx)
     items = _scan(source_format, ctx, report, on_progress)
+    if options.subsets and not source_format.subsets:
+        report.warnings.append(f"{fmt} has no subsets: subsets {', '.join(options.subsets)} ignored")
+    elif options.subsets and not items:
+        report.warnings.append(f"no image in subsets {', '.join(options.subsets)} ({source_format.subsets})")
 
     has_val = any(item.split == "val" for item in items)
     if options.resplit or not has_val:

@@ -16,14 +16,15 @@ class Format:
     load: Callable  # (SourceContext, Item, (w, h)) -> (list[Obj], list[Problem])
     prepare: Callable[[SourceContext], SourceContext] | None = None
     plates: bool = False  # objects carry plate metadata for the side file
+    subsets: str = ""  # what options.subsets selects, "" when the format has no subsets
 
 
 _FORMATS = {
-    "crpd": Format("crpd", crpd.scan, crpd.load, plates=True),
-    "ccpd": Format("ccpd", ccpd.scan, ccpd.load, plates=True),
-    "yolo": Format("yolo", yolo.scan, yolo.load, prepare=yolo.prepare),
+    "crpd": Format("crpd", crpd.scan, crpd.load, plates=True, subsets="CRPD_<subset> directories"),
+    "ccpd": Format("ccpd", ccpd.scan, ccpd.load, plates=True, subsets="ccpd_<subset> directories"),
+    "yolo": Format("yolo", yolo.scan, yolo.load, prepare=yolo.prepare, subsets="top-level directories"),
     "voc": Format("voc", voc.scan, voc.load),
-    "openalpr": Format("openalpr", openalpr.scan, openalpr.load, plates=True),
+    "openalpr": Format("openalpr", openalpr.scan, openalpr.load, plates=True, subsets="region directories"),
     "kitti": Format("kitti", kitti_source.scan, kitti_source.load),
 }
 

@@ -92,7 +92,13 @@ class ConvertOptions:
 
     @property
     def workers(self) -> int:
-        return int(self.jobs) if self.jobs else (os.cpu_count() or 1)
+        """jobs, or the cores this process may run on."""
+        if self.jobs:
+            return int(self.jobs)
+        try:
+            return len(os.sched_getaffinity(0)) or 1
+        except AttributeError:  # not on Linux
+            return os.cpu_count() or 1
 
     def wants(self, group: str) -> bool:
         """Whether a subset/region is selected."""

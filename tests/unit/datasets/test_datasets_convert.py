@@ -477,3 +477,42 @@ def test_strict_error_in_the_pool_stops_workers_and_cleans_up(tmp_path, fx):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
     report = convert("crpd", src, tmp_path / "out", ConvertOptions(jobs=2))
     assert report.images == 80 and report.dropped["malformed line"].count == 1
+
+
+def test_source_splits_honoured_or_resplit(tmp_path, fx):
+    src = tmp_path / "kitti"
+    for split, n in (("train", 8), ("val", 2), ("test", 1)):
+        for i in range(n):
+            fx.write_image(src / split / "images" / f"{split}{i}.jpg", (64, 48))
+            fx.write_text(src / split / "labels" / f"{split}{i}.txt", "car 0 0 0 1 1 30 30 0 0 0 0 0 0 0\n")
+    honoured = run("kitti", src, tmp_path / "a", val_split=50)
+    assert (honoured.split_source, honoured.train_images, honoured.val_images) == ("source", 8, 2)
+    assert honoured.skipped["held out (test split)"].count == 1
+    assert {k: f for k, (f, _) in fx.read_output(tmp_path / "a").items()} == {
+        **{f"train_train{i}": "train" for i in range(8)}, "val_val0": "val", "val_val1": "val"}
+    again = run("kitti", src, tmp_path / "b", val_split=50, resplit=True)
+    assert again.split_source == "random" and again.val_images == 5
+    only_train = run("kitti", src / "train", tmp_path / "c", val_split=25)  # no val part: split afresh
+    assert only_train.split_source == "random" and only_train.val_images == 2
+    assert run("kitti", src, tmp_path / "d", subsets=["x"]).warnings[0] == "kitti has no subsets: subsets x ignored"
+
+
+def test_pool_with_threads_running_uses_forkserver(tmp_path, fx):
+    """A progress display thread in the caller: workers must not be forked from it."""
+    import importlib
+    import threading
+
+    convert_module = importlib.import_module("tlt_pipe.datasets.convert")  # the package exports the function
+
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        assert convert_module._start_method() == "forkserver"
+        src = _many(fx, tmp_path / "voc", 70)
+        report = run("voc", src, tmp_path / "out", jobs=2, val_split=10)
+    finally:
+        stop.set()
+        thread.join()
+    assert report.images == 70 and report.val_images == 7
+    assert convert_module._start_method() == "fork"
