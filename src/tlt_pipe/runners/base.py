@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -33,4 +33,16 @@ class Runner(Protocol):
 
     def image_id(self, image: str) -> str | None:
         """The local id of an image reference, or None when it is not present."""
+        ...
+
+    def find_containers(self, labels: Mapping[str, str] | None = None) -> list:
+        """Containers this runner started (running or not) carrying all the labels."""
+        ...
+
+    def wait_container(self, container_id: str, secrets: Iterable[str] = ()) -> tuple[int, str, bool]:
+        """Wait for a container to exit: (exit code, its output with secrets redacted, OOM-killed)."""
+        ...
+
+    def remove_container(self, container_id: str) -> None:
+        """Remove a container, stopping it first if it runs."""
         ...

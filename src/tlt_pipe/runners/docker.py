@@ -495,6 +495,26 @@ class DockerRunner:
         except docker.errors.APIError as exc:
             raise TltPipeError(f"cannot remove container {container_id}: {_reason(exc)}") from None
 
+    def wait_container(self, container_id: str, secrets: Iterable[str] = ()) -> tuple[int, str, bool]:
+        """Wait for a tltpipe container (e.g. one left by a killed tltpipe) to exit; then
+        (exit code, its whole output with secrets redacted, OOM-killed). Does not remove it."""
+        container = self._own_container(container_id)
+        if container is None:
+            raise TltPipeError(f"container {container_id} no longer exists")
+        try:
+            with self._engine(secrets):
+                status = container.wait()
+                output = container.logs(stdout=True, stderr=True).decode("utf-8", errors="replace")
+                container.reload()
+        except docker.errors.APIError as exc:
+            raise TltPipeError(redact(f"cannot wait for container {container_id}: {_reason(exc)}", secrets)) from None
+        splitter = LineSplitter()
+        lines = [line.text for line in splitter.feed(output.encode()) if not line.partial]
+        lines += [line.text for line in splitter.close() if not line.partial]
+        text = "\n".join(redact(line, secrets) for line in lines)
+        oom = bool(((container.attrs or {}).get("State") or {}).get("OOMKilled"))
+        return int(status.get("StatusCode", -1)), text + ("\n" if text else ""), oom
+
     def _own_container(self, container_id: str) -> Any:
         """The container, None when it does not exist; refuses containers tltpipe did not create."""
         client = self._docker()
