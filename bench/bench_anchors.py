@@ -8,6 +8,10 @@ and the number of assignment passes per run. Two data sets:
 - ``uniform``: widths and heights drawn independently and uniformly, with no structure to
   find (the slow case: many boxes sit near cluster borders).
 
+The time is the whole call (the warm start on samples included); "steps" counts the
+assignment passes over all the boxes. Numbers depend on the data and the seed: the tail of
+small corrections before the assignments settle can be short or long.
+
 Run from the repository root:  python bench/bench_anchors.py [--boxes 100000] [--runs 3]
 """
 

@@ -250,9 +250,10 @@ def _iterate(ws: list[float], hs: list[float], start: list[Box], max_steps: int)
     """k-medians from the given centres until no box changes cluster (or ``max_steps`` passes).
 
     Same result as recomputing every distance on every pass, but only the boxes whose
-    cluster might change are examined. Hamerly's bounds, grouped by when they were measured. When box i was last measured
-    against the centres of snapshot t, its distance to its centre a was u and to every other
-    centre at least L. By the triangle inequality, now
+    cluster might change are examined, using Hamerly's bounds grouped by when they were
+    measured. When box i was last measured against the centres of snapshot t, its distance
+    to its centre a was u and to every other centre at least L. By the triangle inequality,
+    now
         distance to a      <= u + d(snapshot_t[a], centre[a])
         distance to j != a >= L - max over j != a of d(snapshot_t[j], centre[j])
     so its cluster cannot change while L - u exceeds the sum of these two drifts. The boxes
@@ -350,8 +351,8 @@ def _iterate(ws: list[float], hs: list[float], start: list[Box], max_steps: int)
         cas = [cw * ch for cw, ch in centres]
         cws = [cw for cw, _ in centres]
         chs = [ch for _, ch in centres]
-        # Twice the distance beyond which no other centre can be nearer: a box closer than
-        # half the distance from its centre to the nearest other centre stays.
+        # For each centre, the distance to the nearest other one: no other centre is nearer
+        # to a box than that, less the box's distance to its own centre.
         gap = [
             min((_distance(cw, ch, ca, ow, oh, oa) for o, ((ow, oh), oa) in enumerate(zip(centres, cas)) if o != j),
                 default=_INF)
