@@ -51,8 +51,10 @@ class DatasetConfig(_Model):
 
 
 class ModelConfig(_Model):
+    # Left out: the network's default (ssd: resnet 18 at 300x300, yolo_v4: resnet 18 at 320x320,
+    # yolo_v4_tiny: cspdarknet_tiny, yolo_v3: darknet 53, detectnet_v2: resnet 18 at 960x544).
     arch: str = "resnet"
-    nlayers: int | None = 18
+    nlayers: int | None = 18  # detectnet_v2's model_config.num_layers
     input_width: int = Field(300, gt=32)
     input_height: int = Field(300, gt=32)
     input_channels: Literal[1, 3] = 3
@@ -107,6 +109,17 @@ class RetrainConfig(_Model):
         return train.model_copy(update=overrides)
 
 
+class AnchorsConfig(_Model):
+    """YOLO anchor shapes: computed natively (seeded IoU k-medians) or by the container's kmeans."""
+
+    mode: Literal["native", "tao"] = "native"
+    count: int | None = Field(None, ge=1)  # default: 9 (yolo_v4_tiny: 6)
+    seed: int = 0
+    min_x: int = Field(0, ge=0)  # boxes narrower than this (pixels at the network input) are ignored
+    min_y: int = Field(0, ge=0)
+    max_steps: int = Field(10000, ge=1)
+
+
 class EvaluateConfig(_Model):
     epoch: int | None = Field(None, ge=1)  # None: the best epoch by mAP in the training log
 
@@ -130,6 +143,11 @@ class EngineConfig(_Model):
     max_batch_size: int = Field(16, ge=1)
     opt_batch_size: int | None = Field(None, ge=1)
     workspace_mb: int | None = Field(None, ge=1)
+    # INT8 calibration on the training images: at most cal_batches batches of cal_batch_size
+    # (default: export.batch_size; DetectNet_v2's tensorfile uses the training batch size), fewer
+    # when the training set is smaller.
+    cal_batches: int = Field(10, ge=1)
+    cal_batch_size: int | None = Field(None, ge=1)
 
 
 class InferenceConfig(_Model):
@@ -160,6 +178,7 @@ class Config(_Model):
     run_dir: Path | None = None
     dataset: DatasetConfig
     model: ModelConfig = ModelConfig()
+    anchors: AnchorsConfig = AnchorsConfig()
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     prune: PruneConfig = PruneConfig()
@@ -170,7 +189,58 @@ class Config(_Model):
     docker: DockerConfig = DockerConfig()
     # Spec name (train, retrain, tfrecords, or experiment for both train and retrain) ->
     # dotted field path -> value; applied after rendering and checked against the spec schema.
-    spec_overrides: dict[Literal["experiment", "train", "retrain", "tfrecords"], dict[str, Any]] = {}
+    spec_overrides: dict[Literal["experiment", "train", "retrain", "tfrecords", "inference"], dict[str, Any]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _network_defaults(cls, data: Any) -> Any:
+        """An architecture or input size left out is the network's default; DetectNet_v2 trains on
+        images resized offline to its input, so dataset.resize defaults to it."""
+        from tlt_pipe.networks import DEFAULT_NLAYERS, NETWORKS
+
+        if not isinstance(data, dict) or data.get("network") not in NETWORKS:
+            return data
+        network = NETWORKS[data["network"]]
+        model = data.get("model")
+        if model is None:
+            model = {}
+        if not isinstance(model, dict):
+            return data
+        model = dict(model)
+        if "arch" not in model:
+            model["arch"] = network.default_arch
+            model.setdefault("nlayers", network.default_nlayers)
+        elif "nlayers" not in model:
+            model["nlayers"] = DEFAULT_NLAYERS.get(model["arch"]) if isinstance(model["arch"], str) else None
+        model.setdefault("input_width", network.default_input[0])
+        model.setdefault("input_height", network.default_input[1])
+        data = {**data, "model": model}
+        dataset = data.get("dataset")
+        if network.name == "detectnet_v2" and isinstance(dataset, dict) and dataset.get("resize") is None:
+            if isinstance(model["input_width"], int) and isinstance(model["input_height"], int):
+                data["dataset"] = {**dataset, "resize": f"{model['input_width']}x{model['input_height']}"}
+        return data
+
+    @field_validator("model")
+    @classmethod
+    def _model_fits_network(cls, model: ModelConfig, info) -> ModelConfig:
+        from tlt_pipe.networks import NETWORKS
+
+        network = NETWORKS.get(info.data.get("network"))
+        if network is None:
+            return model
+        step = network.input_multiple
+        for name in ("input_width", "input_height"):
+            if getattr(model, name) % step:
+                raise ValueError(f"{name} {getattr(model, name)} is not a multiple of {step}, which "
+                                 f"{network.name} needs")
+        dataset = info.data.get("dataset")
+        wanted = f"{model.input_width}x{model.input_height}"
+        if network.name == "detectnet_v2" and dataset is not None and dataset.resize != wanted:
+            raise ValueError(f"detectnet_v2 trains on images of its input size: dataset.resize is "
+                             f"{dataset.resize}, the model input is {wanted}; set dataset.resize: {wanted} "
+                             "or leave it out")
+        return model
 
     @field_validator("toolkit", mode="before")
     @classmethod

@@ -25,16 +25,38 @@ from tlt_pipe.runlock import RunLock
 from tlt_pipe.runners.base import Runner
 from tlt_pipe.secrets import redact, redact_argv, scrub_files
 from tlt_pipe.stages import Context, Stage, StagePlan
-from tlt_pipe.stages import engine, evaluate, export, inference, prepare, prune, tfrecords, train
+from tlt_pipe.stages import anchors, calibration, engine, evaluate, export, inference, prepare, prune, tfrecords, train
 from tlt_pipe.task import Task
 from tlt_pipe.toolkits import get_toolkit
 from tlt_pipe.workspace import Workspace
 
-STAGES: tuple[Stage, ...] = (
-    prepare.STAGE, tfrecords.STAGE, train.TRAIN, evaluate.EVALUATE, prune.STAGE, train.RETRAIN,
-    evaluate.EVALUATE_RETRAIN, export.STAGE, engine.STAGE, inference.STAGE,
+# Every stage of every network, in run order; a network runs the common chain plus its extras.
+ALL_STAGES: tuple[Stage, ...] = (
+    prepare.STAGE, tfrecords.STAGE, tfrecords.VALIDATION, anchors.STAGE, train.TRAIN, evaluate.EVALUATE,
+    prune.STAGE, train.RETRAIN, evaluate.EVALUATE_RETRAIN, calibration.STAGE, export.STAGE, engine.STAGE,
+    inference.STAGE,
 )
-STAGE_NAMES = tuple(s.name for s in STAGES)
+STAGE_NAMES = tuple(s.name for s in ALL_STAGES)  # what the CLI accepts; stages_for says what a run has
+# Extra stage -> the stages that read what it writes.
+_EXTRA_NEEDED_BY = {"tfrecords_val": ("train",), "anchors": ("train",), "calibration_tensorfile": ("export",)}
+
+
+def stages_for(config: Config) -> tuple[Stage, ...]:
+    """The stages a config runs, in order: the common chain plus its network's extras
+    (ConfigError when the toolkit does not ship the network)."""
+    toolkit = get_toolkit(config.toolkit)
+    network = get_network(config.network, toolkit.version)
+    extras = {"tfrecords_val": tfrecords.validation_records(network), "anchors": anchors.applies(network),
+              "calibration_tensorfile": calibration.applies(network, toolkit, config)}
+    chosen = [anchors.stage_for(config) if s.name == "anchors" else s for s in ALL_STAGES if extras.get(s.name, True)]
+    added = [name for name, wanted in extras.items() if wanted]
+    return tuple(replace(s, needs=s.needs + tuple(n for n in added if s.name in _EXTRA_NEEDED_BY[n]))
+                 for s in chosen)
+
+
+STAGES: tuple[Stage, ...] = tuple(s for s in ALL_STAGES if s.name in (
+    "prepare", "tfrecords", "train", "evaluate", "prune", "retrain", "evaluate_retrain", "export", "engine",
+    "inference"))  # the common chain (SSD, DSSD, RetinaNet)
 
 
 class Terminated(BaseException):
@@ -80,15 +102,19 @@ class Selection:
     resume: bool = False
     resume_epoch: int | None = None
 
-    def names(self) -> list[str]:
+    def names(self, stages: tuple[Stage, ...] = STAGES) -> list[str]:
+        available = [s.name for s in stages]
         for value in (self.from_stage, self.to_stage):
             if value is not None and value not in STAGE_NAMES:
                 raise ConfigError(f"unknown stage {value!r}; stages: {', '.join(STAGE_NAMES)}")
-        start = STAGE_NAMES.index(self.from_stage) if self.from_stage else 0
-        end = STAGE_NAMES.index(self.to_stage) if self.to_stage else len(STAGE_NAMES) - 1
+            if value is not None and value not in available:
+                raise ConfigError(f"stage {value!r} does not exist for this network and toolkit; "
+                                  f"its stages: {', '.join(available)}")
+        start = available.index(self.from_stage) if self.from_stage else 0
+        end = available.index(self.to_stage) if self.to_stage else len(available) - 1
         if start > end:
             raise ConfigError(f"--from {self.from_stage} comes after --to {self.to_stage}")
-        return list(STAGE_NAMES[start:end + 1])
+        return available[start:end + 1]
 
 
 # --- planning (pure given the manifest and the disk) -------------------------------------------
@@ -182,14 +208,15 @@ class Pipeline:
         self._runner_factory = runner_factory
         self._runner: Runner | None = None
         self.source = config_source
+        self.stages = stages_for(config)
 
     # planning -----------------------------------------------------------------
     def plan(self, selection: Selection, manifest: Manifest | None) -> list[Step]:
         """The steps of the selection; stages already planned to run make their dependents run too."""
-        names = selection.names()
+        names = selection.names(self.stages)
         steps: list[Step] = []
         will_run: set[str] = set()
-        for stage in STAGES:
+        for stage in self.stages:
             if stage.name not in names:
                 continue
             upstream = next((n for n in stage.needs if n in will_run), None)
@@ -212,8 +239,8 @@ class Pipeline:
         return Step(stage.name, action, reason, plan, parts, (self.key,) if self.key else ())
 
     def _check_upstream(self, selection: Selection, manifest: Manifest | None) -> None:
-        names = selection.names()
-        for stage in STAGES:
+        names = selection.names(self.stages)
+        for stage in self.stages:
             if stage.name not in names:
                 continue
             for need in stage.needs:
@@ -253,7 +280,7 @@ class Pipeline:
             write_atomic(self.run_dir / "config.yaml", dump_resolved(self.config))
             for name in [s.name for s in steps]:
                 manifest = load_manifest(self.run_dir) or manifest
-                step = self._step(next(s for s in STAGES if s.name == name), manifest, selection, None)
+                step = self._step(next(s for s in self.stages if s.name == name), manifest, selection, None)
                 if step.action == "skip":
                     self.events.stage_skipped(step)
                     continue
@@ -290,7 +317,7 @@ class Pipeline:
         return self._runner
 
     def _execute(self, step: Step, manifest: Manifest, selection: Selection) -> None:
-        stage = next(s for s in STAGES if s.name == step.name)
+        stage = next(s for s in self.stages if s.name == step.name)
         ctx = build_context(self.config, self.run_dir, manifest, self.key, selection)
         plan = step.plan
         log_path = self.run_dir / "logs" / f"{step.name}.log"
@@ -358,7 +385,7 @@ class Pipeline:
 
     def _invalidate_dependents(self, name: str, manifest: Manifest) -> None:
         stale = {name}
-        for stage in STAGES:
+        for stage in self.stages:
             if any(n in stale for n in stage.needs):
                 stale.add(stage.name)
                 old = manifest.stages.get(stage.name)

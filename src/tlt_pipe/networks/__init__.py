@@ -13,6 +13,9 @@ from tlt_pipe.errors import ConfigError
 
 # Architectures whose checkpoint and CSV names carry the layer count (ssd_resnet18_..., not ssd_mobilenet_v2_...).
 _NLAYERS_IN_NAME = ("resnet", "vgg", "darknet", "cspdarknet")
+# The layer count an architecture gets when the config names the architecture but not its depth.
+DEFAULT_NLAYERS = {"resnet": 18, "vgg": 16, "darknet": 53, "cspdarknet": 53}
+ALL_TOOLKITS = frozenset({"2.0", "3.21.11", "3.22.05", "4.0", "5.0"})
 
 
 @dataclass(frozen=True)
@@ -26,8 +29,21 @@ class Network:
     model_passing: Literal["flag", "spec", "results_dir"]  # how pretrained/resume/pruned models reach train
     toolkits: frozenset[str]  # versions whose toolkit ships this network
     labels_with_background: bool = False
+    # The architecture and input size `tltpipe init` and an empty `model:` section use.
+    default_arch: str = "resnet"
+    default_nlayers: int | None = 18
+    default_input: tuple[int, int] = (300, 300)  # width, height
+    input_multiple: int = 1  # the input width and height must be multiples of this
+    legacy_name: str | None = None  # TLT 2.0's task name when it differs (yolo for yolo_v3)
+    # Exported .etlt holds ONNX (dynamic shape, converter -p) where the toolkit says so.
+    dynamic_shape: bool = True
+    anchor_groups: tuple[str, ...] = ()  # YOLO: the spec's anchor shape fields, smallest first
     # Checks the TAO loader makes after parsing (values in range): spec message -> problems.
     check_spec: Callable[[object], list[str]] = field(default=lambda message: [], compare=False)
+
+    def task_name(self, legacy: bool) -> str:
+        """The network argument of TAO commands (TLT 2.0 spelled some differently)."""
+        return self.legacy_name if legacy and self.legacy_name else self.name
 
     def arch_tag(self, arch: str, nlayers: int | None) -> str:
         """`resnet18`, `mobilenet_v2`: the architecture as TAO writes it in file names."""
@@ -43,9 +59,9 @@ class Network:
 
 
 def _load() -> dict[str, Network]:
-    from tlt_pipe.networks import ssd
+    from tlt_pipe.networks import detectnet_v2, ssd, yolo
 
-    rows = [*ssd.NETWORKS]
+    rows = [*ssd.NETWORKS, *yolo.NETWORKS, *detectnet_v2.NETWORKS]
     return {row.name: row for row in rows}
 
 

@@ -49,7 +49,7 @@ class Context:
         return value
 
     def command(self, subcommand: str) -> list[str]:
-        return task_command(self.toolkit, self.network.name, subcommand)
+        return task_command(self.toolkit, self.network.task_name(self.toolkit.legacy_commands), subcommand)
 
     def key_args(self) -> list[str]:
         """-k KEY when a key is set (the runner redacts it; the manifest records it as ***)."""

@@ -1,12 +1,14 @@
-"""engine: a TensorRT engine from the export, with tao-converter (TLT 2 .. TAO 4) or gen_trt_engine (TAO 5 deploy).
+"""engine: a TensorRT engine from the export, with tao-converter (TLT 2 .. TAO 4) or gen_trt_engine (TAO 4/5 deploy).
 
-An engine is specific to the GPU and TensorRT version it is built on.
+INT8 on TAO 4 is calibrated by gen_trt_engine in the deploy image (export no longer calibrates
+there), so a TAO 4 INT8 engine is built there too. An engine is specific to the GPU and
+TensorRT version it is built on.
 """
 
 from __future__ import annotations
 
 from tlt_pipe.stages import Context, Outcome, Stage, StagePlan
-from tlt_pipe.stages.export import calibration_images
+from tlt_pipe.stages.calibration import calibration
 
 DIR = "engine"
 
@@ -16,14 +18,14 @@ def _converter(ctx: Context, model: str, engine: str) -> tuple[str | None, list[
     chw = f"{m.input_channels},{m.input_height},{m.input_width}"
     argv = [*ctx.command("converter"), *ctx.key_args(), "-d", chw, "-o", ctx.network.output_nodes,
             "-e", ctx.container(engine), "-m", str(cfg.max_batch_size), "-t", cfg.data_type, "-i", "nchw"]
-    if ctx.toolkit.dynamic_etlt and ctx.network.name != "detectnet_v2":
+    if ctx.toolkit.dynamic_etlt and ctx.network.dynamic_shape:
         shape = f"{m.input_channels}x{m.input_height}x{m.input_width}"
         opt = cfg.opt_batch_size or cfg.max_batch_size
         argv += ["-p", f"{ctx.network.input_name},1x{shape},{opt}x{shape},{cfg.max_batch_size}x{shape}"]
     run_inputs: tuple[str, ...] = (model,)
     if cfg.data_type == "int8":
         cache = ctx.artifact("export", "cal_cache")
-        argv += ["-c", ctx.container(cache), "-b", str(ctx.config.export.batch_size)]
+        argv += ["-c", ctx.container(cache), "-b", str(calibration(ctx).batch_size)]
         run_inputs += (cache,)
     if cfg.workspace_mb:
         argv += ["-w", str(cfg.workspace_mb * 1024 * 1024)]
@@ -40,16 +42,28 @@ def _gen_trt_engine(ctx: Context, model: str, engine: str) -> tuple[str | None, 
         argv += ["--opt_batch_size", str(cfg.opt_batch_size)]
     if cfg.workspace_mb:
         argv += ["--max_workspace_size", str(cfg.workspace_mb)]
+    run_inputs: tuple[str, ...] = (model, "specs/retrain.txt")
     if cfg.data_type == "int8":
-        argv += ["--cal_image_dir", calibration_images(ctx), "--cal_cache_file", ctx.container(f"{DIR}/cal.bin"),
-                 "--batch_size", str(ctx.config.export.batch_size), "--batches", "10"]
-    return ctx.deploy_image, argv, (model, "specs/retrain.txt")
+        cal = calibration(ctx)
+        argv += ["--cal_image_dir", ctx.container(cal.image_dir), "--cal_cache_file", ctx.container(f"{DIR}/cal.bin"),
+                 "--batch_size", str(cal.batch_size), "--batches", str(cal.batches)]
+        run_inputs += (cal.image_dir,)
+    return ctx.deploy_image, argv, run_inputs
+
+
+def builder(ctx: Context) -> str:
+    """gen_trt_engine (deploy image) or converter."""
+    if ctx.toolkit.engine_builder == "gen_trt_engine":
+        return "gen_trt_engine"
+    if ctx.config.engine.data_type == "int8" and not ctx.toolkit.calibrate_in_export and ctx.deploy_image:
+        return "gen_trt_engine"
+    return "converter"
 
 
 def plan(ctx: Context) -> StagePlan:
     model = ctx.artifact("export", "model")
     engine = f"{DIR}/{ctx.network.checkpoint_prefix}.{ctx.config.engine.data_type}.engine"
-    build = _gen_trt_engine if ctx.toolkit.engine_builder == "gen_trt_engine" else _converter
+    build = _gen_trt_engine if builder(ctx) == "gen_trt_engine" else _converter
     image, argv, run_inputs = build(ctx, model, engine)
     return StagePlan(image=image, argv=tuple(argv), run_inputs=run_inputs, outputs=(engine,), clean=(DIR,),
                      params={"engine": engine})
@@ -58,7 +72,10 @@ def plan(ctx: Context) -> StagePlan:
 def collect(ctx: Context, plan_: StagePlan, log_text: str) -> Outcome:
     engine = plan_.params["engine"]
     size = ctx.workspace.host(engine).stat().st_size
-    return Outcome(metrics={"engine": engine, "engine_bytes": size}, artifacts={"engine": engine})
+    metrics = {"engine": engine, "engine_bytes": size}
+    if ctx.config.engine.data_type == "int8" and builder(ctx) == "gen_trt_engine":
+        metrics["calibration_images"] = calibration(ctx).images
+    return Outcome(metrics=metrics, artifacts={"engine": engine})
 
 
 STAGE = Stage(name="engine", needs=("export",), plan=plan, collect=collect, description="build the TensorRT engine")

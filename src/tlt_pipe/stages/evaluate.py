@@ -19,10 +19,15 @@ def _plan(ctx: Context, *, name: str, trained: str) -> StagePlan:
 
 
 def collect(ctx: Context, plan_: StagePlan, log_text: str) -> Outcome:
-    result = parsers.parse_ap_block(log_text) or parsers.parse_detectnet_eval(log_text)
+    """AP per class and mAP as fractions (DetectNet_v2 prints percentages)."""
+    result = parsers.parse_ap_block(log_text)
+    scale = 1.0
+    if result is None:
+        result, scale = parsers.parse_detectnet_eval(log_text), 0.01
     if result is None:
         raise ValueError("evaluate printed no AP table")
-    return Outcome(metrics={"mAP": result.map, "ap": dict(result.ap)}, artifacts={})
+    return Outcome(metrics={"mAP": round(result.map * scale, 6),
+                            "ap": {c: round(v * scale, 6) for c, v in result.ap.items()}}, artifacts={})
 
 
 EVALUATE = Stage(name="evaluate", needs=("train",), plan=lambda ctx: _plan(ctx, name="evaluate", trained="train"),

@@ -1,10 +1,28 @@
-"""inference: `<net> inference` of the retrained model on test images (default: the validation images)."""
+"""inference: `<net> inference` of the retrained model on test images (default: the validation images).
+
+DetectNet_v2's TF-image inference takes its own spec (specs/inference.txt) that names the model,
+the classes and the per-class clustering; it has no -m or -t.
+"""
 
 from __future__ import annotations
 
+from tlt_pipe.specs import build_spec
 from tlt_pipe.stages import Context, Outcome, Stage, StagePlan
+from tlt_pipe.stages.tfrecords import data_context
 
 DIR = "infer"
+DETECTNET_SPEC = "specs/inference.txt"
+
+
+def _detectnet_spec(ctx: Context, model: str) -> str:
+    return build_spec(
+        "detectnet_v2/inference.txt.j2",
+        {"data": data_context(ctx), "model": ctx.config.model, "model_path": ctx.container(model),
+         "threshold": ctx.config.inference.threshold},
+        message="DetectnetInferenceSpec",
+        overrides=ctx.config.spec_overrides.get("inference"),
+        source="inference",
+    )
 
 
 def plan(ctx: Context) -> StagePlan:
@@ -14,15 +32,24 @@ def plan(ctx: Context) -> StagePlan:
     else:
         root = ctx.artifact("prepare", "root", default="data/kitti")
         images, inputs, run_inputs = ctx.container(f"{root}/val/images"), (), (f"{root}/val/images",)
-    argv = [*ctx.command("inference"), "-e", ctx.container("specs/retrain.txt"), "-m", ctx.container(model),
-            "-i", images]
+    detectnet = ctx.network.name == "detectnet_v2"
+    specs = {DETECTNET_SPEC: _detectnet_spec(ctx, model)} if detectnet else {}
+    spec = DETECTNET_SPEC if detectnet else "specs/retrain.txt"
+    argv = [*ctx.command("inference"), "-e", ctx.container(spec)]
+    if not detectnet:
+        argv += ["-m", ctx.container(model)]
+    argv += ["-i", images]
     if ctx.toolkit.results_flag:
         argv += ["-r", ctx.container(DIR)]
+    elif detectnet:
+        argv += ["-o", ctx.container(DIR)]  # writes images_annotated/ and labels/ there
     else:
         argv += ["-o", ctx.container(f"{DIR}/images"), "-l", ctx.container(f"{DIR}/labels")]
-    argv += [*ctx.key_args(), "-t", repr(ctx.config.inference.threshold)]
-    return StagePlan(image=ctx.image, argv=tuple(argv), inputs=inputs, run_inputs=(model, *run_inputs),
-                     outputs=(DIR,), clean=(DIR,))
+    argv += ctx.key_args()
+    if not detectnet:
+        argv += ["-t", repr(ctx.config.inference.threshold)]
+    return StagePlan(image=ctx.image, argv=tuple(argv), specs=specs, inputs=inputs,
+                     run_inputs=(model, *run_inputs), outputs=(DIR,), clean=(DIR,))
 
 
 def collect(ctx: Context, plan_: StagePlan, log_text: str) -> Outcome:

@@ -12,8 +12,12 @@ def plan(ctx: Context) -> StagePlan:
     cfg = ctx.config.prune
     model = ctx.artifact("train", "model")
     output = f"{DIR}/{ctx.network.checkpoint_prefix}_pruned.{ctx.toolkit.checkpoint_ext}"
-    argv = [*ctx.command("prune"), "-m", ctx.container(model), "-o", ctx.container(output), *ctx.key_args(),
-            "-eq", cfg.equalization, "-pth", repr(cfg.threshold)]
+    argv = [*ctx.command("prune"), "-m", ctx.container(model), "-o", ctx.container(output), *ctx.key_args()]
+    run_inputs: tuple[str, ...] = (model,)
+    if ctx.network.model_passing == "spec":  # YOLO prune reads the experiment spec
+        argv += ["-e", ctx.container("specs/train.txt")]
+        run_inputs += ("specs/train.txt",)
+    argv += ["-eq", cfg.equalization, "-pth", repr(cfg.threshold)]
     if cfg.norm:
         argv += ["-n", cfg.norm]
     if cfg.granularity:
@@ -22,7 +26,7 @@ def plan(ctx: Context) -> StagePlan:
         argv += ["-nf", str(cfg.min_filters)]
     if cfg.excluded_layers:
         argv += ["-el", *cfg.excluded_layers]
-    return StagePlan(image=ctx.image, argv=tuple(argv), run_inputs=(model,), outputs=(output,), clean=(DIR,),
+    return StagePlan(image=ctx.image, argv=tuple(argv), run_inputs=run_inputs, outputs=(output,), clean=(DIR,),
                      params={"output": output})
 
 

@@ -1,13 +1,24 @@
-"""tfrecords: `<net> dataset_convert` on the prepared training tree (validation uses the val/ tree directly)."""
+"""tfrecords: `<net> dataset_convert` on the prepared training tree.
+
+SSD, DSSD, RetinaNet and YOLO validate on the val/ KITTI tree directly; DetectNet_v2 reads its
+validation set from TFRecords only, so it converts val/ too (stage tfrecords_val).
+"""
 
 from __future__ import annotations
 
+from tlt_pipe.networks import Network
 from tlt_pipe.specs import build_spec
 from tlt_pipe.stages import Context, Outcome, Stage, StagePlan
 
-SPEC = "specs/tfrecords.txt"
 OUTPUT_DIR = "data/tfrecords"
 PREFIX = f"{OUTPUT_DIR}/train"
+VAL_DIR = "data/tfrecords_val"
+VAL_PREFIX = f"{VAL_DIR}/val"
+
+
+def validation_records(network: Network) -> bool:
+    """Whether the network needs the validation split as TFRecords too."""
+    return network.name == "detectnet_v2"
 
 
 def data_context(ctx: Context) -> dict:
@@ -16,45 +27,64 @@ def data_context(ctx: Context) -> dict:
     classes = ctx.artifact("prepare", "classes", default=[])
     if ctx.config.dataset.classes:
         classes = sorted({v.lower() for v in ctx.config.dataset.classes.values()})
+    extension = ctx.artifact("prepare", "image_extension", default=".jpg")
     return {
         "root": ctx.container(f"{root}/train"),
         "image_dir": "images",
         "label_dir": "labels",
-        "image_extension": ctx.artifact("prepare", "image_extension", default=".jpg"),
+        "image_extension": extension,
+        "image_extension_bare": extension.lstrip("."),  # YOLO and DetectNet_v2 dataset_config: no dot
         "num_shards": 10,
         "train_images": ctx.container(f"{root}/train/images"),
         "train_labels": ctx.container(f"{root}/train/labels"),
+        "val_root": ctx.container(f"{root}/val"),
         "val_images": ctx.container(f"{root}/val/images"),
         "val_labels": ctx.container(f"{root}/val/labels"),
         "tfrecords": ctx.container(PREFIX) + "*",
+        "val_tfrecords": ctx.container(VAL_PREFIX) + "*",
         "classes": list(classes) or ["<classes from prepare>"],
     }
 
 
-def plan(ctx: Context) -> StagePlan:
+def _plan(ctx: Context, *, split: str, spec_path: str, output_dir: str, prefix: str) -> StagePlan:
+    data = data_context(ctx)
+    if split == "val":
+        data = {**data, "root": data["val_root"]}
     spec = build_spec(
         f"{ctx.network.family}/tfrecords.txt.j2",
-        {"data": data_context(ctx)},
+        {"data": data},
         message="DatasetExportConfig",
         overrides=ctx.config.spec_overrides.get("tfrecords"),
         source="tfrecords",
     )
     return StagePlan(
         image=ctx.image,
-        argv=(*ctx.command("dataset_convert"), "-d", ctx.container(SPEC), "-o", ctx.container(PREFIX)),
-        specs={SPEC: spec},
+        argv=(*ctx.command("dataset_convert"), "-d", ctx.container(spec_path), "-o", ctx.container(prefix)),
+        specs={spec_path: spec},
         run_inputs=("data/kitti",),
-        outputs=(OUTPUT_DIR,),
-        clean=(OUTPUT_DIR,),
+        outputs=(output_dir,),
+        clean=(output_dir,),
+        params={"output_dir": output_dir, "shard_prefix": prefix.rsplit("/", 1)[1] + "-"},
     )
 
 
+def plan(ctx: Context) -> StagePlan:
+    return _plan(ctx, split="train", spec_path="specs/tfrecords.txt", output_dir=OUTPUT_DIR, prefix=PREFIX)
+
+
+def plan_validation(ctx: Context) -> StagePlan:
+    return _plan(ctx, split="val", spec_path="specs/tfrecords_val.txt", output_dir=VAL_DIR, prefix=VAL_PREFIX)
+
+
 def collect(ctx: Context, plan_: StagePlan, log_text: str) -> Outcome:
-    shards = sorted(p.name for p in ctx.workspace.host(OUTPUT_DIR).iterdir() if p.name.startswith("train-"))
+    output_dir, start = plan_.params["output_dir"], plan_.params["shard_prefix"]
+    shards = sorted(p.name for p in ctx.workspace.host(output_dir).iterdir() if p.name.startswith(start))
     if not shards:
-        raise ValueError(f"dataset_convert wrote no shards into {OUTPUT_DIR}/")
-    return Outcome(metrics={"shards": len(shards)}, artifacts={"prefix": PREFIX})
+        raise ValueError(f"dataset_convert wrote no shards into {output_dir}/")
+    return Outcome(metrics={"shards": len(shards)}, artifacts={"prefix": f"{output_dir}/{start[:-1]}"})
 
 
 STAGE = Stage(name="tfrecords", needs=("prepare",), plan=plan, collect=collect,
               description="dataset_convert: KITTI -> TFRecords")
+VALIDATION = Stage(name="tfrecords_val", needs=("prepare",), plan=plan_validation, collect=collect,
+                   description="dataset_convert of the validation split (DetectNet_v2)")

@@ -1,7 +1,13 @@
 """train and retrain: `<net> train` with the rendered experiment spec; picks the best checkpoint.
 
-SSD-family networks take the starting model with -m: the pretrained weights for train, the
-pruned model for retrain.
+How the starting model reaches train depends on the network (Network.model_passing):
+- "flag" (SSD, DSSD, RetinaNet): -m MODEL; resume is -m CHECKPOINT --initial_epoch N+1.
+- "spec" (YOLO): training_config.pretrain_model_path | pruned_model_path | resume_model_path;
+  a resumed run gets its own spec (specs/<stage>.resume.txt) naming the checkpoint file as TAO
+  wrote it (the start epoch is read from that name).
+- "results_dir" (DetectNet_v2): model_config.pretrained_model_file (the pruned model with
+  load_graph for retrain); resuming is re-running in the same results directory, which
+  continues after its newest model.epoch-<N>.ckzip.
 """
 
 from __future__ import annotations
@@ -17,15 +23,23 @@ from tlt_pipe.manifest import write_atomic
 from tlt_pipe.resume import ResumePoint, choose_resume_point
 from tlt_pipe.specs import build_spec
 from tlt_pipe.stages import Context, Outcome, Stage, StagePlan
+from tlt_pipe.stages.anchors import shapes as anchor_shapes
 from tlt_pipe.stages.tfrecords import data_context
 
+DETECTNET_CKPT_EXT = "ckzip"
 
-def experiment_spec(ctx: Context, train: TrainConfig, *, source: str) -> str:
-    """The experiment spec for train (source='train') or retrain (source='retrain')."""
-    overrides = {**ctx.config.spec_overrides.get("experiment", {}), **ctx.config.spec_overrides.get(source, {})}
+
+def experiment_spec(ctx: Context, train: TrainConfig, *, source: str, start: dict | None = None) -> str:
+    """The experiment spec for train (source='train') or retrain (source='retrain').
+
+    start: where a "spec"/"results_dir" network starts: {"field": spec field, "path": container path}
+    (DetectNet_v2 adds "load_graph")."""
+    overrides = {**ctx.config.spec_overrides.get("experiment", {}),
+                 **ctx.config.spec_overrides.get("retrain" if source.startswith("retrain") else "train", {})}
     return build_spec(
         f"{ctx.network.family}/experiment.txt.j2",
-        {"network": ctx.network.name, "model": ctx.config.model, "train": train, "data": data_context(ctx)},
+        {"network": ctx.network.name, "model": ctx.config.model, "train": train, "data": data_context(ctx),
+         "start": start or {}, "anchors": anchor_shapes(ctx), "toolkit": ctx.toolkit.version},
         message=ctx.network.spec_message,
         overrides=overrides,
         check=ctx.network.check_spec,
@@ -38,18 +52,30 @@ def history_copy(log: str) -> str:
     return str(Path(log).parent / ".history" / Path(log).name)
 
 
+def _checkpoint_dir(ctx: Context, name: str) -> tuple[str, str]:
+    """(run-relative folder, extension) of the checkpoints a training run can resume from."""
+    if ctx.network.model_passing == "results_dir":
+        return name, DETECTNET_CKPT_EXT
+    return f"{name}/weights", ctx.toolkit.checkpoint_ext
+
+
 def _resume_point(ctx: Context, name: str) -> ResumePoint | None:
     """Where an unfinished training run continues from, or None to start over."""
     wanted = ctx.resume_epoch is not None or (ctx.resume and ctx.statuses.get(name) in ("failed", "interrupted", "running"))
-    weights = ctx.workspace.host(f"{name}/weights")
+    folder, ext = _checkpoint_dir(ctx, name)
+    weights = ctx.workspace.host(folder)
     if not wanted or not weights.is_dir():
         if ctx.resume_epoch is not None:
-            raise ConfigError(f"--resume-epoch {ctx.resume_epoch}: {name}/weights/ has no checkpoints to resume from")
+            raise ConfigError(f"--resume-epoch {ctx.resume_epoch}: {folder}/ has no checkpoints to resume from")
         return None
     files = [p.name for p in weights.iterdir()]
-    found = parsers.checkpoint_epochs(files, ctx.toolkit.checkpoint_ext)
+    found = parsers.checkpoint_epochs(files, ext)
     sized = {epoch: (fname, (weights / fname).stat().st_size) for epoch, fname in found.items()}
-    return choose_resume_point(sized, _completed_epoch(ctx, name), ctx.resume_epoch, where=f"{name}/weights/")
+    point = choose_resume_point(sized, _completed_epoch(ctx, name), ctx.resume_epoch, where=f"{folder}/")
+    if point is not None and ctx.network.model_passing == "results_dir" and found and point.epoch != max(found):
+        raise ConfigError(f"--resume-epoch {point.epoch}: {ctx.network.name} always resumes from its newest "
+                          f"checkpoint ({folder}/{found[max(found)]}); remove the newer ones to go back further")
+    return point
 
 
 def _completed_epoch(ctx: Context, name: str) -> int | None:
@@ -65,37 +91,68 @@ def _completed_epoch(ctx: Context, name: str) -> int | None:
     return max(epochs) if epochs else None
 
 
-def _train_plan(ctx: Context, *, name: str, train: TrainConfig, start_model: list[str], inputs: tuple,
+def _training_config(ctx: Context, name: str) -> TrainConfig:
+    return ctx.config.train if name == "train" else ctx.config.retrain_resolved
+
+
+def _start(ctx: Context, name: str, model: str | None) -> dict:
+    """The spec's view of the starting model (empty for "flag" networks, which take -m)."""
+    passing = ctx.network.model_passing
+    if model is None or passing == "flag":
+        return {}
+    if passing == "results_dir":
+        return {"field": "pretrained_model_file", "path": model, "load_graph": name == "retrain"}
+    return {"field": "pretrain_model_path" if name == "train" else "pruned_model_path", "path": model}
+
+
+def resume_spec_path(name: str) -> str:
+    return f"specs/{name}.resume.txt"
+
+
+def _train_plan(ctx: Context, *, name: str, train: TrainConfig, start_model: str | None, inputs: tuple,
                 run_inputs: tuple) -> StagePlan:
     spec_path = f"specs/{name}.txt"
     model = ctx.config.model
-    log = f"{name}/{ctx.network.training_csv(model.arch, model.nlayers)}"
-    head = [*ctx.command("train"), "-e", ctx.container(spec_path), "-r", ctx.container(name), *ctx.key_args()]
+    passing = ctx.network.model_passing
     tail = ["--gpus", "1"] + (["--use_amp"] if train.use_amp else [])
-    fresh = (*head, *start_model, *tail)
+
+    def command(spec: str, *model_args: str) -> tuple[str, ...]:
+        return (*ctx.command("train"), "-e", ctx.container(spec), "-r", ctx.container(name), *ctx.key_args(),
+                *model_args, *tail)
+
+    fresh = command(spec_path, *(["-m", start_model] if start_model and passing == "flag" else []))
+    outputs: tuple[str, ...] = (name,)
+    if passing != "results_dir":
+        outputs += (f"{name}/{ctx.network.training_csv(model.arch, model.nlayers)}",)
     point = _resume_point(ctx, name)
-    resume: dict = {}
+    argv, resumed_from = fresh, None
     if point is not None:
-        checkpoint = f"{name}/weights/{point.checkpoint}"
-        argv = (*head, "-m", ctx.container(checkpoint), "--initial_epoch", str(point.epoch + 1), *tail)
-        resume = {"resumed_from": {"epoch": point.epoch, "checkpoint": checkpoint, "reason": point.reason},
-                  "clean": ()}
+        folder, _ = _checkpoint_dir(ctx, name)
+        checkpoint = f"{folder}/{point.checkpoint}"
+        resumed_from = {"epoch": point.epoch, "checkpoint": checkpoint, "reason": point.reason}
+        if passing == "flag":
+            argv = command(spec_path, "-m", ctx.container(checkpoint), "--initial_epoch", str(point.epoch + 1))
+        elif passing == "spec":
+            argv = command(resume_spec_path(name))
     return StagePlan(
         image=ctx.image,
-        argv=argv if point is not None else fresh,
-        fresh_argv=fresh if point is not None else None,
-        specs={spec_path: experiment_spec(ctx, train, source=name)},
+        argv=argv,
+        fresh_argv=fresh if argv != fresh else None,
+        specs={spec_path: experiment_spec(ctx, train, source=name, start=_start(ctx, name, start_model))},
         inputs=inputs,
         run_inputs=("data/kitti", "data/tfrecords", *run_inputs),
-        outputs=(name, log),
-        clean=resume.get("clean", (name,)),
-        resumed_from=resume.get("resumed_from"),
+        outputs=outputs,
+        clean=() if point is not None else (name,),
+        resumed_from=resumed_from,
     )
 
 
 def plan_train(ctx: Context) -> StagePlan:
+    if ctx.network.model_passing == "results_dir" and ctx.config.evaluate.epoch is not None:
+        raise ConfigError(f"evaluate.epoch: {ctx.network.name} keeps only its final model, so no epoch can be "
+                          "chosen; remove evaluate.epoch")
     pretrained = ctx.config.model.pretrained
-    start = ["-m", ctx.workspace.input_path("pretrained")] if pretrained else []
+    start = ctx.workspace.input_path("pretrained") if pretrained else None
     return _train_plan(ctx, name="train", train=ctx.config.train, start_model=start,
                        inputs=(pretrained,) if pretrained else (), run_inputs=())
 
@@ -103,11 +160,32 @@ def plan_train(ctx: Context) -> StagePlan:
 def plan_retrain(ctx: Context) -> StagePlan:
     pruned = ctx.artifact("prune", "model")
     return _train_plan(ctx, name="retrain", train=ctx.config.retrain_resolved,
-                       start_model=["-m", ctx.container(pruned)], inputs=(), run_inputs=(pruned,))
+                       start_model=ctx.container(pruned),
+                       inputs=(), run_inputs=(pruned,))
 
 
-def collect_training(ctx: Context, results: str, *, chosen_epoch: int | None) -> Outcome:
+def _collect_final_model(ctx: Context, results: str, log_text: str) -> Outcome:
+    """DetectNet_v2: the final weights/<model>.<ext>; mAP from the last validation it printed (in %)."""
+    final = f"{results}/weights/{ctx.network.checkpoint_prefix}.{ctx.toolkit.checkpoint_ext}"
+    if not ctx.workspace.host(final).is_file():
+        raise ValueError(f"training wrote no final model {final}")
+    folder = ctx.workspace.host(results)
+    epochs = parsers.checkpoint_epochs([p.name for p in folder.iterdir()], DETECTNET_CKPT_EXT)
+    last = max(epochs, default=_training_config(ctx, results).epochs)
+    result = parsers.parse_detectnet_eval(log_text)
+    metrics = {
+        "epochs": last, "best_epoch": last, "selected_by": "final model",
+        "mAP": round(result.map / 100, 6) if result else None,
+        "ap": {c: round(v / 100, 6) for c, v in result.ap.items()} if result else {},
+        "loss": None, "checkpoints": len(epochs),
+    }
+    return Outcome(metrics=metrics, artifacts={"model": final, "epoch": last})
+
+
+def collect_training(ctx: Context, results: str, *, chosen_epoch: int | None, log_text: str = "") -> Outcome:
     """Best checkpoint of a results directory: highest mAP in the log (ties: later), else the last one."""
+    if ctx.network.model_passing == "results_dir":
+        return _collect_final_model(ctx, results, log_text)
     model = ctx.config.model
     rows = _merged_history(ctx, f"{results}/{ctx.network.training_csv(model.arch, model.nlayers)}")
     weights = ctx.workspace.host(f"{results}/weights")
@@ -150,11 +228,25 @@ def _merged_history(ctx: Context, log: str) -> list[parsers.EpochRow]:
     return merged
 
 
+def before_training(ctx: Context, plan: StagePlan) -> None:
+    """Before a resumed run: write the resume spec (YOLO) and keep the training log history."""
+    if plan.resumed_from is None:
+        return
+    name = plan.outputs[0]
+    if ctx.network.model_passing == "spec":
+        start = {"field": "resume_model_path", "path": ctx.container(plan.resumed_from["checkpoint"])}
+        text = experiment_spec(ctx, _training_config(ctx, name), source=f"{name}.resume", start=start)
+        write_atomic(ctx.workspace.host(resume_spec_path(name)), text)
+    keep_history(ctx, plan)
+
+
 def keep_history(ctx: Context, plan: StagePlan) -> None:
     """Before a resumed run: fold the current training log into the history copy TAO will not touch."""
     if plan.resumed_from is None:
         return
-    log = next(o for o in plan.outputs if o.endswith(".csv"))
+    log = next((o for o in plan.outputs if o.endswith(".csv")), None)
+    if log is None:
+        return
     path, old_path = ctx.workspace.host(log), ctx.workspace.host(history_copy(log))
     if not path.exists():
         return
@@ -179,14 +271,14 @@ def _format_csv(rows: list[parsers.EpochRow]) -> str:
 
 
 def collect_train(ctx: Context, plan_: StagePlan, log_text: str) -> Outcome:
-    return collect_training(ctx, "train", chosen_epoch=ctx.config.evaluate.epoch)
+    return collect_training(ctx, "train", chosen_epoch=ctx.config.evaluate.epoch, log_text=log_text)
 
 
 def collect_retrain(ctx: Context, plan_: StagePlan, log_text: str) -> Outcome:
-    return collect_training(ctx, "retrain", chosen_epoch=None)
+    return collect_training(ctx, "retrain", chosen_epoch=None, log_text=log_text)
 
 
-TRAIN = Stage(name="train", needs=("tfrecords",), plan=plan_train, collect=collect_train, before_run=keep_history,
+TRAIN = Stage(name="train", needs=("tfrecords",), plan=plan_train, collect=collect_train, before_run=before_training,
               description="train from the pretrained model")
-RETRAIN = Stage(name="retrain", needs=("prune",), plan=plan_retrain, collect=collect_retrain, before_run=keep_history,
+RETRAIN = Stage(name="retrain", needs=("prune",), plan=plan_retrain, collect=collect_retrain, before_run=before_training,
                 description="retrain the pruned model")

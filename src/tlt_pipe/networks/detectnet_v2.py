@@ -1,0 +1,47 @@
+"""DetectNet_v2: the pretrained model is a spec field and training resumes by itself.
+
+Re-running train with the same results directory continues after the newest
+model.epoch-<N>.ckzip; the final model is weights/<model_name>.<ext>. Images must already
+have the training resolution (multiples of 16).
+"""
+
+from __future__ import annotations
+
+from tlt_pipe.networks import ALL_TOOLKITS, Network, checks
+
+SECTIONS = ("dataset_config", "augmentation_config", "postprocessing_config", "model_config",
+            "evaluation_config", "cost_function_config", "training_config", "bbox_rasterizer_config")
+
+
+def check_detectnet_spec(message) -> list[str]:
+    problems = checks.required(message, SECTIONS) + checks.schedule(message.training_config)
+    pre = message.augmentation_config.preprocessing
+    for name in ("output_image_width", "output_image_height"):
+        value = getattr(pre, name)
+        if value <= 0 or value % 16:
+            problems.append(f"augmentation_config.preprocessing.{name}: {value} is not a positive multiple of 16")
+    classes = {entry.value for entry in message.dataset_config.target_class_mapping}
+    if not classes:
+        problems.append("dataset_config.target_class_mapping: no class is mapped")
+    listed = {
+        "cost_function_config.target_classes": {c.name for c in message.cost_function_config.target_classes},
+        "postprocessing_config.target_class_config": {e.key for e in message.postprocessing_config.target_class_config},
+        "bbox_rasterizer_config.target_class_config": {e.key for e in message.bbox_rasterizer_config.target_class_config},
+    }
+    for field, names in listed.items():
+        missing = sorted(classes - names)
+        if missing:
+            problems.append(f"{field}: no entry for class(es) {', '.join(missing)}")
+    if message.evaluation_config.validation_period_during_training <= 0:
+        problems.append("evaluation_config.validation_period_during_training: must be at least 1")
+    return problems
+
+
+NETWORKS = (
+    Network(
+        name="detectnet_v2", family="detectnet_v2", spec_message="DetectnetExperiment", checkpoint_prefix="model",
+        output_nodes="output_cov/Sigmoid,output_bbox/BiasAdd", input_name="input_1", model_passing="results_dir",
+        toolkits=ALL_TOOLKITS, check_spec=check_detectnet_spec, default_input=(960, 544), input_multiple=16,
+        dynamic_shape=False,
+    ),
+)

@@ -1,0 +1,49 @@
+"""YOLOv3, YOLOv4 and YOLOv4-tiny: the starting model is a spec field, anchors come from the data.
+
+train takes only -e -r -k: pretrain_model_path, resume_model_path or pruned_model_path in
+training_config says where training starts; on resume the start epoch is read from the
+checkpoint's file name.
+"""
+
+from __future__ import annotations
+
+from tlt_pipe.networks import ALL_TOOLKITS, Network, checks
+
+_FROM_TAO3 = ALL_TOOLKITS - {"2.0"}  # YOLOv4 arrived with TAO 3.0
+
+
+def _check(field: str, groups: tuple[str, ...]):
+    def check(message) -> list[str]:
+        problems = checks.detection(message, field)
+        aug = message.augmentation_config
+        for name in ("output_width", "output_height"):
+            if getattr(aug, name) % 32:
+                problems.append(f"augmentation_config.{name}: {getattr(aug, name)} is not a multiple of 32")
+        return problems + checks.anchor_shapes(getattr(message, field), field, groups)
+
+    return check
+
+
+_V3_V4 = ("small_anchor_shape", "mid_anchor_shape", "big_anchor_shape")
+_TINY = ("mid_anchor_shape", "big_anchor_shape")
+
+NETWORKS = (
+    Network(
+        name="yolo_v3", family="yolo", spec_message="Yolov3Experiment", checkpoint_prefix="yolov3",
+        output_nodes="BatchedNMS", input_name="Input", model_passing="spec", toolkits=ALL_TOOLKITS,
+        check_spec=_check("yolov3_config", _V3_V4), default_arch="darknet", default_nlayers=53,
+        default_input=(416, 416), input_multiple=32, legacy_name="yolo", anchor_groups=_V3_V4,
+    ),
+    Network(
+        name="yolo_v4", family="yolo", spec_message="Yolov4Experiment", checkpoint_prefix="yolov4",
+        output_nodes="BatchedNMS", input_name="Input", model_passing="spec", toolkits=_FROM_TAO3,
+        check_spec=_check("yolov4_config", _V3_V4), default_arch="resnet", default_nlayers=18,
+        default_input=(320, 320), input_multiple=32, anchor_groups=_V3_V4,
+    ),
+    Network(
+        name="yolo_v4_tiny", family="yolo", spec_message="Yolov4Experiment", checkpoint_prefix="yolov4",
+        output_nodes="BatchedNMS", input_name="Input", model_passing="spec", toolkits=_FROM_TAO3,
+        check_spec=_check("yolov4_config", _TINY), default_arch="cspdarknet_tiny", default_nlayers=None,
+        default_input=(320, 320), input_multiple=32, anchor_groups=_TINY,
+    ),
+)
