@@ -284,3 +284,31 @@ def _register_optional_commands() -> None:
 
 
 _register_optional_commands()
+
+
+@main.command("anchors")
+@click.argument("labels", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.argument("images", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("-x", "width", type=click.IntRange(min=1), required=True, help="Network input width.")
+@click.option("-y", "height", type=click.IntRange(min=1), required=True, help="Network input height.")
+@click.option("-n", "count", type=click.IntRange(min=1), default=9, show_default=True, help="Number of anchors.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the k-medians start.")
+@click.option("--min-x", type=click.FloatRange(min=0), default=0, help="Ignore boxes narrower than this (input pixels).")
+@click.option("--min-y", type=click.FloatRange(min=0), default=0, help="Ignore boxes lower than this (input pixels).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: anchors and the spec's anchor shapes.")
+def anchors_command(labels: Path, images: Path, width: int, height: int, count: int, seed: int, min_x: float,
+                    min_y: float, as_json: bool) -> None:
+    """YOLO anchors from KITTI LABELS and their IMAGES, as `yolo_v4 kmeans` computes them (but seeded)."""
+    from tlt_pipe.anchors import anchor_groups, compute_anchors, format_anchor_shape
+
+    found = compute_anchors(labels, images, width, height, n=count, seed=seed, min_x=min_x, min_y=min_y)
+    groups = ("small", "mid", "big") if count % 3 == 0 else ("mid", "big") if count % 2 == 0 else ("all",)
+    shapes = {f"{g}_anchor_shape": format_anchor_shape(a) for g, a in anchor_groups(found, groups).items()}
+    if as_json:
+        click.echo(json.dumps({"anchors": [list(a) for a in found], **shapes}))
+        return
+    click.echo("Please use following anchor sizes in YOLO config:")
+    for w, h in found:
+        click.echo(f"({w:.2f}, {h:.2f})")
+    for name, shape in shapes.items():
+        click.echo(f'{name}: "{shape}"')

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+from tlt_pipe.networks import get_network
 from tlt_pipe.specs import render_template
 from tlt_pipe.toolkits import get_toolkit
+
+# network -> (prune threshold, equalization) as the tutorials prune
+_PRUNE = {"yolo_v4": (0.7, "union"), "yolo_v4_tiny": (0.7, "union"), "yolo_v3": (0.5, "union")}
+_NGC = "nvidia/tao/pretrained_object_detection:{tag}"
 
 
 def starter_config(network: str, *, toolkit: str = "5.0", dataset_format: str = "kitti",
                    dataset_path: str = "data/plates", name: str | None = None) -> str:
     kit = get_toolkit(toolkit)
+    net = get_network(network, kit.version)
+    tag = f"{net.default_arch}{net.default_nlayers or ''}"
+    threshold, equalization = _PRUNE.get(network, (0.1, "intersection"))
     return render_template("config.yaml.j2", {
         "network": network, "toolkit": kit.version, "key_required": kit.key_required,
         "dataset_format": dataset_format, "dataset_path": dataset_path, "name": name or f"{network}-run",
+        "arch": net.default_arch, "nlayers": net.default_nlayers, "input_width": net.default_input[0],
+        "input_height": net.default_input[1], "multiple": net.input_multiple,
+        "pretrained": f"pretrained/{tag}.hdf5", "ngc": _NGC.format(tag=tag),
+        "anchors": 3 * len(net.anchor_groups), "prune_threshold": threshold, "prune_equalization": equalization,
     })

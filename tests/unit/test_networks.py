@@ -1,0 +1,184 @@
+"""Every network on every toolkit that ships it: specs render and validate, plans use the tutorials' commands."""
+
+from __future__ import annotations
+
+import pytest
+
+from tlt_pipe.config import parse_config
+from tlt_pipe.errors import ConfigError
+from tlt_pipe.networks import NETWORKS
+from tlt_pipe.pipeline import Pipeline, Selection, stages_for
+from tlt_pipe.specs import parse_spec
+from tlt_pipe.stages import calibration, inference
+
+TOOLKITS = ("2.0", "3.21.11", "3.22.05", "4.0", "5.0")
+SUPPORTED = [(n, t) for n in NETWORKS for t in TOOLKITS if t in NETWORKS[n].toolkits]
+
+
+class NoEvents:
+    def __getattr__(self, name):
+        return lambda *a, **k: None
+
+
+def _pipeline(tmp_path, network, toolkit, extra=""):
+    (tmp_path / "data").mkdir(exist_ok=True)
+    (tmp_path / "w.hdf5").write_bytes(b"\x89HDF\r\n\x1a\n")
+    text = (f"network: {network}\ntoolkit: '{toolkit}'\nname: t\ndataset: {{path: data, classes: {{plate: lpd}}}}\n"
+            f"model: {{pretrained: w.hdf5}}\ndocker: {{gpus: 0}}\n{extra}")
+    config = parse_config(text, source="t.yaml", base_dir=tmp_path)
+    return Pipeline(config, tmp_path / "run", key="k3y", events=NoEvents())
+
+
+def _steps(tmp_path, network, toolkit, extra=""):
+    return {s.name: s for s in _pipeline(tmp_path, network, toolkit, extra).dry_run(Selection())}
+
+
+def _after(argv, flag):
+    return argv[argv.index(flag) + 1]
+
+
+@pytest.mark.parametrize("network, toolkit", SUPPORTED)
+def test_every_spec_renders_and_passes_the_schema_and_loader_checks(tmp_path, network, toolkit):
+    net = NETWORKS[network]
+    steps = _steps(tmp_path, network, toolkit, "engine: {data_type: int8}\n")
+    specs = {path: text for step in steps.values() for path, text in step.plan.specs.items()}
+    assert {"specs/train.txt", "specs/retrain.txt", "specs/tfrecords.txt"} <= set(specs)
+    for path, text in specs.items():
+        message = {"specs/inference.txt": "DetectnetInferenceSpec"}.get(path, net.spec_message)
+        if "tfrecords" in path:
+            message = "DatasetExportConfig"
+        spec = parse_spec(text, message, source=path)
+        if message == net.spec_message:
+            assert net.check_spec(spec) == [], path
+
+
+def test_yolo_start_models_are_spec_fields(tmp_path):
+    steps = _steps(tmp_path, "yolo_v4", "3.21.11")
+    train_spec = parse_spec(steps["train"].plan.specs["specs/train.txt"], "Yolov4Experiment", source="t")
+    retrain_spec = parse_spec(steps["retrain"].plan.specs["specs/retrain.txt"], "Yolov4Experiment", source="r")
+    assert train_spec.training_config.pretrain_model_path == "/tltpipe/inputs/pretrained/w.hdf5"
+    assert retrain_spec.training_config.WhichOneof("load_model") == "pruned_model_path"
+    assert retrain_spec.training_config.regularizer.type == 0  # NO_REG
+    assert train_spec.yolov4_config.small_anchor_shape == "<anchors.small_anchor_shape>"
+    assert train_spec.dataset_config.image_extension == "jpg"
+    assert "-m" not in steps["train"].argv and "--initial_epoch" not in steps["train"].argv
+
+
+def test_yolo_v4_tutorial_commands(tmp_path):
+    steps = _steps(tmp_path, "yolo_v4", "3.21.11", "prune: {threshold: 0.7, equalization: union}\n"
+                                                   "anchors: {mode: tao}\n")
+    assert list(steps)[:4] == ["prepare", "tfrecords", "anchors", "train"]
+    assert steps["anchors"].argv[:2] == ["yolo_v4", "kmeans"]
+    assert [_after(steps["anchors"].argv, f) for f in ("-x", "-y", "-n")] == ["320", "320", "9"]
+    prune = steps["prune"].argv
+    assert prune[-4:] == ["-eq", "union", "-pth", "0.7"] and _after(prune, "-e") == "/tltpipe/run/specs/train.txt"
+    engine = steps["engine"].argv
+    assert engine[0] == "converter" and _after(engine, "-o") == "BatchedNMS" and "-p" not in engine
+
+
+def test_native_anchors_run_on_the_host_and_tiny_has_two_groups(tmp_path):
+    steps = _steps(tmp_path, "yolo_v4_tiny", "5.0")
+    assert steps["anchors"].plan.image is None and steps["anchors"].plan.params["count"] == 6
+    with pytest.raises(ConfigError, match="anchors.count: 8 anchors do not split"):
+        _steps(tmp_path, "yolo_v4", "5.0", "anchors: {count: 8}\n")
+
+
+def test_dynamic_shape_etlt_gets_an_optimization_profile(tmp_path):
+    for network in ("yolo_v4", "ssd", "retinanet", "dssd", "yolo_v3"):
+        engine = _steps(tmp_path, network, "3.22.05")["engine"].argv
+        h, w = (320, 320) if network.startswith("yolo_v4") else (416, 416) if network == "yolo_v3" else \
+            (384, 384) if network == "retinanet" else (300, 300)
+        assert _after(engine, "-p") == f"Input,1x3x{h}x{w},16x3x{h}x{w},16x3x{h}x{w}"
+    assert "-p" not in _steps(tmp_path, "detectnet_v2", "3.22.05")["engine"].argv
+    assert "-p" not in _steps(tmp_path, "yolo_v4", "3.21.11")["engine"].argv
+
+
+def test_detectnet_v2_masks_tutorial_on_tlt2(tmp_path):
+    steps = _steps(tmp_path, "detectnet_v2", "2.0", "engine: {data_type: int8}\n")
+    assert list(steps) == ["prepare", "tfrecords", "tfrecords_val", "train", "evaluate", "prune", "retrain",
+                           "evaluate_retrain", "calibration_tensorfile", "export", "engine", "inference"]
+    assert steps["tfrecords"].argv[0] == "tlt-dataset-convert"
+    assert steps["train"].argv[:2] == ["tlt-train", "detectnet_v2"] and "-m" not in steps["train"].argv
+    assert steps["prune"].argv[0] == "tlt-prune"
+    assert steps["calibration_tensorfile"].argv[:2] == ["tlt-int8-tensorfile", "detectnet_v2"]
+    export = steps["export"].argv
+    assert export[:2] == ["tlt-export", "detectnet_v2"] and _after(export, "--data_type") == "int8"
+    assert _after(export, "--cal_data_file") == "<calibration_tensorfile.tensorfile>" and "--cal_cache_file" in export
+    engine = steps["engine"].argv
+    assert engine[0] == "tlt-converter" and _after(engine, "-o") == "output_cov/Sigmoid,output_bbox/BiasAdd"
+    assert _after(engine, "-d") == "3,544,960" and _after(engine, "-t") == "int8" and "-c" in engine
+    assert steps["inference"].argv[:2] == ["tlt-infer", "detectnet_v2"] and "-m" not in steps["inference"].argv
+    spec = parse_spec(steps["retrain"].plan.specs["specs/retrain.txt"], "DetectnetExperiment", source="r")
+    assert spec.model_config.load_graph and spec.model_config.pretrained_model_file == "<prune.model>"
+    assert [e.key for e in spec.postprocessing_config.target_class_config] == ["lpd"]
+    assert spec.dataset_config.validation_data_source.tfrecords_path == "/tltpipe/run/data/tfrecords_val/val*"
+    infer = parse_spec(steps["inference"].plan.specs[inference.DETECTNET_SPEC], "DetectnetInferenceSpec", source="i")
+    assert infer.bbox_handler_config.kitti_dump
+
+
+def test_detectnet_v2_resizes_to_its_input(tmp_path):
+    pipeline = _pipeline(tmp_path, "detectnet_v2", "5.0")
+    assert pipeline.config.dataset.resize == "960x544"
+    with pytest.raises(ConfigError, match=r"t.yaml:\d+: model: .*dataset.resize is 640x480"):
+        parse_config("network: detectnet_v2\nname: t\ndataset: {path: data, resize: 640x480}\n",
+                     source="t.yaml", base_dir=tmp_path)
+    with pytest.raises(ConfigError, match="input_width 950 is not a multiple of 16"):
+        parse_config("network: detectnet_v2\nname: t\ndataset: {path: data}\nmodel: {input_width: 950}\n",
+                     source="t.yaml", base_dir=tmp_path)
+    with pytest.raises(ConfigError, match="evaluate.epoch"):
+        _steps(tmp_path, "detectnet_v2", "5.0", "evaluate: {epoch: 3}\n")
+
+
+def test_int8_calibration_moves_with_the_toolkit(tmp_path):
+    int8 = "engine: {data_type: int8}\n"
+    tao3 = _steps(tmp_path, "ssd", "3.21.11", int8)
+    assert "--cal_image_dir" in tao3["export"].argv and _after(tao3["engine"].argv, "-c") == "<export.cal_cache>"
+    tao4 = _steps(tmp_path, "ssd", "4.0", int8)
+    assert _after(tao4["export"].argv, "--data_type") == "fp32"
+    assert tao4["engine"].argv[:2] == ["ssd", "gen_trt_engine"] and "--cal_image_dir" in tao4["engine"].argv
+    tao5 = _steps(tmp_path, "detectnet_v2", "5.0", int8)
+    assert "calibration_tensorfile" not in tao5 and "--cal_image_dir" in tao5["engine"].argv
+
+
+def test_calibration_never_asks_for_more_images_than_there_are(tmp_path):
+    from tlt_pipe.pipeline import build_context
+    from tlt_pipe.manifest import Manifest, StageRecord
+
+    pipeline = _pipeline(tmp_path, "ssd", "3.21.11", "engine: {data_type: int8, cal_batches: 10}\n")
+    manifest = Manifest(tltpipe="t", name="t", network="ssd", toolkit="3.21.11")
+    manifest.stages["prepare"] = StageRecord(status="succeeded", metrics={"train_images": 36})
+    cal = calibration.calibration(build_context(pipeline.config, pipeline.run_dir, manifest, "k"))
+    assert (cal.batch_size, cal.batches, cal.images) == (16, 2, 32)
+
+
+def test_tlt2_names_yolo_v3_yolo_and_has_no_yolo_v4(tmp_path):
+    steps = _steps(tmp_path, "yolo_v3", "2.0")
+    assert steps["train"].argv[:2] == ["tlt-train", "yolo"] and steps["export"].argv[:2] == ["tlt-export", "yolo"]
+    with pytest.raises(ConfigError, match="yolo_v4 is not available in toolkit 2.0"):
+        _pipeline(tmp_path, "yolo_v4", "2.0")
+    with pytest.raises(ConfigError, match="no 'kmeans' task"):
+        _steps(tmp_path, "yolo_v3", "2.0", "anchors: {mode: tao}\n")
+
+
+def test_a_stage_of_another_network_is_refused_clearly(tmp_path):
+    pipeline = _pipeline(tmp_path, "ssd", "5.0")
+    with pytest.raises(ConfigError, match="stage 'anchors' does not exist for this network"):
+        pipeline.dry_run(Selection("anchors", "anchors"))
+    assert [s.name for s in stages_for(_pipeline(tmp_path, "yolo_v3", "5.0").config)][2] == "anchors"
+    train = next(s for s in stages_for(_pipeline(tmp_path, "yolo_v3", "5.0").config) if s.name == "train")
+    assert "anchors" in train.needs
+
+
+@pytest.mark.parametrize("network", list(NETWORKS))
+def test_init_writes_a_valid_config_for_every_network(tmp_path, network):
+    from tlt_pipe.starter import starter_config
+
+    toolkit = "5.0"
+    text = starter_config(network, toolkit=toolkit, dataset_path="data")
+    (tmp_path / "data").mkdir()
+    config = parse_config(text, source="init.yaml", base_dir=tmp_path, sets=["docker.gpus=0"])
+    assert config.network == network and config.model.arch == NETWORKS[network].default_arch
+    steps = Pipeline(config, tmp_path / "run", key=None, events=NoEvents()).dry_run(Selection())
+    assert steps[-1].name == "inference"
+    if network == "yolo_v4":
+        assert (config.prune.threshold, config.prune.equalization) == (0.7, "union")
