@@ -182,3 +182,42 @@ def test_init_writes_a_valid_config_for_every_network(tmp_path, network):
     assert steps[-1].name == "inference"
     if network == "yolo_v4":
         assert (config.prune.threshold, config.prune.equalization) == (0.7, "union")
+
+
+def _resumable(tmp_path, network, files):
+    from tlt_pipe.manifest import Manifest, StageRecord
+    from tlt_pipe.pipeline import build_context
+
+    pipeline = _pipeline(tmp_path, network, "5.0")
+    for rel in files:
+        path = pipeline.run_dir / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x" * 100)
+    manifest = Manifest(tltpipe="t", name="t", network=network, toolkit="5.0")
+    manifest.stages["train"] = StageRecord(status="failed")
+    return build_context(pipeline.config, pipeline.run_dir, manifest, "k3y", Selection(resume=True))
+
+
+def test_yolo_resumes_through_a_resume_spec_naming_the_checkpoint(tmp_path):
+    from tlt_pipe.stages import train
+
+    ctx = _resumable(tmp_path, "yolo_v4", ["train/weights/yolov4_resnet18_epoch_001.hdf5",
+                                           "train/weights/yolov4_resnet18_epoch_002.hdf5"])
+    plan = train.plan_train(ctx)
+    assert _after(list(plan.argv), "-e") == "/tltpipe/run/specs/train.resume.txt"
+    assert _after(list(plan.fresh_argv), "-e") == "/tltpipe/run/specs/train.txt" and plan.clean == ()
+    train.before_training(ctx, plan)
+    spec = parse_spec((ctx.workspace.host("specs/train.resume.txt")).read_text(), "Yolov4Experiment", source="r")
+    assert spec.training_config.resume_model_path == "/tltpipe/run/train/weights/yolov4_resnet18_epoch_002.hdf5"
+
+
+def test_detectnet_resumes_by_keeping_its_results_directory(tmp_path):
+    from tlt_pipe.stages import train
+
+    ctx = _resumable(tmp_path, "detectnet_v2", ["train/model.epoch-1.ckzip", "train/model.epoch-2.ckzip"])
+    plan = train.plan_train(ctx)
+    assert plan.clean == () and plan.resumed_from["epoch"] == 2 and plan.fresh_argv is None
+    assert "-m" not in plan.argv and "--initial_epoch" not in plan.argv
+    ctx = _resumable(tmp_path, "detectnet_v2", [])
+    with pytest.raises(ConfigError, match="always resumes from its newest"):
+        train.plan_train(ctx.__class__(**{**ctx.__dict__, "resume_epoch": 1}))
