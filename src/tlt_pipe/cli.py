@@ -266,6 +266,25 @@ def _events(console, *, as_json: bool, quiet: bool):
     return human
 
 
+@main.command()
+@click.option("--dry-run", is_flag=True, help="List the orphaned containers; remove nothing.")
+def gc(dry_run: bool) -> None:
+    """Remove containers tltpipe started whose run no live tltpipe process owns any more."""
+    from tlt_pipe.runlock import is_held
+    from tlt_pipe.runners.docker import DockerRunner
+
+    runner = DockerRunner()
+    orphans = [c for c in runner.find_containers()
+               if not is_held(Path(c.labels.get("tltpipe.run", "/nonexistent")))]
+    for info in orphans:
+        where = f"{info.labels.get('tltpipe.run', '?')} stage {info.labels.get('tltpipe.stage', '?')}"
+        if not dry_run:
+            runner.remove_container(info.id)
+        click.echo(f"{'would remove' if dry_run else 'removed'} {info.name} ({info.status}; {where})")
+    if not orphans:
+        click.echo("no orphaned tltpipe containers")
+
+
 def _raise_terminated(signum, frame) -> None:
     raise Terminated()
 

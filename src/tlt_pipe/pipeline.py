@@ -273,6 +273,7 @@ class Pipeline:
         self._check_inputs()
         with RunLock(self.run_dir):
             manifest = self._open_manifest(selection)
+            self._recover(manifest, selection)
             self._check_upstream(selection, manifest)
             steps = self.plan(selection, manifest)  # renders and checks every spec before any container starts
             self.events.plan(self.run_dir, steps)
@@ -301,7 +302,10 @@ class Pipeline:
         except ConfigError:
             if not selection.force:
                 raise
-            manifest = None  # --force rebuilds a damaged manifest
+            damaged = self.run_dir / f"manifest.json.damaged-{int(time.time())}"
+            (self.run_dir / "manifest.json").replace(damaged)  # kept, never deleted
+            self.events.line("manifest", f"the damaged manifest was moved to {damaged}; starting a new one")
+            manifest = None
         if manifest is None:
             manifest = Manifest(tltpipe=__version__, name=self.config.name, network=self.config.network,
                                 toolkit=self.config.toolkit)
@@ -341,26 +345,7 @@ class Pipeline:
                 record.exit_code = 0
             else:
                 self._run_container(step, plan, record, log_path)
-            log_text = log_path.read_text(encoding="utf-8", errors="replace") if log_path.exists() else ""
-            if record.exit_code != 0:
-                why = diagnose(record.exit_code, log_text, oom_killed=record.oom_killed)
-                raise StageFailed(f"stage {step.name} failed with exit code {record.exit_code}"
-                                  + (f": {why}" if why else "") + f"; full log: {log_path}",
-                                  log_tail=log_tail(log_text))
-            try:
-                outcome = stage.collect(ctx, plan, log_text)
-            except (ValueError, OSError) as exc:
-                raise StageFailed(f"stage {step.name}: {redact(str(exc), secrets)}") from None
-            for path in scrub_files([ctx.workspace.host(o) for o in plan.outputs] + [log_path], secrets):
-                self.events.line(step.name, f"removed the model key from {path} (it is never left on disk; "
-                                            "give it to DeepStream yourself)")
-            missing = [o for o in plan.outputs if not ctx.workspace.host(o).exists()]
-            if missing:
-                raise StageFailed(f"stage {step.name} exited 0 but did not write {', '.join(missing)}")
-            record.metrics = dict(outcome.metrics)
-            record.artifacts = dict(outcome.artifacts)
-            record.outputs = [path_fingerprint(ctx.workspace.host(o)) for o in plan.outputs]
-            record.status = "succeeded"
+            self._conclude(stage, ctx, plan, record, log_path, secrets)
         except (KeyboardInterrupt, Terminated) as exc:
             code = 143 if isinstance(exc, Terminated) else 130
             self._finish(record, "interrupted", started, manifest, step.name, error="interrupted")
@@ -373,6 +358,72 @@ class Pipeline:
             self._finish(record, "failed", started, manifest, step.name, error=redact(repr(exc), secrets))
             raise
         self._finish(record, "succeeded", started, manifest, step.name)
+
+    def _conclude(self, stage: Stage, ctx: Context, plan: StagePlan, record: StageRecord, log_path: Path,
+                  secrets: list[str]) -> None:
+        """Judge a finished task from its exit code, log and files: metrics and outputs, or StageFailed."""
+        log_text = log_path.read_text(encoding="utf-8", errors="replace") if log_path.exists() else ""
+        if record.exit_code != 0:
+            why = diagnose(record.exit_code, log_text, oom_killed=record.oom_killed)
+            raise StageFailed(f"stage {stage.name} failed with exit code {record.exit_code}"
+                              + (f": {why}" if why else "") + f"; full log: {log_path}",
+                              log_tail=log_tail(log_text))
+        try:
+            outcome = stage.collect(ctx, plan, log_text)
+        except (ValueError, OSError) as exc:
+            raise StageFailed(f"stage {stage.name}: {redact(str(exc), secrets)}") from None
+        for path in scrub_files([ctx.workspace.host(o) for o in plan.outputs] + [log_path], secrets):
+            self.events.line(stage.name, f"removed the model key from {path} (it is never left on disk; "
+                                         "give it to DeepStream yourself)")
+        missing = [o for o in plan.outputs if not ctx.workspace.host(o).exists()]
+        if missing:
+            raise StageFailed(f"stage {stage.name} exited 0 but did not write {', '.join(missing)}")
+        record.metrics = dict(outcome.metrics)
+        record.artifacts = dict(outcome.artifacts)
+        record.outputs = [path_fingerprint(ctx.workspace.host(o)) for o in plan.outputs]
+
+    # containers left behind by a tltpipe process that died ------------------------
+    def _recover(self, manifest: Manifest, selection: Selection) -> None:
+        """Stages a dead tltpipe left 'running': adopt their containers (wait, then record the result),
+        or stop them with --force; with no container left, the stage was interrupted."""
+        unfinished = [n for n, r in manifest.stages.items() if r.status == "running"]
+        if not unfinished:
+            return
+        containers = {c.labels.get("tltpipe.stage"): c
+                      for c in self.runner.find_containers({"tltpipe.run": str(self.run_dir)})}
+        for name in unfinished:
+            record, info = manifest.stages[name], containers.get(name)
+            if info is None:
+                record.status, record.error = "interrupted", "tltpipe stopped while this stage ran"
+                save_manifest(self.run_dir, manifest)
+                continue
+            if selection.force:
+                self.events.line(name, f"stopping container {info.name} left by an earlier tltpipe (--force)")
+                self.runner.remove_container(info.id)
+                record.status, record.error = "interrupted", "its container was stopped with --force"
+                save_manifest(self.run_dir, manifest)
+                continue
+            self._adopt(name, info, manifest)
+
+    def _adopt(self, name: str, info, manifest: Manifest) -> None:
+        stage = next(s for s in self.stages if s.name == name)
+        record = manifest.stages[name]
+        self.events.line(name, f"container {info.name} of an earlier tltpipe process is {info.status}; waiting "
+                               "for it to finish, then recording it (--force stops it instead)")
+        secrets = [self.key] if self.key else []
+        started = time.monotonic()
+        record.exit_code, text, record.oom_killed = self.runner.wait_container(info.id, secrets)
+        log_path = self.run_dir / (record.log or f"logs/{name}.log")
+        write_atomic(log_path, text)  # the container's whole output replaces the log the dead process left
+        self.runner.remove_container(info.id)
+        ctx = build_context(self.config, self.run_dir, manifest, self.key)
+        record.reason = "adopted from an earlier tltpipe process"
+        try:
+            self._conclude(stage, ctx, stage.plan(ctx), record, log_path, secrets)
+        except TltPipeError as exc:
+            self._finish(record, "failed", started, manifest, name, error=str(exc))
+            return
+        self._finish(record, "succeeded", started, manifest, name)
 
     def _finish(self, record: StageRecord, status: str, started: float, manifest: Manifest, name: str,
                 error: str | None = None) -> None:

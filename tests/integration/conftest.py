@@ -42,3 +42,14 @@ def emulator_images() -> dict[str, dict[str, str | None]]:
     except build.BuildError as exc:
         pytest.fail(f"Building the TAO emulator images failed: {exc}", pytrace=False)
     return build.version_table()
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    """The bundled sample (CRPD layout) and a stand-in pretrained file, in a folder configs can point at."""
+    from tlt_pipe.datasets.sample import sample_crpd
+
+    root = tmp_path_factory.mktemp("sample")
+    sample_crpd(root / "crpd", 24, 0)
+    (root / "resnet_18.hdf5").write_bytes(b"\x89HDF\r\n\x1a\nstand-in weights")
+    return root

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from test_pipeline_ssd import KEY, sample, tltpipe, write_config  # noqa: F401  (sample is a fixture)
+from tltpipe_cli import KEY, tltpipe, write_config
 
 pytestmark = pytest.mark.docker
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from test_pipeline_ssd import sample, tltpipe, write_config  # noqa: F401  (sample is a fixture)
+from tltpipe_cli import tltpipe, write_config
 
 pytestmark = pytest.mark.docker
 

@@ -11,78 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-
-from tlt_pipe.datasets.sample import sample_crpd
+from tltpipe_cli import KEY, STAGES, assert_no_secret, containers_labelled, manifest, tltpipe, write_config
 
 pytestmark = pytest.mark.docker
-
-KEY = "tlt-Secr3t-k3y-for-tests"
-STAGES = ["prepare", "tfrecords", "train", "evaluate", "prune", "retrain", "evaluate_retrain", "export",
-          "engine", "inference"]
-
-CONFIG = """\
-network: ssd
-toolkit: "{toolkit}"
-name: lpd
-dataset: {{format: crpd, path: crpd, classes: {{lpd: lpd}}, val_split: 25}}
-model: {{arch: resnet, nlayers: 18, input_width: 320, input_height: 320, pretrained: resnet_18.hdf5}}
-train: {{epochs: 6, batch_size: 4, validation_period: 2}}
-prune: {{threshold: 0.1, equalization: intersection}}
-retrain: {{epochs: 4}}
-inference: {{threshold: 0.4}}
-docker:
-  gpus: 0
-  shm_size: 1G
-  image: "{image}"
-  deploy_image: {deploy}
-  env: {env}
-  ulimits: {{memlock: 8388608, stack: 67108864}}   # an unprivileged engine cannot raise memlock further
-
-"""
-
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("sample")
-    sample_crpd(root / "crpd", 24, 0)
-    (root / "resnet_18.hdf5").write_bytes(b"\x89HDF\r\n\x1a\nstand-in weights")
-    return root
-
-
-def write_config(folder: Path, images: dict, toolkit: str, env: dict | None = None, extra: str = "") -> Path:
-    deploy = json.dumps(images[toolkit]["deploy_image"]) if images[toolkit]["deploy_image"] else "null"
-    text = CONFIG.format(toolkit=toolkit, image=images[toolkit]["image"], deploy=deploy, env=json.dumps(env or {}))
-    path = folder / f"lpd-{toolkit}.yaml"
-    path.write_text(text + extra, encoding="utf-8")
-    return path
-
-
-def tltpipe(*args: str, cwd: Path, key: str | None = KEY, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "TLTPIPE_KEY"}
-    if key:
-        env["TLTPIPE_KEY"] = key
-    env["NO_COLOR"] = "1"
-    return subprocess.run([sys.executable, "-m", "tlt_pipe", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
-
-
-def manifest(run_dir: Path) -> dict:
-    return json.loads((run_dir / "manifest.json").read_text())
-
-
-def containers_labelled(run_dir: Path) -> list[str]:
-    out = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=tltpipe.run={run_dir}"],
-                         capture_output=True, text=True, check=True).stdout
-    return out.split()
-
-
-def assert_no_secret(run_dir: Path, *texts: str) -> None:
-    for text in texts:
-        assert KEY not in text
-    for path in run_dir.rglob("*"):
-        if path.is_file():
-            assert KEY.encode() not in path.read_bytes(), f"the key leaked into {path}"
-
 
 @pytest.mark.parametrize("toolkit, model_ext, export_ext", [("5.0", "hdf5", "onnx"), ("3.21.11", "tlt", "etlt")])
 def test_full_chain_then_skip_then_change(emulator_images, sample, tmp_path, toolkit, model_ext, export_ext):
