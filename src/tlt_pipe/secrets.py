@@ -10,9 +10,19 @@ NGC_ENV = "NGC_API_KEY"
 MASK = "***"
 
 
+MIN_KEY_LENGTH = 6
+
+
 def read_key(env: dict[str, str] | None = None) -> str | None:
-    """The TAO encryption key from TLTPIPE_KEY, or None when unset or empty."""
+    """The TAO encryption key from TLTPIPE_KEY, or None when unset or empty.
+
+    A very short key cannot be masked in logs without garbling ordinary words, so it is refused."""
+    from tlt_pipe.errors import ConfigError
+
     value = (env if env is not None else os.environ).get(KEY_ENV, "")
+    if value and len(value) < MIN_KEY_LENGTH:
+        raise ConfigError(f"{KEY_ENV} is too short ({len(value)} characters): tltpipe masks the key in every log "
+                          f"and file, which garbles text for keys under {MIN_KEY_LENGTH} characters; use a longer key")
     return value or None
 
 
@@ -33,6 +43,16 @@ def redact_argv(argv: Iterable[str], secrets: Iterable[str]) -> list[str]:
 SCRUB_LIMIT = 1 << 20  # files larger than this are models, images, records: not text a key is written into
 
 
+def _is_text(data: bytes) -> bool:
+    if b"\0" in data:
+        return False
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def scrub_files(paths: Iterable["os.PathLike[str] | str"], secrets: Iterable[str]) -> list[str]:
     """Replace each secret by *** in the small files below paths (TAO writes the key into
     nvinfer_config.txt, for one). Returns the files changed."""
@@ -49,8 +69,8 @@ def scrub_files(paths: Iterable["os.PathLike[str] | str"], secrets: Iterable[str
             if path.stat().st_size > SCRUB_LIMIT:
                 continue
             data = path.read_bytes()
-            if not any(n in data for n in needles):
-                continue
+            if not any(n in data for n in needles) or not _is_text(data):
+                continue  # models, records and engines are binary: never rewritten
             for needle in needles:
                 data = data.replace(needle, MASK.encode())
             tmp = path.with_name(f".{path.name}.scrub")
