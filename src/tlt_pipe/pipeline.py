@@ -150,7 +150,10 @@ def fingerprint_parts(stage: Stage, plan: StagePlan, ctx: Context, manifest: Man
         "argv": " ".join(redact_argv(plan.fresh_argv or plan.argv, [ctx.key] if ctx.key else [])),
         "params": digest_of(plan.params),
     }
-    for path, text in plan.specs.items():
+    if plan.epochs is not None:
+        parts["epochs"] = plan.epochs
+    specs = plan.fingerprint_specs if plan.fingerprint_specs is not None else plan.specs
+    for path, text in specs.items():
         parts[f"spec:{path}"] = digest_of({"text": text})
     for path in plan.inputs:
         parts[f"input:{path}"] = path_fingerprint(Path(path), cache)
@@ -177,14 +180,26 @@ def _outputs_changed(record: StageRecord) -> str | None:
     return None
 
 
+def _extended_epochs(parts: Mapping[str, Any], record: StageRecord | None) -> tuple[int, int] | None:
+    """(old, new) epoch counts when a finished training run differs only by a higher epoch count."""
+    if record is None or record.status != "succeeded" or "epochs" not in record.inputs:
+        return None
+    old, new = record.inputs["epochs"], parts.get("epochs")
+    if _changed(parts, record.inputs) == ["epochs"] and isinstance(new, int) and new > old:
+        return old, new
+    return None
+
+
 def decide(stage: Stage, parts: Mapping[str, Any], record: StageRecord | None, *, force: bool,
            upstream_will_run: str | None) -> tuple[Literal["run", "skip"], str]:
     if force:
         return "run", "forced (--force)"
     if upstream_will_run:
         return "run", f"after {upstream_will_run} runs"
-    if record is None or record.status == "pending":
+    if record is None:
         return "run", "has not run yet"
+    if record.status == "pending":
+        return "run", record.reason or "has not run yet"
     if record.status != "succeeded":
         return "run", f"last attempt {record.status}"
     changed = _changed(parts, record.inputs)
@@ -234,6 +249,15 @@ class Pipeline:
         parts = fingerprint_parts(stage, plan, ctx, manifest)
         record = manifest.stages.get(stage.name) if manifest else None
         action, reason = decide(stage, parts, record, force=selection.force, upstream_will_run=upstream_will_run)
+        extended = _extended_epochs(parts, record) if action == "run" else None
+        if extended is not None:
+            longer = stage.plan(replace(ctx, extend=True))
+            if longer.resumed_from is not None:
+                plan = longer
+                reason = (f"epochs raised from {extended[0]} to {extended[1]}: continuing from epoch "
+                          f"{plan.resumed_from['epoch']}")
+                return Step(stage.name, "run", reason, plan, fingerprint_parts(stage, plan, ctx, manifest),
+                            (self.key,) if self.key else ())
         if plan.resumed_from is not None and (action == "run" or selection.resume_epoch is not None):
             action, reason = "run", f"resuming from epoch {plan.resumed_from['epoch']} ({plan.resumed_from['reason']})"
         return Step(stage.name, action, reason, plan, parts, (self.key,) if self.key else ())

@@ -160,3 +160,19 @@ def test_the_key_never_reaches_disk_or_console_even_when_the_task_prints_it(emul
     assert result.returncode == 0, result.stderr
     assert "Using encryption key: ***" in (run_dir / "logs" / "train.log").read_text()
     assert_no_secret(run_dir, result.stdout, result.stderr)
+
+
+def test_raising_the_epoch_count_continues_a_finished_run(emulator_images, sample, tmp_path):
+    config = write_config(sample, emulator_images, "5.0", filename="extend.yaml")
+    run_dir = tmp_path / "run"
+    first = tltpipe("run", "ssd", "--config", str(config), "--run-dir", str(run_dir), "--to", "evaluate", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    longer = tltpipe("run", "ssd", "--config", str(config), "--run-dir", str(run_dir), "--to", "evaluate",
+                     "--set", "train.epochs=9", cwd=tmp_path)
+    assert longer.returncode == 0, longer.stderr
+    assert "epochs raised from 6 to 9: continuing from epoch 6" in longer.stdout
+    assert "- tfrecords: skipped" in longer.stdout
+    train = manifest(run_dir)["stages"]["train"]
+    assert train["resumed_from"]["epoch"] == 6 and "--initial_epoch 7" in " ".join(train["argv"])
+    assert _csv_epochs(run_dir) == list(range(1, 10))
+    assert manifest(run_dir)["stages"]["evaluate"]["reason"] == "train ran again"

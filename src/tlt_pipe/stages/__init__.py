@@ -30,6 +30,7 @@ class Context:
     statuses: Mapping[str, str] = field(default_factory=dict)  # stage -> status of its last attempt
     resume: bool = False  # --resume: unfinished training continues from its newest complete checkpoint
     resume_epoch: int | None = None  # --resume-epoch N: continue from epoch N exactly
+    extend: bool = False  # a finished training run whose epoch count was raised continues from its last epoch
 
     @property
     def image(self) -> str:
@@ -76,6 +77,10 @@ class StagePlan:
     # it continues from.
     fresh_argv: tuple[str, ...] | None = None
     resumed_from: Mapping[str, Any] | None = None
+    # Training: the epoch count is fingerprinted on its own (raising it extends a finished run instead of
+    # starting over), so the specs are fingerprinted as rendered with a neutral epoch count.
+    epochs: int | None = None
+    fingerprint_specs: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,8 @@ def _checkpoint_dir(ctx: Context, name: str) -> tuple[str, str]:
 
 def _resume_point(ctx: Context, name: str) -> ResumePoint | None:
     """Where an unfinished training run continues from, or None to start over."""
-    wanted = ctx.resume_epoch is not None or (ctx.resume and ctx.statuses.get(name) in ("failed", "interrupted", "running"))
+    unfinished = ctx.statuses.get(name) in ("failed", "interrupted", "running")
+    wanted = ctx.resume_epoch is not None or ctx.extend or (ctx.resume and unfinished)
     folder, ext = _checkpoint_dir(ctx, name)
     weights = ctx.workspace.host(folder)
     if not wanted or not weights.is_dir():
@@ -139,6 +140,9 @@ def _train_plan(ctx: Context, *, name: str, train: TrainConfig, start_model: str
         argv=argv,
         fresh_argv=fresh if argv != fresh else None,
         specs={spec_path: experiment_spec(ctx, train, source=name, start=_start(ctx, name, start_model))},
+        epochs=train.epochs,
+        fingerprint_specs={spec_path: experiment_spec(ctx, train.model_copy(update={"epochs": 1}), source=name,
+                                                      start=_start(ctx, name, start_model))},
         inputs=inputs,
         run_inputs=("data/kitti", "data/tfrecords", *run_inputs),
         outputs=outputs,
