@@ -28,3 +28,11 @@ def test_options_from_environment_variables(monkeypatch, tmp_path):
     result = CliRunner().invoke(cli.main, ["doctor"], env=env)
     checks = [json.loads(line) for line in result.output.splitlines()]
     assert any(c["check"] == "write" and str(tmp_path / "here") in c["detail"] for c in checks)
+
+
+def test_config_and_run_dir_from_the_environment(write_config, tmp_path):
+    config = write_config()
+    env = {"TLTPIPE_CONFIG": str(config), "TLTPIPE_RUN_DIR": str(tmp_path / "from-env")}
+    result = CliRunner().invoke(cli.main, ["stage", "train", "--dry-run"], env=env)
+    assert result.exit_code == 0, result.output
+    assert str(tmp_path / "from-env") in result.output
