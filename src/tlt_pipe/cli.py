@@ -68,6 +68,8 @@ def _run_options(func):
                      help="Hide container output (it is always in logs/<stage>.log)."),
         click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
                      help="Override a config key, e.g. --set docker.gpus=0 (repeatable)."),
+        click.option("--mounts", "mounts_file", type=click.Path(path_type=Path), default=None,
+                     help="Honour the Envs and DockerOptions of a tao launcher file (~/.tao_mounts.json)."),
         click.option("--resume", is_flag=True, help="Continue unfinished training from its newest complete checkpoint."),
         click.option("--resume-epoch", type=click.IntRange(min=1), default=None,
                      help="Continue training from this checkpoint epoch exactly."),
@@ -82,27 +84,30 @@ def _run_options(func):
 @_run_options
 @click.option("--from", "from_stage", type=click.Choice(STAGE_NAMES), default=None, help="First stage to run.")
 @click.option("--to", "to_stage", type=click.Choice(STAGE_NAMES), default=None, help="Last stage to run.")
-def run(network: str, config_path: Path, run_dir: Path | None, force: bool, dry_run: bool, as_json: bool,
-        plain: bool, quiet: bool, sets: tuple[str, ...], resume: bool, resume_epoch: int | None,
-        from_stage: str | None, to_stage: str | None) -> None:
+def run(network: str, from_stage: str | None, to_stage: str | None, force: bool, resume: bool,
+        resume_epoch: int | None, **options) -> None:
     """Run the whole pipeline (or --from/--to a part of it); up-to-date stages are skipped."""
-    _execute(network, config_path, run_dir, Selection(from_stage, to_stage, force, resume, resume_epoch),
-             dry_run=dry_run, as_json=as_json, plain=plain, quiet=quiet, sets=sets)
+    _execute(network, Selection(from_stage, to_stage, force, resume, resume_epoch), **options)
 
 
 @main.command()
 @click.argument("stage_name", metavar="STAGE", type=click.Choice(STAGE_NAMES))
 @_run_options
-def stage(stage_name: str, config_path: Path, run_dir: Path | None, force: bool, dry_run: bool, as_json: bool,
-          plain: bool, quiet: bool, sets: tuple[str, ...], resume: bool, resume_epoch: int | None) -> None:
+def stage(stage_name: str, force: bool, resume: bool, resume_epoch: int | None, **options) -> None:
     """Run one stage; its inputs come from the run directory's manifest (for CI jobs)."""
-    _execute(None, config_path, run_dir, Selection(stage_name, stage_name, force, resume, resume_epoch),
-             dry_run=dry_run, as_json=as_json, plain=plain, quiet=quiet, sets=sets)
+    _execute(None, Selection(stage_name, stage_name, force, resume, resume_epoch), **options)
 
 
-def _execute(network: str | None, config_path: Path, run_dir: Path | None, selection: Selection, *,
-             dry_run: bool, as_json: bool, plain: bool, quiet: bool, sets: tuple[str, ...]) -> None:
+def _execute(network: str | None, selection: Selection, *, config_path: Path, run_dir: Path | None,
+             dry_run: bool, as_json: bool, plain: bool, quiet: bool, sets: tuple[str, ...],
+             mounts_file: Path | None) -> None:
     config = load_config(config_path, network=network, sets=sets)
+    if mounts_file is not None:
+        from tlt_pipe.launcher_mounts import apply_launcher_mounts
+
+        config, notes = apply_launcher_mounts(config, mounts_file)
+        for note in notes:
+            click.echo(f"tltpipe: note: {note}", err=True)
     run_dir = run_dir or config.run_dir or Path("runs") / config.name
     console = make_console(plain=plain or as_json, stderr=as_json and not dry_run)
     events = _events(console, as_json=as_json and not dry_run, quiet=quiet)
@@ -294,7 +299,8 @@ def _docker_runner(config):
     from tlt_pipe.runners.docker import DockerRunner
 
     docker = config.docker
-    return DockerRunner(gpus=docker.gpus, shm_size=docker.shm_size, ulimits=dict(docker.ulimits))
+    return DockerRunner(gpus=docker.gpus, shm_size=docker.shm_size, ulimits=dict(docker.ulimits), user=docker.user,
+                        tty=docker.tty, network=docker.network, privileged=docker.privileged, ports=docker.ports)
 
 
 def _register_optional_commands() -> None:

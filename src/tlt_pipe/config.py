@@ -162,6 +162,11 @@ class DockerConfig(_Model):
     deploy_image: str | None = None
     ulimits: dict[str, int] = {"memlock": -1, "stack": 67108864}
     env: dict[str, str] = {}
+    user: str | None = None  # None: your uid:gid, so outputs are yours; "" keeps the image's user
+    network: str | None = None
+    privileged: bool = False
+    ports: dict[str, int | str] = {}
+    tty: bool = True
 
     @field_validator("gpus")
     @classmethod

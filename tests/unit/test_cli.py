@@ -47,3 +47,17 @@ def test_unreachable_docker_engine_is_exit_code_3_before_any_stage(write_config,
     assert result.stderr.strip().startswith("tltpipe: error: cannot reach the Docker engine")
     assert "Traceback" not in result.stderr
     assert not (run_dir / "data").exists()
+
+
+def test_mounts_file_is_honoured_and_checked(write_config, tmp_path):
+    config = write_config()
+    good = tmp_path / "mounts.json"
+    good.write_text(json.dumps({"Mounts": [{"source": "/a", "destination": "/b"}],
+                                "DockerOptions": {"shm_size": "32G"}}))
+    result = CliRunner().invoke(main, ["run", "ssd", "--config", str(config), "--mounts", str(good), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "Mounts are not needed" in result.stderr
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"Mounts": [], "DockerOptions": {"gpus": "all"}}))
+    result = CliRunner().invoke(main, ["run", "ssd", "--config", str(config), "--mounts", str(bad), "--dry-run"])
+    assert result.exit_code == 2 and "DockerOptions.gpus is not an option the launcher accepts" in result.stderr

@@ -232,6 +232,17 @@ def test_create_kwargs_are_exact(tmp_path):
     assert kwargs["mounts"][0]["ReadOnly"] is False
 
 
+def test_launcher_docker_options_reach_the_container(tmp_path):
+    client = FakeClient()
+    runner = DockerRunner(client=client, network="host", privileged=True, ports={"8888": 8888}, tty=False)
+    run(client, tmp_path, runner=runner)
+    (kwargs,) = client.created
+    assert (kwargs["network"], kwargs["privileged"], kwargs["ports"], kwargs["tty"]) == ("host", True, {"8888": 8888}, False)
+    plain = FakeClient()
+    run(plain, tmp_path, runner=DockerRunner(client=plain))
+    assert not {"network", "privileged", "ports"} & set(plain.created[0])
+
+
 @pytest.mark.parametrize(
     ("gpus", "expected"),
     [

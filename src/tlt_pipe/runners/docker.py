@@ -106,6 +106,9 @@ class DockerRunner:
         base_url: str | None = None,
         tty: bool = True,
         init: bool = True,
+        network: str | None = None,
+        privileged: bool = False,
+        ports: Mapping[str, Any] | None = None,
     ) -> None:
         self.gpus = gpus
         self._device_requests = device_requests(gpus)
@@ -115,6 +118,9 @@ class DockerRunner:
         self.stop_timeout = stop_timeout
         self.tty = tty
         self.init = init
+        self.network = network
+        self.privileged = privileged
+        self.ports = dict(ports or {})
         self._base_url = base_url
         self._client = client
 
@@ -329,6 +335,12 @@ class DockerRunner:
             kwargs["working_dir"] = task.workdir
         if self._device_requests:
             kwargs["device_requests"] = list(self._device_requests)
+        if self.network:
+            kwargs["network"] = self.network
+        if self.privileged:
+            kwargs["privileged"] = True
+        if self.ports:
+            kwargs["ports"] = dict(self.ports)
         return kwargs
 
     def _create(self, client: Any, kwargs: dict[str, Any], image: str, secrets: list[str]) -> Any:

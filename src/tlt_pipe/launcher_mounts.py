@@ -1,0 +1,84 @@
+"""~/.tao_mounts.json, the file NVIDIA's `tao` launcher reads, honoured for users moving to tltpipe.
+
+Envs and DockerOptions carry over. Mounts do not need to: tltpipe mounts the run directory and
+every input itself and translates the paths, so nobody writes a container path any more.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tlt_pipe.config import Config
+from tlt_pipe.errors import ConfigError
+
+_KEYS = {"Mounts", "Envs", "DockerOptions"}
+_DOCKER_OPTIONS = {"user", "ports", "shm_size", "ulimits", "privileged", "network", "tty"}
+
+
+@dataclass(frozen=True)
+class LauncherSettings:
+    env: dict[str, str] = field(default_factory=dict)
+    docker: dict[str, Any] = field(default_factory=dict)  # DockerConfig field -> value
+    mounts: int = 0  # how many Mounts entries (not needed by tltpipe)
+
+
+def parse_launcher_mounts(text: str, source: str) -> LauncherSettings:
+    """Validate the launcher's file as strictly as the launcher does: unknown keys are errors."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{source}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a JSON object with Mounts, Envs, DockerOptions")
+    unknown = sorted(set(data) - _KEYS)
+    if unknown:
+        raise ConfigError(f"{source}: unknown key {unknown[0]!r}; the launcher accepts only Mounts, Envs, DockerOptions")
+    if "Mounts" not in data:
+        raise ConfigError(f"{source}: Mounts is required (as the launcher requires it)")
+    env: dict[str, str] = {}
+    for i, item in enumerate(data.get("Envs") or []):
+        if not isinstance(item, dict) or set(item) != {"variable", "value"}:
+            raise ConfigError(f"{source}: Envs[{i}]: expected {{\"variable\": ..., \"value\": ...}}")
+        env[str(item["variable"])] = str(item["value"])
+    options = data.get("DockerOptions") or {}
+    if not isinstance(options, dict):
+        raise ConfigError(f"{source}: DockerOptions must be an object")
+    bad = sorted(set(options) - _DOCKER_OPTIONS)
+    if bad:
+        raise ConfigError(f"{source}: DockerOptions.{bad[0]} is not an option the launcher accepts "
+                          f"({', '.join(sorted(_DOCKER_OPTIONS))})")
+    docker: dict[str, Any] = dict(options)
+    if "ulimits" in docker:
+        if not isinstance(docker["ulimits"], dict):
+            raise ConfigError(f"{source}: DockerOptions.ulimits must map a name to a value")
+        docker["ulimits"] = {str(k): int(v) for k, v in docker["ulimits"].items()}
+    mounts = data["Mounts"]
+    if not isinstance(mounts, list):
+        raise ConfigError(f"{source}: Mounts must be a list of {{source, destination}}")
+    return LauncherSettings(env=env, docker=docker, mounts=len(mounts))
+
+
+def apply_launcher_mounts(config: Config, path: Path) -> tuple[Config, list[str]]:
+    """The config with the file's Envs and DockerOptions filled in where the config does not set them;
+    plus notes for the user."""
+    path = Path(path).expanduser()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    settings = parse_launcher_mounts(text, str(path))
+    docker = config.docker
+    chosen = {k: v for k, v in settings.docker.items() if k not in docker.model_fields_set}
+    env = {**settings.env, **docker.env}
+    notes = []
+    if settings.mounts:
+        notes.append(f"{path}: its {settings.mounts} Mounts are not needed: tltpipe mounts the run directory and "
+                     "every input itself")
+    try:
+        updated = docker.model_validate({**docker.model_dump(), **chosen, "env": env})
+    except ValueError as exc:
+        raise ConfigError(f"{path}: DockerOptions: {str(exc).splitlines()[-1].strip()}") from None
+    return config.model_copy(update={"docker": updated}), notes

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tlt_pipe.config import load_config
+from tlt_pipe.errors import ConfigError
+from tlt_pipe.launcher_mounts import apply_launcher_mounts, parse_launcher_mounts
+
+
+def _file(tmp_path, data) -> str:
+    path = tmp_path / ".tao_mounts.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_envs_and_docker_options_carry_over_where_the_config_is_silent(write_config, tmp_path):
+    config = load_config(write_config())  # sets docker.gpus only
+    mounts = _file(tmp_path, {
+        "Mounts": [{"source": "/home/me/data", "destination": "/workspace/data"}],
+        "Envs": [{"variable": "CUDA_CACHE_MAXSIZE", "value": "4294967296"}],
+        "DockerOptions": {"shm_size": "32G", "ulimits": {"memlock": -1, "stack": 67108864}, "user": "1000:1000",
+                          "network": "host"},
+    })
+    updated, notes = apply_launcher_mounts(config, mounts)
+    d = updated.docker
+    assert (d.shm_size, d.user, d.network, d.gpus) == ("32G", "1000:1000", "host", 0)
+    assert d.ulimits == {"memlock": -1, "stack": 67108864}
+    assert d.env == {"CUDA_CACHE_MAXSIZE": "4294967296"}
+    assert notes and "Mounts are not needed" in notes[0]
+
+
+def test_the_config_wins_over_the_launcher_file(write_config, tmp_path):
+    config = load_config(write_config(), sets=["docker.shm_size=8G"])
+    updated, _ = apply_launcher_mounts(config, _file(tmp_path, {"Mounts": [], "DockerOptions": {"shm_size": "32G"}}))
+    assert updated.docker.shm_size == "8G"
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"Mounts": [], "Extra": 1}, "unknown key 'Extra'"),
+    ({"Envs": []}, "Mounts is required"),
+    ({"Mounts": [], "DockerOptions": {"gpus": "all"}}, "DockerOptions.gpus is not an option the launcher accepts"),
+    ({"Mounts": [], "Envs": [{"name": "A"}]}, "Envs[0]"),
+])
+def test_the_file_is_checked_like_the_launcher_checks_it(data, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        parse_launcher_mounts(json.dumps(data), "~/.tao_mounts.json")
+
+
+def test_bad_json_names_the_line():
+    with pytest.raises(ConfigError, match=r"^m.json:2: not valid JSON"):
+        parse_launcher_mounts('{"Mounts": [],\n oops}', "m.json")
