@@ -225,6 +225,11 @@ class Pipeline:
         self.source = config_source
         self.stages = stages_for(config)
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """What must never be printed or written: the model key."""
+        return (self.key,) if self.key else ()
+
     # planning -----------------------------------------------------------------
     def plan(self, selection: Selection, manifest: Manifest | None) -> list[Step]:
         """The steps of the selection; stages already planned to run make their dependents run too."""
@@ -257,10 +262,10 @@ class Pipeline:
                 reason = (f"epochs raised from {extended[0]} to {extended[1]}: continuing from epoch "
                           f"{plan.resumed_from['epoch']}")
                 return Step(stage.name, "run", reason, plan, fingerprint_parts(stage, plan, ctx, manifest),
-                            (self.key,) if self.key else ())
+                            self.secrets)
         if plan.resumed_from is not None and (action == "run" or selection.resume_epoch is not None):
             action, reason = "run", f"resuming from epoch {plan.resumed_from['epoch']} ({plan.resumed_from['reason']})"
-        return Step(stage.name, action, reason, plan, parts, (self.key,) if self.key else ())
+        return Step(stage.name, action, reason, plan, parts, self.secrets)
 
     def _check_upstream(self, selection: Selection, manifest: Manifest | None) -> None:
         names = selection.names(self.stages)
@@ -303,8 +308,7 @@ class Pipeline:
             self.events.plan(self.run_dir, steps)
             self._ensure_images(steps)
             write_atomic(self.run_dir / "config.yaml", dump_resolved(self.config))
-            for name in [s.name for s in steps]:
-                manifest = load_manifest(self.run_dir) or manifest
+            for name in [s.name for s in steps]:  # re-planned one by one: earlier stages' artifacts are now known
                 step = self._step(next(s for s in self.stages if s.name == name), manifest, selection, None)
                 if step.action == "skip":
                     self.events.stage_skipped(step)
@@ -315,10 +319,8 @@ class Pipeline:
     def _ensure_images(self, steps: list[Step]) -> None:
         """Every image the run will use, present (or pulled) before the first stage starts: a missing
         deploy image or an unreachable Docker engine is reported now, not after hours of training."""
-        images = dict.fromkeys(s.plan.image for s in steps if s.action == "run" and s.plan.image)
-        ensure = getattr(self.runner, "ensure_image", None) if images else None
-        for image in images if ensure else ():
-            ensure(image, on_line=lambda text: self.events.line("images", text))
+        for image in dict.fromkeys(s.plan.image for s in steps if s.action == "run" and s.plan.image):
+            self.runner.ensure_image(image, on_line=lambda text: self.events.line("images", text))
 
     def _open_manifest(self, selection: Selection) -> Manifest:
         try:
@@ -359,7 +361,7 @@ class Pipeline:
         save_manifest(self.run_dir, manifest)
         self.events.stage_started(step, log_path)
         started = time.monotonic()
-        secrets = [self.key] if self.key else []
+        secrets = list(self.secrets)
         try:
             self._prepare_files(plan, record, log_path)
             if stage.before_run is not None:
@@ -434,7 +436,7 @@ class Pipeline:
         record = manifest.stages[name]
         self.events.line(name, f"container {info.name} of an earlier tltpipe process is {info.status}; waiting "
                                "for it to finish, then recording it (--force stops it instead)")
-        secrets = [self.key] if self.key else []
+        secrets = list(self.secrets)
         started = time.monotonic()
         record.exit_code, text, record.oom_killed = self.runner.wait_container(info.id, secrets)
         log_path = self.run_dir / (record.log or f"logs/{name}.log")
@@ -498,7 +500,7 @@ class Pipeline:
         ws = build_context(self.config, self.run_dir, None, self.key).workspace
         env = tuple(sorted(self.config.docker.env.items())) + plan.env
         task = Task(image=plan.image or "", argv=plan.argv, mounts=ws.mounts(), env=env, workdir=None,
-                    secrets=(self.key,) if self.key else ())
+                    secrets=self.secrets)
         runner = self.runner
         labels = {"tltpipe.run": str(self.run_dir), "tltpipe.stage": step.name, "tltpipe.name": self.config.name}
         result = runner.run(task, log_path=log_path, labels=labels,

@@ -35,6 +35,10 @@ class Runner(Protocol):
         """The local id of an image reference, or None when it is not present."""
         ...
 
+    def ensure_image(self, image: str, on_line: OnLine | None = None) -> str:
+        """The image's local id, fetching it first if the runner can; a clear error when it cannot."""
+        ...
+
     def find_containers(self, labels: Mapping[str, str] | None = None) -> list:
         """Containers this runner started (running or not) carrying all the labels."""
         ...
