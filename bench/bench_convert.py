@@ -27,7 +27,6 @@ import random
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -45,7 +44,7 @@ CCPD_FRAME = (720, 1160)
 POOL_SIZE = 4
 QUALITY = 95  # tltpipe's default; the baseline uses the same
 FORMATS = ("crpd", "ccpd", "yolo", "voc", "openalpr", "kitti")
-GENERATION = 2  # bump when the generated data changes: cached datasets are rebuilt
+GENERATION = 3  # bump when the generated data changes: cached datasets are rebuilt
 
 
 # -- synthetic data ------------------------------------------------------------------------
@@ -92,6 +91,7 @@ def _quads(rng: random.Random, n: int, size=FRAME):
         w, h = rng.uniform(80, 260), rng.uniform(25, 80)
         x, y = rng.uniform(0, size[0] - w), rng.uniform(size[1] * 0.3, size[1] - h)
         corners = [(x, y), (x + w, y + rng.uniform(-8, 8)), (x + w, y + h), (x + rng.uniform(-5, 5), y + h)]
+        corners = [(min(max(px, 0.0), size[0]), min(max(py, 0.0), size[1])) for px, py in corners]
         start = rng.randrange(4)
         yield corners[start:] + corners[:start]
 
@@ -194,7 +194,7 @@ def baseline_crpd(src: Path, out: Path, resize: tuple[int, int] | None, limit: i
 def _descendants_hwm(root: int, stop: threading.Event, peak: list[int]) -> None:
     """Sample the peak RSS (VmHWM) of root's descendants (the pool workers), from outside
     root so that the measured process keeps a single thread (and forks its workers)."""
-    while not stop.wait(0.1):
+    while not stop.wait(0.05):
         parents = {}
         for entry in os.listdir("/proc"):
             if entry.isdigit():
@@ -217,9 +217,17 @@ def _descendants_hwm(root: int, stop: threading.Event, peak: list[int]) -> None:
                     pass
 
 
-def child(spec: dict) -> dict:
-    import resource
+def _own_hwm_kb() -> int:
+    """Peak RSS of this process image (VmHWM; ru_maxrss would include the parent's size
+    at fork time, which Linux carries across exec)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
 
+
+def child(spec: dict) -> dict:
     from tlt_pipe.datasets import ConvertOptions, convert  # imported before the clock starts, like PIL
 
     src, out = Path(spec["src"]), Path(spec["out"])
@@ -232,15 +240,52 @@ def child(spec: dict) -> dict:
         options = ConvertOptions(resize=resize, jobs=spec.get("jobs"), jpeg_quality=QUALITY)
         images = convert(spec["fmt"], src, out, options).images
     seconds = time.perf_counter() - started
-    shutil.rmtree(out, ignore_errors=True)
     return {
         "seconds": seconds,
         "images": images,
-        "main_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "main_rss_mb": _own_hwm_kb() / 1024,
     }
 
 
-def measure(spec: dict) -> dict:
+def _create_ms(work: Path, n: int = 300) -> float:
+    probe = work / "probe"
+    shutil.rmtree(probe, ignore_errors=True)
+    probe.mkdir(parents=True)
+    t0 = time.perf_counter()
+    for i in range(n):
+        (probe / f"{i}.txt").write_bytes(b"x")
+    elapsed = (time.perf_counter() - t0) / n * 1000
+    shutil.rmtree(probe)
+    return elapsed
+
+
+def settle(work: Path, limit: float = 120.0) -> float:
+    """Remove the last run's output and wait until the filesystem has digested it.
+
+    Deleting thousands of files leaves the filesystem busy (journal checkpoints, discards)
+    for a while, and file creation can be 20x slower meanwhile; without this the run after
+    a deletion pays for it. Waits until creating a file costs no more than twice the best
+    seen (or 0.1 ms), at most `limit` seconds. Returns the seconds waited.
+    """
+    shutil.rmtree(work / "out", ignore_errors=True)
+    started = time.perf_counter()
+    os.sync()
+    best = None
+    while True:
+        cost = _create_ms(work)
+        best = cost if best is None else min(best, cost)
+        if cost <= max(0.1, 2 * best) and (cost <= 0.1 or time.perf_counter() - started > 20):
+            break
+        if time.perf_counter() - started > limit:
+            break
+        time.sleep(3)
+    return time.perf_counter() - started
+
+
+def measure(spec: dict, settle_limit: float = 120.0) -> dict:
+    waited = settle(Path(spec["out"]).parent, settle_limit)
+    if waited > 1:
+        print(f"  (waited {waited:.0f} s for the filesystem to settle after the last run)", flush=True)
     process = subprocess.Popen([sys.executable, __file__, "--child", json.dumps(spec)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     stop, peak = threading.Event(), [0]
@@ -265,7 +310,11 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=None, help="tltpipe workers (default: all cores)")
     parser.add_argument("--baseline-images", type=int, default=None,
                         help="time the baseline on this many images and scale up (default: all)")
-    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "tltpipe-bench")
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    parser.add_argument("--workdir", type=Path, default=cache / "tltpipe-bench",
+                        help="generated datasets and outputs (default: %(default)s)")
+    parser.add_argument("--cases", choices=("all", "noresize", "resize"), default="all",
+                        help="only the no-resize or the resize comparison (and the other formats with noresize)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -285,8 +334,11 @@ def main() -> None:
     data = work / f"data-v{GENERATION}"
     sources = {fmt: generate(fmt, data / f"{fmt}-{n}", n, work) for fmt in formats}
     print(f"datasets ready in {time.perf_counter() - started:.1f} s under {data}", flush=True)
+    print(f"file creation in the workdir: {_create_ms(work):.3f} ms per file (both converters create files there)",
+          flush=True)
 
     rows: list[tuple] = []
+    limit_s = 0.0 if args.quick else 120.0  # quick: no waiting for the filesystem
 
     def row(name, result, baseline=None, scaled_from=None):
         per_image = result["seconds"] / max(result["images"], 1)
@@ -299,24 +351,25 @@ def main() -> None:
     out = str(work / "out")
     if "crpd" in formats:
         src = str(sources["crpd"])
-        for resize in (None, [960, 544]):
+        modes = {"all": (None, [960, 544]), "noresize": (None,), "resize": ([960, 544],)}[args.cases]
+        for resize in modes:
             label = "no resize" if resize is None else "resize 960x544"
             limit = args.baseline_images if args.baseline_images and args.baseline_images < n else None
-            base = measure({"kind": "baseline", "src": src, "out": out, "resize": resize, "limit": limit})
+            base = measure(settle_limit=limit_s, spec={"kind": "baseline", "src": src, "out": out, "resize": resize, "limit": limit})
             if limit:
                 base = dict(base, seconds=base["seconds"] * n / base["images"], images=n)
             row(f"baseline crpd, {label}", base, scaled_from=limit)
-            ours = measure({"kind": "tltpipe", "fmt": "crpd", "src": src, "out": out, "resize": resize, "jobs": args.jobs})
+            ours = measure(settle_limit=limit_s, spec={"kind": "tltpipe", "fmt": "crpd", "src": src, "out": out, "resize": resize, "jobs": args.jobs})
             row(f"tltpipe  crpd, {label}", ours, base)
         quarter = n // 4
-        if quarter >= 50:
+        if quarter >= 50 and args.cases != "resize":
             small = generate("crpd", data / f"crpd-{quarter}", quarter, work)
             row(f"tltpipe  crpd, no resize, {quarter} images (memory)",
-                measure({"kind": "tltpipe", "fmt": "crpd", "src": str(small), "out": out, "jobs": args.jobs}))
-    for fmt in formats:
+                measure(settle_limit=limit_s, spec={"kind": "tltpipe", "fmt": "crpd", "src": str(small), "out": out, "jobs": args.jobs}))
+    for fmt in formats if args.cases != "resize" else ():
         if fmt != "crpd":
             row(f"tltpipe  {fmt}, no resize",
-                measure({"kind": "tltpipe", "fmt": fmt, "src": str(sources[fmt]), "out": out, "jobs": args.jobs}))
+                measure(settle_limit=limit_s, spec={"kind": "tltpipe", "fmt": fmt, "src": str(sources[fmt]), "out": out, "jobs": args.jobs}))
 
     print()
     header = ("case", "images", "seconds", "images/s", "vs baseline", "main RSS MB", "worker RSS MB")
@@ -325,6 +378,7 @@ def main() -> None:
     for r in rows:
         cells = [r[0], str(r[1]), f"{r[2]:.2f}", f"{r[3]:.0f}", r[4], f"{r[5]:.0f}", f"{r[6]:.0f}" if r[6] else "-"]
         print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))))
+    settle(work, limit=0)
     print(f"\ntotal {time.perf_counter() - started:.0f} s; RSS = peak resident set size "
           "(main: the converting process; worker: the largest pool worker)")
 

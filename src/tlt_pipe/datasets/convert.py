@@ -64,9 +64,9 @@ def convert(
     src_abs = src.resolve()
     out_abs = out.parent.resolve() / out.name if out.name else out.resolve()
     _check_paths(src_abs, out_abs)
-    out_abs.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temps(out_abs)
     try:
+        out_abs.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temps(out_abs)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out_abs.name}.tmp-{os.getpid()}-", dir=out_abs.parent))
     except OSError as exc:
         raise TltPipeError(f"{out}: cannot create the output: {exc.strerror or exc}") from None
@@ -90,8 +90,7 @@ def convert(
             _swap_into_place(tmp, out_abs)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        where = exc.filename or out
-        raise TltPipeError(f"{where}: cannot write the output: {exc.strerror or exc}") from None
+        raise TltPipeError(f"{exc.filename or out}: {exc.strerror or exc}") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -104,7 +104,7 @@ def process(item: Item) -> ItemResult:
         plan = images.plan_resize(image.size, options.resize, options.resize_mode) if options.resize else None
         out_size = plan.size if plan else image.size
         kept: list[tuple] = []
-        plates: list[dict] = []
+        plates: list[str] = []
         for obj in objects:
             where = src.where(label_file, obj.line or None)
             source_class = obj.cls.strip()
@@ -145,9 +145,11 @@ def process(item: Item) -> ItemResult:
             result.issues.append(Issue(UNREADABLE, src.where(item.image), f"unreadable image: {exc}"))
             return result
     label_path = os.path.join(state.out, layout.label_rel(fold, item.stem))
+    data = layout.label_text(kept, out_size, item.stem + ext).encode("utf-8")
     fd = os.open(label_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        os.write(fd, layout.label_text(kept, out_size, item.stem + ext).encode("utf-8"))
+        while data:
+            data = data[os.write(fd, data):]
     finally:
         os.close(fd)
     result.ok = True
