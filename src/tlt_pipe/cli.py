@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import click
@@ -16,6 +17,7 @@ from tlt_pipe.console import ConsoleEvents, make_console
 from tlt_pipe.errors import ConfigError, TltPipeError
 from tlt_pipe.pipeline import STAGE_NAMES, Pipeline, Selection, Terminated
 from tlt_pipe.secrets import read_key
+from tlt_pipe.tracking import open_tracking
 
 
 class _Group(click.Group):
@@ -111,7 +113,8 @@ def _execute(network: str | None, selection: Selection, *, config_path: Path, ru
     run_dir = run_dir or config.run_dir or Path("runs") / config.name
     console = make_console(plain=plain or as_json, stderr=as_json and not dry_run)
     events = _events(console, as_json=as_json and not dry_run, quiet=quiet)
-    pipeline = Pipeline(config, run_dir, key=read_key(), events=events,
+    tracking = None if dry_run else open_tracking(config, events, run_dir, [read_key() or ""])
+    pipeline = Pipeline(config, run_dir, key=read_key(), events=tracking or events,
                         runner_factory=lambda: _docker_runner(config), config_source=str(config_path))
     if dry_run:
         steps = pipeline.dry_run(selection)
@@ -127,7 +130,8 @@ def _execute(network: str | None, selection: Selection, *, config_path: Path, ru
         return
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        manifest = pipeline.run(selection)
+        with tracking or nullcontext():  # the tracked run ends FINISHED, FAILED or KILLED with the command
+            manifest = pipeline.run(selection)
     finally:
         signal.signal(signal.SIGTERM, previous)
     ran = [n for n, r in manifest.stages.items() if r.status == "succeeded"]

@@ -176,6 +176,24 @@ class DockerConfig(_Model):
         return value
 
 
+class MlflowTracking(_Model):
+    tracking_uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else MLflow's default
+    experiment: str | None = None  # None: the config's name
+    run_name: str | None = None  # None: the run directory's name
+
+
+class ClearmlTracking(_Model):
+    project: str | None = None  # None: tltpipe
+    task_name: str | None = None  # None: the run directory's name
+
+
+class TrackingConfig(_Model):
+    """Experiment tracking from the host side: a backend is on when its section is there (`mlflow: {}`)."""
+
+    mlflow: MlflowTracking | None = None
+    clearml: ClearmlTracking | None = None
+
+
 class Config(_Model):
     network: Literal["ssd", "dssd", "retinanet", "yolo_v3", "yolo_v4", "yolo_v4_tiny", "detectnet_v2"]
     toolkit: str = "5.0"
@@ -192,6 +210,7 @@ class Config(_Model):
     engine: EngineConfig = EngineConfig()
     inference: InferenceConfig = InferenceConfig()
     docker: DockerConfig = DockerConfig()
+    tracking: TrackingConfig = TrackingConfig()
     # Spec name (train, retrain, tfrecords, or experiment for both train and retrain) ->
     # dotted field path -> value; applied after rendering and checked against the spec schema.
     spec_overrides: dict[Literal["experiment", "train", "retrain", "tfrecords", "inference"], dict[str, Any]] = {}
