@@ -516,3 +516,30 @@ def test_pool_with_threads_running_uses_forkserver(tmp_path, fx):
         thread.join()
     assert report.images == 70 and report.val_images == 7
     assert convert_module._start_method() == "fork"
+
+
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_signals_during_a_pooled_run_leave_the_old_output(tmp_path, fx, signum):
+    import multiprocessing
+    import signal
+
+    from tlt_pipe.errors import Interrupted
+
+    src = _many(fx, tmp_path / "voc", 80)
+    out = tmp_path / "out"
+    run("voc", src, out)
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+
+    def signal_self(done, total):
+        if total and done == 5:
+            os.kill(os.getpid(), getattr(signal, signum))
+
+    expected = KeyboardInterrupt if signum == "SIGINT" else Interrupted
+    with pytest.raises(expected) as error:
+        convert("voc", src, out, ConvertOptions(jobs=2, resize=(64, 48)), on_progress=signal_self)
+    if signum == "SIGTERM":
+        assert error.value.exit_code == 143
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "voc"]
+    assert multiprocessing.active_children() == []
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the temporary handler is gone
