@@ -3,19 +3,25 @@
 
     python bench/bench_convert.py                 # 5,000 images of 1920x1080 per format
     python bench/bench_convert.py --quick         # 300 images, under a minute
-    python bench/bench_convert.py --images 20000 --formats crpd
+    python bench/bench_convert.py --images 20000 --formats crpd --cases noresize
 
 Generates synthetic datasets once (a few encoded 1920x1080 JPEGs hard-linked under many
-names, random labels) in --workdir, then times each case in a fresh process:
+names, random labels) in --workdir (default ~/.cache/tltpipe-bench), then times each case
+in a fresh process:
 
 - baseline: one process; per image open, convert("RGB"), [resize], save, write the
   KITTI label (what tutorial scripts do), at the same JPEG quality as tltpipe;
 - tltpipe: convert() with every core (header-only reads and hard links without resize;
   a process pool and JPEG draft decoding with resize).
 
+Before each run the previous output is deleted and the benchmark waits (up to 2 minutes,
+not in --quick) until creating a file is cheap again: on some disks deleting thousands
+of files slows file creation for tens of seconds, which would otherwise be charged to
+whichever run comes next.
+
 Prints a table with seconds, images/s, the speed-up over the baseline, the peak RSS of
 the converting process and of the largest worker, and the no-resize run at a quarter of
-the images to show memory does not grow with the dataset.
+the images to show memory does not grow with the dataset (beyond the list of names).
 """
 
 from __future__ import annotations
