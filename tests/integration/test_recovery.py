@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -131,7 +130,7 @@ def test_gc_removes_containers_no_live_tltpipe_owns(emulator_images, sample, tmp
     proc.wait(10)
     orphan = containers_labelled(run_dir)
     listed = tltpipe("gc", "--dry-run", cwd=tmp_path)
-    assert listed.returncode == 0 and f"would remove" in listed.stdout and str(run_dir) in listed.stdout
+    assert listed.returncode == 0 and "would remove" in listed.stdout and str(run_dir) in listed.stdout
     assert containers_labelled(run_dir) == orphan
     removed = tltpipe("gc", cwd=tmp_path)
     assert removed.returncode == 0 and "removed" in removed.stdout

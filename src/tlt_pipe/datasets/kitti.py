@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import math
 import re
 
-from tlt_pipe.datasets.records import MALFORMED, NON_NUMERIC, Obj, Problem
+from tlt_pipe.datasets.records import MALFORMED, NON_NUMERIC, Obj, Problem, finite_number, is_finite_number
 
 FIELDS = 15
 _SPACE = re.compile(r"\s+")
@@ -46,13 +45,6 @@ def degenerate(box: tuple[float, float, float, float]) -> bool:
     return int(x1) >= int(x2) or int(y1) >= int(y2)
 
 
-def _number(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(text)
-    return value
-
-
 def parse_kitti(text: str) -> tuple[list[Obj], list[Problem]]:
     """Parse a KITTI label file: 15 fields per line (a 16th, the score, is ignored)."""
     objects: list[Obj] = []
@@ -67,9 +59,9 @@ def parse_kitti(text: str) -> tuple[list[Obj], list[Problem]]:
             )
             continue
         try:
-            values = [_number(v) for v in fields[1:FIELDS]]
+            values = [finite_number(v) for v in fields[1:FIELDS]]
         except ValueError:
-            bad = next(v for v in fields[1:FIELDS] if not _is_number(v))
+            bad = next(v for v in fields[1:FIELDS] if not is_finite_number(v))
             problems.append(Problem(number, NON_NUMERIC, f"expected numbers after the class, got {bad!r}"))
             continue
         truncation, occlusion = values[0], values[1]
@@ -79,10 +71,3 @@ def parse_kitti(text: str) -> tuple[list[Obj], list[Problem]]:
         )
     return objects, problems
 
-
-def _is_number(text: str) -> bool:
-    try:
-        _number(text)
-    except ValueError:
-        return False
-    return True

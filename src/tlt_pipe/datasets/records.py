@@ -7,6 +7,8 @@ number and a reason); the worker attaches the file name to make an `Issue`.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -121,3 +123,19 @@ class ItemResult:
     unknown: list[str] = field(default_factory=list)  # unknown source class names
     plates: list[str] = field(default_factory=list)  # JSON objects, without image/label paths
     skip: Skip | None = None
+
+
+def finite_number(text: str) -> float:
+    """A label field as a finite float; ValueError for text, nan and inf."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
+def is_finite_number(text: str) -> bool:
+    try:
+        finite_number(text)
+    except ValueError:
+        return False
+    return True

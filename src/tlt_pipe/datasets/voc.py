@@ -9,7 +9,6 @@ bad object is reported as file:line.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from xml.parsers import expat
@@ -30,6 +29,7 @@ from tlt_pipe.datasets.records import (
     Obj,
     Problem,
     Skip,
+    finite_number,
 )
 
 
@@ -74,13 +74,6 @@ def _parse_tree(data: bytes) -> _Node:
     return root
 
 
-def _number(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(text)
-    return value
-
-
 def parse_voc(data: bytes) -> tuple[list[Obj], list[Problem]]:
     """Objects of one VOC annotation, in 0-based pixels."""
     try:
@@ -113,7 +106,7 @@ def parse_voc(data: bytes) -> tuple[list[Obj], list[Problem]]:
                 problems.append(Problem(box.line, MALFORMED, f"object {name!r}: <bndbox> without <{tag}>"))
                 break
             try:
-                coords[tag] = _number(text)
+                coords[tag] = finite_number(text)
             except ValueError:
                 problems.append(Problem(box.line, NON_NUMERIC, f"object {name!r}: <{tag}> is {text!r}"))
                 break

@@ -9,7 +9,6 @@ or next to the images. An image without a label file has no objects (YOLO's conv
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
@@ -28,6 +27,8 @@ from tlt_pipe.datasets.records import (
     Obj,
     Problem,
     Skip,
+    finite_number,
+    is_finite_number,
 )
 from tlt_pipe.errors import ConfigError
 
@@ -75,13 +76,6 @@ def find_names(src: Path) -> Path | None:
     return candidates[0] if candidates else None
 
 
-def _number(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(text)
-    return value
-
-
 def parse_yolo(text: str, names: tuple[str, ...], width: int, height: int) -> tuple[list[Obj], list[Problem]]:
     """YOLO lines -> pixel boxes with the real image size (polygons -> their bounding box)."""
     objects: list[Obj] = []
@@ -94,7 +88,7 @@ def parse_yolo(text: str, names: tuple[str, ...], width: int, height: int) -> tu
             problems.append(Problem(number, MALFORMED, f"expected `class cx cy w h`, got {len(fields)} fields"))
             continue
         try:
-            class_value = _number(fields[0])
+            class_value = finite_number(fields[0])
             if class_value != int(class_value):
                 raise ValueError(fields[0])
             class_id = int(class_value)
@@ -102,9 +96,9 @@ def parse_yolo(text: str, names: tuple[str, ...], width: int, height: int) -> tu
             problems.append(Problem(number, NON_NUMERIC, f"expected an integer class id, got {fields[0]!r}"))
             continue
         try:
-            values = [_number(v) for v in fields[1:]]
+            values = [finite_number(v) for v in fields[1:]]
         except ValueError:
-            bad = next(v for v in fields[1:] if not _is_number(v))
+            bad = next(v for v in fields[1:] if not is_finite_number(v))
             problems.append(Problem(number, NON_NUMERIC, f"expected normalised numbers, got {bad!r}"))
             continue
         if not 0 <= class_id < len(names):
@@ -137,13 +131,6 @@ def format_yolo(class_id: int, box: tuple[float, float, float, float], width: in
     w, h = (x2 - x1) / width, (y2 - y1) / height
     return f"{class_id} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}"
 
-
-def _is_number(text: str) -> bool:
-    try:
-        _number(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _label_candidates(image_rel: str) -> list[str]:

@@ -8,7 +8,7 @@ import math
 import os
 
 from . import catalog, data, metrics, modelio, spec
-from .runtime import TaskFailed, say, warn
+from .runtime import TaskFailed, say
 
 
 def makedirs(path: str) -> None:

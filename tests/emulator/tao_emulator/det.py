@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 
-from . import catalog, common, data, metrics, modelio, spec, training
+from . import catalog, common, data, metrics, modelio, training
 from .runtime import TaskFailed, say, warn
 
 

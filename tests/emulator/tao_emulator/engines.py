@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from . import catalog, common, data, modelio, spec
+from . import catalog, common, data, modelio
 from .runtime import TaskFailed, say
 
 
