@@ -21,8 +21,10 @@ class ConvertOptions:
 
     classes: source class -> training class; None keeps every class (lower-cased). Source
         classes missing from the map are "unknown": skipped and counted (an error with strict).
-    resize: (width, height), both multiples of 16, or None to keep images untouched
+    resize: (width, height), both multiples of resize_multiple, or None to keep images untouched
         (hard-linked, never re-encoded).
+    resize_multiple: what resize must be a multiple of: 16 (DetectNet_v2's stride) unless the
+        caller knows its network's own rule (the pipeline passes the model's input multiple).
     val_split: percent of images for the validation fold when the source has no split of
         its own (or when resplit is set).
     jobs: worker processes (default: every core); 1 runs in this process.
@@ -45,6 +47,7 @@ class ConvertOptions:
     to: str = "kitti"
     resplit: bool = False
     jpeg_quality: int = 95
+    resize_multiple: int = 16
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -64,9 +67,10 @@ class ConvertOptions:
                 width, height = (int(v) for v in size)
             except (TypeError, ValueError):
                 raise ConfigError(f"resize: expected [width, height], got {self.resize!r}") from None
-            if width <= 0 or height <= 0 or width % 16 or height % 16:
+            step = self.resize_multiple
+            if width <= 0 or height <= 0 or width % step or height % step:
                 raise ConfigError(
-                    f"resize: {width}x{height} is not a positive multiple of 16 in both dimensions"
+                    f"resize: {width}x{height} is not a positive multiple of {step} in both dimensions"
                 )
             set_(self, "resize", (width, height))
         if self.resize_mode not in RESIZE_MODES:

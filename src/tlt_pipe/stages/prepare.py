@@ -23,6 +23,7 @@ def _options(ctx: Context):
         seed=ds.seed,
         subsets=list(ds.subsets) if ds.subsets else None,
         names_file=ds.names,
+        resize_multiple=ctx.network.input_multiple,  # the model input's own rule (config checks it)
     )
 
 
