@@ -218,8 +218,9 @@ class Config(_Model):
     @model_validator(mode="before")
     @classmethod
     def _network_defaults(cls, data: Any) -> Any:
-        """An architecture or input size left out is the network's default; DetectNet_v2 trains on
-        images resized offline to its input, so dataset.resize defaults to it."""
+        """An architecture or input size left out is the network's default; DetectNet_v2 (and the
+        SSD family and YOLOv3 in TLT 2.0) train on images resized offline to their input, so
+        dataset.resize defaults to it."""
         from tlt_pipe.networks import DEFAULT_NLAYERS, NETWORKS
 
         if not isinstance(data, dict) or data.get("network") not in NETWORKS:
@@ -240,7 +241,12 @@ class Config(_Model):
         model.setdefault("input_height", network.default_input[1])
         data = {**data, "model": model}
         dataset = data.get("dataset")
-        if network.name == "detectnet_v2" and isinstance(dataset, dict) and dataset.get("resize") is None:
+        try:
+            toolkit = normalize_version(data.get("toolkit", "5.0"))
+        except (TypeError, ValueError):
+            toolkit = None
+        resized = toolkit is not None and network.trains_on_resized(toolkit)
+        if resized and isinstance(dataset, dict) and dataset.get("resize") is None:
             if isinstance(model["input_width"], int) and isinstance(model["input_height"], int):
                 data["dataset"] = {**dataset, "resize": f"{model['input_width']}x{model['input_height']}"}
         return data
@@ -260,8 +266,10 @@ class Config(_Model):
                                  f"{network.name} needs")
         dataset = info.data.get("dataset")
         wanted = f"{model.input_width}x{model.input_height}"
-        if network.name == "detectnet_v2" and dataset is not None and dataset.resize != wanted:
-            raise ValueError(f"detectnet_v2 trains on images of its input size: dataset.resize is "
+        toolkit = info.data.get("toolkit")
+        if toolkit and network.trains_on_resized(toolkit) and dataset is not None and dataset.resize != wanted:
+            where = "" if network.name == "detectnet_v2" else f" in toolkit {toolkit}"
+            raise ValueError(f"{network.name}{where} trains on images of its input size: dataset.resize is "
                              f"{dataset.resize}, the model input is {wanted}; set dataset.resize: {wanted} "
                              "or leave it out")
         return model

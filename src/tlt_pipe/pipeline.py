@@ -46,7 +46,7 @@ def stages_for(config: Config) -> tuple[Stage, ...]:
     (ConfigError when the toolkit does not ship the network)."""
     toolkit = get_toolkit(config.toolkit)
     network = get_network(config.network, toolkit.version)
-    extras = {"tfrecords_val": tfrecords.validation_records(network), "anchors": anchors.applies(network),
+    extras = {"tfrecords_val": tfrecords.validation_records(network, toolkit.version), "anchors": anchors.applies(network),
               "calibration_tensorfile": calibration.applies(network, toolkit, config)}
     chosen = [anchors.stage_for(config) if s.name == "anchors" else s for s in ALL_STAGES if extras.get(s.name, True)]
     added = [name for name, wanted in extras.items() if wanted]

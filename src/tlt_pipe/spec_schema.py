@@ -289,7 +289,28 @@ _DETECTNET = {
     ),
 }
 
-MESSAGES: dict[str, dict[str, Any]] = {**_COMMON, **_SSD, **_RETINANET, **_YOLO, **_DETECTNET, **_CONVERT}
+# --- TLT 2.0 layout of SSD / DSSD / RetinaNet / YOLOv3 -------------------------------------------
+# TLT 2.0 gave these networks DetectNet_v2's dataset_config (TFRecords for training and validation)
+# and augmentation_config (preprocessing / spatial / color); YOLOv3's block was yolo_config.
+def _tlt2_experiment(*network_fields) -> dict[str, Any]:
+    return _msg(
+        _f("random_seed", "uint32"), *network_fields, _f("training_config", "TrainingConfig"),
+        _f("eval_config", "EvalConfig"), _f("nms_config", "NmsConfig"),
+        _f("augmentation_config", "DetectnetAugmentation"), _f("dataset_config", "DetectnetDataset"),
+    )
+
+
+_TLT2 = {
+    "Tlt2YoloConfig": _msg(*(f for f in _YOLO_COMMON if f[0] != "force_relu")),
+    "Tlt2SsdExperiment": _tlt2_experiment(_f("ssd_config", "SsdConfig", oneof="network"),
+                                          _f("dssd_config", "DssdConfig", oneof="network")),
+    "Tlt2RetinanetExperiment": _tlt2_experiment(_f("retinanet_config", "RetinanetConfig"),
+                                                _f("class_weighting", "FloatMapEntry", R)),
+    "Tlt2YoloExperiment": _tlt2_experiment(_f("yolo_config", "Tlt2YoloConfig")),
+}
+
+MESSAGES: dict[str, dict[str, Any]] = {**_COMMON, **_SSD, **_RETINANET, **_YOLO, **_DETECTNET, **_CONVERT,
+                                       **_TLT2}
 
 _SCALARS = {
     "string": descriptor_pb2.FieldDescriptorProto.TYPE_STRING,

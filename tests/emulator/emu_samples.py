@@ -379,3 +379,31 @@ def yolo_v4_tiny_spec(tfrecords: str, data: str, **kw) -> str:
     start = text.index("  small_anchor_shape")
     end = text.index("\n", start) + 1
     return text[:start] + text[end:]
+
+
+TLT2_AUGMENTATION = """\
+augmentation_config {
+  preprocessing {
+    output_image_width: 320
+    output_image_height: 320
+    output_image_channel: 3
+    crop_right: 320
+    crop_bottom: 320
+    min_bbox_width: 1.0
+    min_bbox_height: 1.0
+  }
+  spatial_augmentation { hflip_probability: 0.5 vflip_probability: 0.0 zoom_min: 1.0 zoom_max: 1.0
+    translate_max_x: 8.0 translate_max_y: 8.0 }
+  color_augmentation { hue_rotation_max: 25.0 saturation_shift_max: 0.2 contrast_scale_max: 0.1
+    contrast_center: 0.5 }
+}
+"""
+
+
+def tlt2_spec(text: str) -> str:
+    """A TAO 3 SSD/DSSD/RetinaNet/YOLOv3 sample in TLT 2.0's layout: DetectNet_v2's augmentation
+    message, yolo_config instead of yolov3_config (no force_relu)."""
+    start = text.index("augmentation_config {")
+    end = text.index("\n}\n", start) + 3
+    text = text[:start] + TLT2_AUGMENTATION + text[end:]
+    return text.replace("yolov3_config {", "yolo_config {", 1).replace("  force_relu: false\n", "")

@@ -29,6 +29,35 @@ def test_sample_specs_parse_and_pass_the_loader_checks():
     spec.check_dataset_export(spec.parse_text("dataset_export", samples.kitti_convert_spec("/d")))
 
 
+TLT2_CASES = [("ssd", "ssd_tlt2", "ssd", samples.ssd_spec, "ssd_config"),
+              ("dssd", "ssd_tlt2", "ssd", samples.dssd_spec, "dssd_config"),
+              ("retinanet", "retinanet_tlt2", "retinanet", samples.retinanet_spec, "retinanet_config"),
+              ("yolo_v3", "yolo_tlt2", "yolo_v3", samples.yolo_v3_spec, "yolo_config")]
+
+
+@pytest.mark.parametrize("net, tlt2, tao3, make, field", TLT2_CASES, ids=[c[0] for c in TLT2_CASES])
+def test_tlt2_layout_is_required_in_2_0_and_rejected_later(net, tlt2, tao3, make, field):
+    assert catalog.net_info(net, "2.0")["schema"] == tlt2 and catalog.net_info(net, "3.21.11")["schema"] == tao3
+    old_text, new_text = samples.tlt2_spec(make(TF, "/d")), make(TF, "/d")
+    exp = spec.parse_text(tlt2, old_text)
+    spec.check_detection_experiment(exp, net, field)
+    assert spec.input_shape(exp) == (3, 320, 320) and spec.tlt2_layout(exp)
+    with pytest.raises(spec.SpecError, match="has no field named"):
+        spec.parse_text(tlt2, new_text)
+    with pytest.raises(spec.SpecError, match="has no field named"):
+        spec.parse_text(tao3, old_text)
+    with pytest.raises(spec.SpecError, match="has no field named"):
+        spec.parse_text(tlt2, old_text.replace("validation_fold: 0",
+                                               'validation_data_sources { label_directory_path: "/v" }'))
+    with pytest.raises(spec.SpecError, match="has no field named"):
+        spec.parse_text(tlt2, old_text.replace("validation_fold: 0", "include_difficult_in_training: true"))
+    spec.parse_text(tlt2, old_text.replace("validation_fold: 0",
+                                           'validation_data_source { tfrecords_path: "/v*" image_directory_path: "/v" }'))
+    if net == "yolo_v3":
+        with pytest.raises(spec.SpecError, match='no field named "yolov3_config"'):
+            spec.parse_text(tlt2, old_text.replace("yolo_config {", "yolov3_config {"))
+
+
 def test_unknown_field_is_rejected_with_its_name():
     with pytest.raises(spec.SpecError, match='has no field named "two_boxes_for_ar2"'):
         spec.parse_text("ssd", "ssd_config { two_boxes_for_ar2: true }")

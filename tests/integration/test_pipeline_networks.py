@@ -41,13 +41,13 @@ CASES = [
     ("retinanet", "5.0", "fp32", [], "", ""),
     ("retinanet", "3.22.05", "fp32", [], "", ""),
     ("dssd", "5.0", "fp16", [], "", ""),
-    ("dssd", "2.0", "fp32", [], "", ""),
+    ("dssd", "2.0", "fp32", ["tfrecords_val"], "", ""),
     ("yolo_v4", "5.0", "int8", ["anchors"], "prune: {threshold: 0.7, equalization: union}\n", ", input_width: 320, input_height: 320"),
     ("yolo_v4", "3.21.11", "int8", ["anchors"], "anchors: {mode: tao}\n", ", input_width: 320, input_height: 320"),
     ("yolo_v4_tiny", "4.0", "fp32", ["anchors"], "", ""),
     ("yolo_v4_tiny", "5.0", "fp32", ["anchors"], "", ""),
     ("yolo_v3", "5.0", "fp32", ["anchors"], "", ", arch: darknet, nlayers: 53"),
-    ("yolo_v3", "2.0", "fp32", ["anchors"], "", ", arch: darknet, nlayers: 53"),
+    ("yolo_v3", "2.0", "fp32", ["tfrecords_val", "anchors"], "", ", arch: darknet, nlayers: 53"),
     ("detectnet_v2", "5.0", "int8", ["tfrecords_val"], "", ", input_width: 320, input_height: 192"),
     ("detectnet_v2", "2.0", "int8", ["tfrecords_val", "calibration_tensorfile"], "",
      ", input_width: 320, input_height: 192"),
@@ -118,4 +118,6 @@ def test_network_end_to_end(emulator_images, sample, tmp_path, network, toolkit,
         assert calibrated and calibrated > 0
     if toolkit == "2.0":
         assert train["argv"][0] == "tlt-train" and stages["prune"]["argv"][0] == "tlt-prune"
+        spec = (run_dir / "specs" / "train.txt").read_text()
+        assert "validation_data_source {" in spec and "preprocessing {" in spec and "output_width" not in spec
         assert engine["argv"][0] == "tlt-converter"

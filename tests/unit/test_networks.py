@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tlt_pipe.config import parse_config
-from tlt_pipe.errors import ConfigError
+from tlt_pipe.errors import ConfigError, SpecError
 from tlt_pipe.networks import NETWORKS
 from tlt_pipe.pipeline import Pipeline, Selection, stages_for
 from tlt_pipe.specs import parse_spec
@@ -43,13 +43,61 @@ def test_every_spec_renders_and_passes_the_schema_and_loader_checks(tmp_path, ne
     steps = _steps(tmp_path, network, toolkit, "engine: {data_type: int8}\n")
     specs = {path: text for step in steps.values() for path, text in step.plan.specs.items()}
     assert {"specs/train.txt", "specs/retrain.txt", "specs/tfrecords.txt"} <= set(specs)
+    experiment = net.experiment_message(toolkit)
     for path, text in specs.items():
-        message = {"specs/inference.txt": "DetectnetInferenceSpec"}.get(path, net.spec_message)
+        message = {"specs/inference.txt": "DetectnetInferenceSpec"}.get(path, experiment)
         if "tfrecords" in path:
             message = "DatasetExportConfig"
         spec = parse_spec(text, message, source=path)
-        if message == net.spec_message:
+        if message == experiment:
             assert net.check_spec(spec) == [], path
+
+
+TLT2_LAYOUT = [n for n in NETWORKS if NETWORKS[n].tlt2_spec_message]
+
+
+@pytest.mark.parametrize("network", TLT2_LAYOUT)
+def test_tlt2_and_tao3_experiment_layouts_reject_each_other(tmp_path, network):
+    """TLT 2.0 specs (DetectNet_v2-style dataset and augmentation) parse only against the TLT 2.0
+    messages, TAO 3+ specs only against the TAO 3 messages."""
+    net = NETWORKS[network]
+    assert net.experiment_message("2.0") != net.spec_message == net.experiment_message("3.21.11")
+    for toolkit, wrong in (("2.0", net.spec_message), ("3.21.11", net.tlt2_spec_message),
+                           ("5.0", net.tlt2_spec_message)):
+        steps = _steps(tmp_path, network, toolkit)
+        for path in ("specs/train.txt", "specs/retrain.txt"):
+            text = steps[path[6:-4]].plan.specs[path]
+            parse_spec(text, net.experiment_message(toolkit), source=path)
+            with pytest.raises(SpecError, match="has no field named"):
+                parse_spec(text, wrong, source=path)
+
+
+@pytest.mark.parametrize("network", TLT2_LAYOUT)
+def test_tlt2_plans_validate_on_tfrecords_of_resized_images(tmp_path, network):
+    steps = _steps(tmp_path, network, "2.0")
+    assert list(steps)[:3] == ["prepare", "tfrecords", "tfrecords_val"]
+    assert steps["tfrecords_val"].argv[0] == "tlt-dataset-convert"
+    assert steps["train"].argv[:2] == ["tlt-train", NETWORKS[network].task_name(True)]
+    spec = parse_spec(steps["train"].plan.specs["specs/train.txt"], NETWORKS[network].tlt2_spec_message, source="t")
+    data = spec.dataset_config
+    assert data.WhichOneof("dataset_split_type") == "validation_data_source"
+    assert data.validation_data_source.tfrecords_path == "/tltpipe/run/data/tfrecords_val/val*"
+    assert data.data_sources[0].tfrecords_path == "/tltpipe/run/data/tfrecords/train*"
+    assert data.image_extension == "jpg"
+    pre = spec.augmentation_config.preprocessing
+    width, height = NETWORKS[network].default_input
+    assert (pre.output_image_width, pre.output_image_height, pre.output_image_channel) == (width, height, 3)
+    assert (pre.crop_right, pre.crop_bottom) == (width, height)
+    if network == "yolo_v3":
+        assert spec.HasField("yolo_config") and spec.yolo_config.small_anchor_shape == "<anchors.small_anchor_shape>"
+    assert parse_config(f"network: {network}\ntoolkit: 2.0\nname: t\ndataset: {{path: d}}\n", source="t.yaml",
+                        base_dir=tmp_path).dataset.resize == f"{width}x{height}"
+    text = f"network: {network}\ntoolkit: 2.0\nname: t\ndataset: {{path: d, resize: 640x480}}\n"
+    with pytest.raises(ConfigError, match=f"{network} in toolkit 2.0 trains on images of its input size: "
+                                          f"dataset.resize is 640x480, the model input is {width}x{height}"):
+        parse_config(text, source="t.yaml", base_dir=tmp_path)
+    parse_config(text.replace("2.0", "5.0"), source="t.yaml", base_dir=tmp_path)
+    assert "tfrecords_val" not in _steps(tmp_path, network, "3.22.05")
 
 
 def test_yolo_start_models_are_spec_fields(tmp_path):

@@ -39,11 +39,13 @@ def test_class_name_with_a_quote_does_not_break_the_spec(write_config, tmp_path)
 @pytest.mark.parametrize("toolkit", TOOLKITS)
 def test_every_ssd_template_renders_to_a_valid_spec(write_config, tmp_path, toolkit):
     ctx = _ctx(write_config, tmp_path, toolkit)
+    experiment = "Tlt2SsdExperiment" if toolkit == "2.0" else "SsdExperiment"
+    assert ctx.network.experiment_message(toolkit) == experiment
     for plan in (tfrecords.plan(ctx), train.plan_train(ctx), train.plan_retrain(ctx)):
         for path, text in plan.specs.items():
-            message = "DatasetExportConfig" if "tfrecords" in path else "SsdExperiment"
+            message = "DatasetExportConfig" if "tfrecords" in path else experiment
             spec = parse_spec(text, message, source=path)
-            if message == "SsdExperiment":
+            if message == experiment:
                 assert check_ssd_spec(spec) == []
 
 

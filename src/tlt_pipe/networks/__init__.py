@@ -22,7 +22,7 @@ ALL_TOOLKITS = frozenset({"2.0", "3.21.11", "3.22.05", "4.0", "5.0"})
 class Network:
     name: str  # the TAO task name: ssd, yolo_v4, ...
     family: str  # specs_templates/<family>/
-    spec_message: str  # root message of the experiment spec (spec_schema)
+    spec_message: str  # root message of the experiment spec (spec_schema), TAO 3.x and later
     checkpoint_prefix: str  # weights/<prefix>_<arch><nlayers>_epoch_<NNN>.<ext>
     output_nodes: str  # converter -o
     input_name: str  # converter -p input name for dynamic-shape models
@@ -38,12 +38,32 @@ class Network:
     # Exported .etlt holds ONNX (dynamic shape, converter -p) where the toolkit says so.
     dynamic_shape: bool = True
     anchor_groups: tuple[str, ...] = ()  # YOLO: the spec's anchor shape fields, smallest first
+    # TLT 2.0's root message where its layout differs (DetectNet_v2-style dataset_config and
+    # augmentation_config, validation from TFRecords, images already at the input size).
+    tlt2_spec_message: str | None = None
     # Checks the TAO loader makes after parsing (values in range): spec message -> problems.
     check_spec: Callable[[object], list[str]] = field(default=lambda message: [], compare=False)
 
     def task_name(self, legacy: bool) -> str:
         """The network argument of TAO commands (TLT 2.0 spelled some differently)."""
         return self.legacy_name if legacy and self.legacy_name else self.name
+
+    def tlt2_layout(self, toolkit_version: str) -> bool:
+        """Whether this network's experiment spec takes TLT 2.0's layout in this toolkit."""
+        return toolkit_version == "2.0" and self.tlt2_spec_message is not None
+
+    def experiment_message(self, toolkit_version: str) -> str:
+        """The root message of the experiment spec in this toolkit."""
+        return self.tlt2_spec_message if self.tlt2_layout(toolkit_version) else self.spec_message
+
+    def trains_on_resized(self, toolkit_version: str) -> bool:
+        """Whether training reads images already at the model input size (no resizing in the
+        data loader): DetectNet_v2 always, the TLT 2.0-layout networks in TLT 2.0."""
+        return self.name == "detectnet_v2" or self.tlt2_layout(toolkit_version)
+
+    def validation_records(self, toolkit_version: str) -> bool:
+        """Whether validation reads the val/ split from TFRecords (stage tfrecords_val)."""
+        return self.trains_on_resized(toolkit_version)
 
     def arch_tag(self, arch: str, nlayers: int | None) -> str:
         """`resnet18`, `mobilenet_v2`: the architecture as TAO writes it in file names."""

@@ -50,13 +50,23 @@ def detection(message, config_field: str) -> list[str]:
             if not _open01(value):
                 problems.append(f"nms_config.{name}: {value} is not in (0, 1)")
     if message.HasField("augmentation_config"):
-        for name in ("output_width", "output_height"):
-            value = getattr(message.augmentation_config, name)
+        for name, value in input_size(message).items():
             if value <= 32:
-                problems.append(f"augmentation_config.{name}: {value} must be larger than 32")
+                problems.append(f"{name}: {value} must be larger than 32")
     if message.HasField("dataset_config") and not message.dataset_config.target_class_mapping:
         problems.append("dataset_config.target_class_mapping: no class is mapped")
     return problems
+
+
+def input_size(message) -> dict[str, int]:
+    """The model input width and height of a detection spec, keyed by their field paths: TAO 3+
+    writes augmentation_config.output_width, TLT 2.0 DetectNet_v2's preprocessing block."""
+    aug = message.augmentation_config
+    if "preprocessing" in aug.DESCRIPTOR.fields_by_name:
+        pre = aug.preprocessing
+        return {f"augmentation_config.preprocessing.{name}": getattr(pre, name)
+                for name in ("output_image_width", "output_image_height")}
+    return {f"augmentation_config.{name}": getattr(aug, name) for name in ("output_width", "output_height")}
 
 
 def variances(config, field: str) -> list[str]:

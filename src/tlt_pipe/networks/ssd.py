@@ -20,16 +20,19 @@ def check_retinanet_spec(message) -> list[str]:
 NETWORKS = (
     Network(
         name="ssd", family="ssd", spec_message="SsdExperiment", checkpoint_prefix="ssd",
+        tlt2_spec_message="Tlt2SsdExperiment",
         output_nodes="NMS", input_name="Input", model_passing="flag", toolkits=ALL_TOOLKITS,
         labels_with_background=True, check_spec=check_ssd_spec,
     ),
     Network(
         name="dssd", family="ssd", spec_message="SsdExperiment", checkpoint_prefix="dssd",
+        tlt2_spec_message="Tlt2SsdExperiment",
         output_nodes="NMS", input_name="Input", model_passing="flag", toolkits=ALL_TOOLKITS,
         labels_with_background=True, check_spec=check_ssd_spec,
     ),
     Network(
-        name="retinanet", family="retinanet", spec_message="RetinanetExperiment", checkpoint_prefix="retinanet",
+        name="retinanet", family="retinanet", spec_message="RetinanetExperiment",
+        tlt2_spec_message="Tlt2RetinanetExperiment", checkpoint_prefix="retinanet",
         output_nodes="NMS", input_name="Input", model_passing="flag", toolkits=ALL_TOOLKITS,
         check_spec=check_retinanet_spec, default_input=(384, 384),
     ),

@@ -14,12 +14,13 @@ _FROM_TAO3 = ALL_TOOLKITS - {"2.0"}  # YOLOv4 arrived with TAO 3.0
 
 def _check(field: str, groups: tuple[str, ...]):
     def check(message) -> list[str]:
-        problems = checks.detection(message, field)
-        aug = message.augmentation_config
-        for name in ("output_width", "output_height"):
-            if getattr(aug, name) % 32:
-                problems.append(f"augmentation_config.{name}: {getattr(aug, name)} is not a multiple of 32")
-        return problems + checks.anchor_shapes(getattr(message, field), field, groups)
+        # TLT 2.0 named YOLOv3's block yolo_config.
+        name = field if field in message.DESCRIPTOR.fields_by_name else "yolo_config"
+        problems = checks.detection(message, name)
+        for path, value in checks.input_size(message).items():
+            if value % 32:
+                problems.append(f"{path}: {value} is not a multiple of 32")
+        return problems + checks.anchor_shapes(getattr(message, name), name, groups)
 
     return check
 
@@ -30,6 +31,7 @@ _TINY = ("mid_anchor_shape", "big_anchor_shape")
 NETWORKS = (
     Network(
         name="yolo_v3", family="yolo", spec_message="Yolov3Experiment", checkpoint_prefix="yolov3",
+        tlt2_spec_message="Tlt2YoloExperiment",
         output_nodes="BatchedNMS", input_name="Input", model_passing="spec", toolkits=ALL_TOOLKITS,
         check_spec=_check("yolov3_config", _V3_V4), default_arch="darknet", default_nlayers=53,
         default_input=(416, 416), input_multiple=32, legacy_name="yolo", anchor_groups=_V3_V4,

@@ -1,7 +1,8 @@
 """tfrecords: `<net> dataset_convert` on the prepared training tree.
 
-SSD, DSSD, RetinaNet and YOLO validate on the val/ KITTI tree directly; DetectNet_v2 reads its
-validation set from TFRecords only, so it converts val/ too (stage tfrecords_val).
+SSD, DSSD, RetinaNet and YOLO validate on the val/ KITTI tree directly; DetectNet_v2 (and, in
+TLT 2.0, SSD, DSSD, RetinaNet and YOLOv3) reads its validation set from TFRecords only, so it
+converts val/ too (stage tfrecords_val).
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ VAL_DIR = "data/tfrecords_val"
 VAL_PREFIX = f"{VAL_DIR}/val"
 
 
-def validation_records(network: Network) -> bool:
+def validation_records(network: Network, toolkit_version: str) -> bool:
     """Whether the network needs the validation split as TFRecords too."""
-    return network.name == "detectnet_v2"
+    return network.validation_records(toolkit_version)
 
 
 def data_context(ctx: Context) -> dict:
@@ -87,4 +88,4 @@ def collect(ctx: Context, plan_: StagePlan, log_text: str) -> Outcome:
 STAGE = Stage(name="tfrecords", needs=("prepare",), plan=plan, collect=collect,
               description="dataset_convert: KITTI -> TFRecords")
 VALIDATION = Stage(name="tfrecords_val", needs=("prepare",), plan=plan_validation, collect=collect,
-                   description="dataset_convert of the validation split (DetectNet_v2)")
+                   description="dataset_convert of the validation split (DetectNet_v2, TLT 2.0)")

@@ -39,8 +39,9 @@ def experiment_spec(ctx: Context, train: TrainConfig, *, source: str, start: dic
     return build_spec(
         f"{ctx.network.family}/experiment.txt.j2",
         {"network": ctx.network.name, "model": ctx.config.model, "train": train, "data": data_context(ctx),
-         "start": start or {}, "anchors": anchor_shapes(ctx), "toolkit": ctx.toolkit.version},
-        message=ctx.network.spec_message,
+         "start": start or {}, "anchors": anchor_shapes(ctx), "toolkit": ctx.toolkit.version,
+         "legacy": ctx.network.tlt2_layout(ctx.toolkit.version)},
+        message=ctx.network.experiment_message(ctx.toolkit.version),
         overrides=overrides,
         check=ctx.network.check_spec,
         source=source,

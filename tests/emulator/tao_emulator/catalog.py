@@ -66,6 +66,22 @@ NETS = {
                          title="DetectNet_v2"),
 }
 
+# TLT 2.0 gave SSD, DSSD, RetinaNet and YOLOv3 DetectNet_v2's dataset and augmentation messages.
+TLT2_NETS_INFO = {
+    "ssd": dict(schema="ssd_tlt2"),
+    "dssd": dict(schema="ssd_tlt2"),
+    "retinanet": dict(schema="retinanet_tlt2"),
+    "yolo_v3": dict(schema="yolo_tlt2", config="yolo_config"),
+}
+
+
+def net_info(net: str, version: str) -> dict:
+    """NETS[net] as the image of this version reads specs (schema and config block)."""
+    if version == "2.0" and net in TLT2_NETS_INFO:
+        return {**NETS[net], **TLT2_NETS_INFO[net]}
+    return NETS[net]
+
+
 _COMMON_BACKBONES = {
     "resnet": (10, 18, 34, 50, 101),
     "vgg": (16, 19),

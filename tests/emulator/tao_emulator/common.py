@@ -33,7 +33,7 @@ def file_fp(path: str) -> str:
 
 def load_experiment(ctx, path: str, net: str | None = None):
     net = net or ctx.net
-    info = catalog.NETS[net]
+    info = catalog.net_info(net, ctx.version)
     try:
         exp = spec.load(info["schema"], path)
         if net == "detectnet_v2":
@@ -49,7 +49,8 @@ def arch_of(net: str, exp) -> tuple[str, int]:
     if net == "detectnet_v2":
         arch, nlayers = exp.model_config.arch, exp.model_config.num_layers
     else:
-        cfg = getattr(exp, catalog.NETS[net]["config"])
+        cfg = getattr(exp, "yolo_config" if "yolo_config" in exp.DESCRIPTOR.fields_by_name
+                      else catalog.NETS[net]["config"])
         arch, nlayers = cfg.arch, cfg.nlayers
     valid = catalog.ARCHS[net]
     if arch not in valid:
@@ -70,11 +71,18 @@ def classes_of(exp) -> list[str]:
 
 
 def input_of(net: str, exp) -> list[int]:
-    if net == "detectnet_v2":
-        pre = exp.augmentation_config.preprocessing
-        return [pre.output_image_channel, pre.output_image_height, pre.output_image_width]
-    aug = exp.augmentation_config
-    return [aug.output_channel, aug.output_height, aug.output_width]
+    return list(spec.input_shape(exp))
+
+
+def check_resolution(samples, inp, title: str) -> None:
+    """DetectNet_v2 (and TLT 2.0's SSD family and YOLO) read images at the training size as they are."""
+    _, h, w = inp
+    for s in samples:
+        size = data.image_size(s["image"])
+        if size is not None and size != (w, h):
+            raise TaskFailed(f"ValueError: image {s['image']} is {size[0]}x{size[1]}, but "
+                             f"{title} trains at {w}x{h}: resize the dataset offline "
+                             "(output_image_width / output_image_height)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -95,7 +103,7 @@ def _map_objects(objects, cmap, keep_difficult=True):
 
 def _source_samples(src, ext, net: str):
     """-> list of (fold or None, sample)."""
-    if net == "detectnet_v2":
+    if "labels_format" not in src.DESCRIPTOR.oneofs_by_name:  # DetectNet_v2's DataSource (TFRecords only)
         which = "tfrecords_path" if src.tfrecords_path else None
     else:
         which = src.WhichOneof("labels_format")
@@ -129,14 +137,15 @@ def gather(net: str, exp, check_images: bool = True) -> tuple[list[dict], list[d
             else:
                 train.append(sample)
     extra_val = []
-    if net == "detectnet_v2":
+    detectnet_layout = "validation_data_source" in ds.DESCRIPTOR.fields_by_name
+    if detectnet_layout:
         if split == "validation_data_source":
             extra_val.append(ds.validation_data_source)
     else:
         extra_val.extend(ds.validation_data_sources)
     for src in extra_val:
         val.extend(s for _, s in _source_samples(src, ext, net))
-    keep_difficult = True if net == "detectnet_v2" else ds.include_difficult_in_training
+    keep_difficult = True if detectnet_layout else ds.include_difficult_in_training
     train = [dict(s, objects=_map_objects(s["objects"], cmap, keep_difficult)) for s in train]
     val = [dict(s, objects=_map_objects(s["objects"], cmap)) for s in val]
     if check_images:

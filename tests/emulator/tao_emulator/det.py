@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 
-from . import catalog, common, data, metrics, modelio, training
+from . import catalog, common, data, metrics, modelio, spec, training
 from .runtime import TaskFailed, say, warn
 
 
@@ -85,6 +85,8 @@ def train(ctx):
     train_s, val_s = common.gather(net, exp)
     if not train_s:
         raise TaskFailed("ValueError: no training images found in dataset_config.data_sources")
+    if spec.tlt2_layout(exp):
+        common.check_resolution(train_s + val_s, inp, _title(ctx))
     start, skill, pretrained, pruned_ratio, parent_fp = _start_state(ctx, exp, arch, nlayers, classes)
     tc = exp.training_config
     stem = catalog.model_stem(net, arch, nlayers)
@@ -140,8 +142,9 @@ def evaluate(ctx):
     else:
         _, val = common.gather(net, exp)
     if not val:
+        which = "validation_data_source" if spec.tlt2_layout(exp) else "validation_data_sources"
         raise TaskFailed("ValueError: evaluation needs validation data: set "
-                         "dataset_config.validation_data_sources or validation_fold")
+                         f"dataset_config.{which} or validation_fold")
     say(f"Number of images in the evaluation dataset: {len(val)}")
     aps = metrics.class_aps(meta["skill"], meta["fingerprint"], classes, common.data_fp(val))
     say("Start to calculate AP for each class")

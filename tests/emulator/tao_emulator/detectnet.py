@@ -14,16 +14,6 @@ from .runtime import TaskFailed, say
 CKZIP_RE = re.compile(r"model\.epoch-(\d+)\.ckzip$")
 
 
-def _check_resolution(samples, inp):
-    _, h, w = inp
-    for s in samples:
-        size = data.image_size(s["image"])
-        if size is not None and size != (w, h):
-            raise TaskFailed(f"ValueError: image {s['image']} is {size[0]}x{size[1]}, but "
-                             f"DetectNet_v2 trains at {w}x{h}: resize the dataset offline "
-                             "(output_image_width / output_image_height)")
-
-
 def _newest_ckzip(results: str):
     best = None
     for path in glob.glob(os.path.join(results, "model.epoch-*.ckzip")):
@@ -46,7 +36,7 @@ def train(ctx):
     train_s, val_s = common.gather("detectnet_v2", exp)
     if not train_s:
         raise TaskFailed("ValueError: no training images found in dataset_config.data_sources")
-    _check_resolution(train_s + val_s, inp)
+    common.check_resolution(train_s + val_s, inp, "DetectNet_v2")
     mc, tc = exp.model_config, exp.training_config
     start, skill, pretrained, ratio = 1, 0.05, False, 1.0
     parent_fp = modelio.fingerprint("scratch", "detectnet_v2", arch, nlayers)

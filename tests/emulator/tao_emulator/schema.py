@@ -542,10 +542,48 @@ DATASET_EXPORT = {
     },
 }
 
+# ---------------------------------------------------------------------------------------------
+# TLT 2.0: SSD, DSSD, RetinaNet and YOLO (`tlt-train yolo`) read DetectNet_v2's dataset_config
+# and augmentation_config; YOLO's block is yolo_config.  There is no validation_data_sources,
+# include_difficult_in_training, output_width or image_mean.
+
+_TLT2_DATA = {name: DETECTNET_V2["messages"][name] for name in (
+    "DataSource", "DatasetConfig", "Preprocessing", "SpatialAugmentation", "ColorAugmentation",
+    "AugmentationConfig")}
+
+
+def _tlt2(schema: dict) -> dict:
+    return {**schema, "messages": {**schema["messages"], **_TLT2_DATA}}
+
+
+SSD_TLT2 = _tlt2(SSD)
+RETINANET_TLT2 = _tlt2(RETINANET)
+YOLO_TLT2 = {
+    "package": "yolo",
+    "root": "Experiment",
+    "messages": {
+        **{k: v for k, v in YOLO_V3["messages"].items() if k not in ("YOLOv3Config", "Experiment")},
+        **_TLT2_DATA,
+        "YOLOConfig": [d for d in _YOLO_CONFIG_FIELDS if d != "bool force_relu"],
+        "Experiment": [
+            "uint32 random_seed",
+            "YOLOConfig yolo_config",
+            "TrainingConfig training_config",
+            "EvalConfig eval_config",
+            "NMSConfig nms_config",
+            "AugmentationConfig augmentation_config",
+            "DatasetConfig dataset_config",
+        ],
+    },
+}
+
 SCHEMAS = {
     "ssd": SSD,
     "retinanet": RETINANET,
     "yolo_v3": YOLO_V3,
+    "ssd_tlt2": SSD_TLT2,
+    "retinanet_tlt2": RETINANET_TLT2,
+    "yolo_tlt2": YOLO_TLT2,
     "yolo_v4": YOLO_V4,
     "detectnet_v2": DETECTNET_V2,
     "detectnet_v2_inference": DETECTNET_V2_INFERENCE,

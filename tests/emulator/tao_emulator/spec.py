@@ -170,6 +170,20 @@ def parse_anchor_shape(text: str, what: str) -> list[tuple[float, float]]:
     return anchors
 
 
+def tlt2_layout(exp) -> bool:
+    """Whether an experiment uses DetectNet_v2's augmentation message (TLT 2.0 layout)."""
+    return "preprocessing" in exp.augmentation_config.DESCRIPTOR.fields_by_name
+
+
+def input_shape(exp) -> tuple[int, int, int]:
+    """(channels, height, width) the experiment trains at."""
+    if tlt2_layout(exp):
+        pre = exp.augmentation_config.preprocessing
+        return pre.output_image_channel, pre.output_image_height, pre.output_image_width
+    aug = exp.augmentation_config
+    return aug.output_channel, aug.output_height, aug.output_width
+
+
 def check_training_config(tc, net_title: str) -> None:
     if tc.num_epochs <= 0:
         raise SpecError("ValueError: training_config.num_epochs must be > 0")
@@ -223,17 +237,20 @@ def check_detection_experiment(exp, net: str, cfg_field: str) -> None:
                         f"{ev.matching_iou_threshold}")
     if ev.batch_size <= 0:
         raise SpecError("ValueError: eval_config.batch_size must be > 0")
-    aug = exp.augmentation_config
-    if aug.output_width <= 32 or aug.output_height <= 32:
+    channels, height, width = input_shape(exp)
+    if tlt2_layout(exp):
+        if not exp.augmentation_config.HasField("preprocessing"):
+            raise SpecError("ValueError: augmentation_config.preprocessing is required")
+    if width <= 32 or height <= 32:
         raise SpecError("ValueError: augmentation_config output_width and output_height must be "
-                        f"> 32, got {aug.output_width}x{aug.output_height}")
-    if aug.output_channel not in (1, 3):
-        raise SpecError(f"ValueError: output_channel must be 1 or 3, got {aug.output_channel}")
+                        f"> 32, got {width}x{height}")
+    if channels not in (1, 3):
+        raise SpecError(f"ValueError: output_channel must be 1 or 3, got {channels}")
     cfg = getattr(exp, cfg_field)
     if net.startswith("yolo"):
-        if aug.output_width % 32 or aug.output_height % 32:
+        if width % 32 or height % 32:
             raise SpecError("ValueError: YOLO output_width and output_height must be multiples "
-                            f"of 32, got {aug.output_width}x{aug.output_height}")
+                            f"of 32, got {width}x{height}")
         shapes = ["big_anchor_shape", "mid_anchor_shape"]
         if net != "yolo_v4_tiny":
             shapes.append("small_anchor_shape")
