@@ -169,21 +169,7 @@ RETINANET = {
     "messages": {
         **_DETECTION_COMMON,
         **_SSD_AUGMENTATION,
-        "RetinaNetConfig": [
-            "string aspect_ratios",
-            "string aspect_ratios_global",
-            "bool two_boxes_for_ar1",
-            "bool clip_boxes",
-            "string variances",
-            "string scales",
-            "float min_scale",
-            "float max_scale",
-            "string steps",
-            "string offsets",
-            "string arch",
-            "uint32 nlayers",
-            "bool freeze_bn",
-            "repeated uint32 freeze_blocks",
+        "RetinaNetConfig": _SSD_CONFIG_FIELDS + [
             "float loss_loc_weight",
             "float focal_loss_alpha",
             "float focal_loss_gamma",
