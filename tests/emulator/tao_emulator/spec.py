@@ -269,7 +269,11 @@ def check_detection_experiment(exp, net: str, cfg_field: str) -> None:
                 raise SpecError("ValueError: set scales, or min_scale < max_scale in (0, 1)")
         if not (cfg.aspect_ratios or cfg.aspect_ratios_global):
             raise SpecError("ValueError: set aspect_ratios or aspect_ratios_global")
-    ds = exp.dataset_config
+    check_dataset_sources(exp.dataset_config)
+
+
+def check_dataset_sources(ds) -> None:
+    """What every detection loader refuses in dataset_config: no data, no classes."""
     if not ds.data_sources:
         raise SpecError("ValueError: dataset_config.data_sources is empty")
     if not ds.target_class_mapping:
@@ -292,10 +296,7 @@ def check_detectnet_experiment(exp) -> None:
     if pre.output_image_channel not in (1, 3):
         raise SpecError("ValueError: output_image_channel must be 1 or 3")
     ds = exp.dataset_config
-    if not ds.data_sources:
-        raise SpecError("ValueError: dataset_config.data_sources is empty")
-    if not ds.target_class_mapping:
-        raise SpecError("ValueError: dataset_config.target_class_mapping is empty")
+    check_dataset_sources(ds)
     targets = sorted(set(mapping(ds.target_class_mapping).values()))
     cost_classes = {tc.name for tc in exp.cost_function_config.target_classes}
     post_classes = {e.key for e in exp.postprocessing_config.target_class_config}
