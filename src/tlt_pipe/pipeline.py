@@ -54,11 +54,6 @@ def stages_for(config: Config) -> tuple[Stage, ...]:
                  for s in chosen)
 
 
-STAGES: tuple[Stage, ...] = tuple(s for s in ALL_STAGES if s.name in (
-    "prepare", "tfrecords", "train", "evaluate", "prune", "retrain", "evaluate_retrain", "export", "engine",
-    "inference"))  # the common chain (SSD, DSSD, RetinaNet)
-
-
 class Terminated(BaseException):
     """Raised in the main thread when tltpipe receives SIGTERM."""
 
@@ -102,7 +97,7 @@ class Selection:
     resume: bool = False
     resume_epoch: int | None = None
 
-    def names(self, stages: tuple[Stage, ...] = STAGES) -> list[str]:
+    def names(self, stages: tuple[Stage, ...]) -> list[str]:
         available = [s.name for s in stages]
         for value in (self.from_stage, self.to_stage):
             if value is not None and value not in STAGE_NAMES:

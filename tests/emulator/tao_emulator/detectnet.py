@@ -7,7 +7,7 @@ import glob
 import os
 import re
 
-from . import catalog, common, data, metrics, modelio, spec, training
+from . import catalog, common, metrics, modelio, spec, training
 from .det import input_images, write_predictions
 from .runtime import TaskFailed, say
 
