@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Any, Literal
 
 import yaml
@@ -180,6 +181,15 @@ class MlflowTracking(_Model):
     tracking_uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else MLflow's default
     experiment: str | None = None  # None: the config's name
     run_name: str | None = None  # None: the run directory's name
+
+    @field_validator("tracking_uri")
+    @classmethod
+    def _no_credentials(cls, value: str | None) -> str | None:
+        if value and (urlsplit(value).username or urlsplit(value).password):
+            raise ValueError("credentials do not belong in the config (it is copied into every run directory); "
+                             "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) "
+                             "in the environment")
+        return value
 
 
 class ClearmlTracking(_Model):

@@ -92,3 +92,12 @@ def test_init_writes_a_valid_commented_config(toolkit):
 def test_every_network_name_is_accepted_by_the_schema():
     for network in NETWORKS:
         parse_config(f"network: {network}\nname: a\ndataset: {{path: x}}\n", source="a", base_dir=Path("/tmp"))
+
+
+def test_tracker_credentials_are_refused_in_the_config():
+    text = "network: ssd\nname: a\ndataset: {path: x}\ntracking:\n  mlflow: {tracking_uri: 'https://me:s3cret@mlflow.example'}\n"
+    message = _error(text)
+    assert message.startswith("lpd.yaml:5: tracking.mlflow.tracking_uri:") and "MLFLOW_TRACKING_PASSWORD" in message
+    assert "s3cret" not in message
+    ok = parse_config(text.replace("me:s3cret@", ""), source="a", base_dir=Path("/tmp"))
+    assert ok.tracking.mlflow.tracking_uri == "https://mlflow.example"
