@@ -284,6 +284,22 @@ class Config(_Model):
                              "or leave it out")
         return model
 
+    @field_validator("train", "retrain")
+    @classmethod
+    def _validation_schedule(cls, value: TrainConfig | RetrainConfig, info) -> TrainConfig | RetrainConfig:
+        """YOLO on TAO 3.x and later validates at every checkpoint: its eval_config has no period."""
+        from tlt_pipe.networks import NETWORKS
+
+        network = NETWORKS.get(info.data.get("network"))
+        toolkit = info.data.get("toolkit")
+        if network is None or toolkit is None or not network.validation_at_checkpoints(toolkit):
+            return value
+        interval = value.checkpoint_interval or getattr(info.data.get("train"), "checkpoint_interval", None)
+        if "validation_period" in value.model_fields_set and value.validation_period not in (None, interval):
+            raise ValueError(f"validation_period: {network.name} on TAO {toolkit} validates at every checkpoint "
+                             "(its eval_config has no validation period); set checkpoint_interval instead")
+        return value
+
     @field_validator("toolkit", mode="before")
     @classmethod
     def _toolkit(cls, value: Any) -> str:

@@ -1,23 +1,29 @@
-"""The TAO spec-file schema, written for tltpipe from the facts of the TAO spec messages.
+"""The TAO spec-file schema per toolkit, as tltpipe's own data, turned into protobuf descriptors.
 
-Messages are plain data: {message: {"fields": [(name, type, label, oneof)], "enums": {...}}}.
-`type` is a scalar ("string", "float", "uint32", "int32", "bool"), "enum:<Name>" for an enum
-nested in the same message, or another message name. They are turned into real protobuf
-descriptors so that google.protobuf.text_format does the parsing: unknown fields, wrong types
-and two members of a oneof are rejected exactly as protobuf does inside the TAO containers.
+TAO 4.0 (which also judges TAO 3.21.11 and 3.22.05) and TAO 5.x: the tables in schemas/tao-<v>.json,
+generated from NVIDIA's own messages (tests/reference/schema_table.py) and checked against them by
+the conformance tests. TLT 2.0 has no public source: its messages are written below from NVIDIA's
+TLT 2.0 specs and commands.
+
+A table holds, per spec kind (a network's experiment, "detectnet_v2_inference", "dataset_convert"),
+the root message and every message and enum reachable from it: {message: [[field, type, label,
+oneof], ...]}, where type is a scalar name, "enum:<Enum>", "map<K,V>" or a message name, and label is
+"repeated" or "". Each kind becomes a proto3 file without a package, like TAO's own, in a pool of its
+own, so google.protobuf.text_format rejects unknown fields, wrong types and two members of a oneof
+exactly as the containers do, with the same message names in its errors.
 """
 
 from __future__ import annotations
 
+import json
 from functools import cache
+from importlib import resources
 from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-_PACKAGE = "tltpipe.spec"
-
 R = "repeated"
-O = "optional"
+O = ""
 
 
 def _f(name: str, type_: str, label: str = O, oneof: str | None = None) -> tuple[str, str, str, str | None]:
@@ -28,7 +34,7 @@ def _msg(*fields, enums: dict[str, list[str]] | None = None) -> dict[str, Any]:
     return {"fields": list(fields), "enums": enums or {}}
 
 
-# --- shared pieces ---------------------------------------------------------------------------
+# --- TLT 2.0: shared pieces ---------------------------------------------------------------------------
 _COMMON = {
     "StringMapEntry": _msg(_f("key", "string"), _f("value", "string")),
     "FloatMapEntry": _msg(_f("key", "string"), _f("value", "float")),
@@ -40,16 +46,16 @@ _COMMON = {
         _f("max_learning_rate", "float"), _f("soft_start", "float"), _f("min_learning_rate", "float"),
     ),
     "LearningRate": _msg(
-        _f("soft_start_annealing_schedule", "SoftStartAnnealingSchedule", oneof="lr"),
-        _f("soft_start_cosine_annealing_schedule", "SoftStartCosineAnnealingSchedule", oneof="lr"),
+        _f("soft_start_annealing_schedule", "SoftStartAnnealingSchedule", oneof="learning_rate"),
+        _f("soft_start_cosine_annealing_schedule", "SoftStartCosineAnnealingSchedule", oneof="learning_rate"),
     ),
     "AdamOptimizer": _msg(_f("epsilon", "float"), _f("beta1", "float"), _f("beta2", "float"), _f("amsgrad", "bool")),
     "SgdOptimizer": _msg(_f("momentum", "float"), _f("nesterov", "bool")),
     "RmspropOptimizer": _msg(_f("rho", "float"), _f("momentum", "float"), _f("epsilon", "float"),
                              _f("centered", "bool")),
     "Optimizer": _msg(
-        _f("adam", "AdamOptimizer", oneof="optim"), _f("sgd", "SgdOptimizer", oneof="optim"),
-        _f("rmsprop", "RmspropOptimizer", oneof="optim"),
+        _f("adam", "AdamOptimizer", oneof="optimizer"), _f("sgd", "SgdOptimizer", oneof="optimizer"),
+        _f("rmsprop", "RmspropOptimizer", oneof="optimizer"),
     ),
     "Regularizer": _msg(_f("type", "enum:Type"), _f("weight", "float"), enums={"Type": ["NO_REG", "L1", "L2"]}),
     "DataSource": _msg(
@@ -87,25 +93,6 @@ _SSD_ANCHORS = (
 _SSD = {
     "SsdConfig": _msg(*_SSD_ANCHORS),
     "DssdConfig": _msg(*_SSD_ANCHORS, _f("pred_num_channels", "uint32")),
-    "SsdAugmentation": _msg(
-        _f("output_width", "uint32"), _f("output_height", "uint32"), _f("output_channel", "uint32"),
-        _f("random_crop_min_scale", "float"), _f("random_crop_max_scale", "float"),
-        _f("random_crop_min_ar", "float"), _f("random_crop_max_ar", "float"),
-        _f("zoom_out_min_scale", "float"), _f("zoom_out_max_scale", "float"),
-        _f("brightness", "int32"), _f("contrast", "float"), _f("saturation", "float"), _f("hue", "int32"),
-        _f("random_flip", "float"), _f("image_mean", "FloatMapEntry", R),
-    ),
-    "SsdDataset": _msg(
-        _f("data_sources", "DataSource", R), _f("target_class_mapping", "StringMapEntry", R),
-        _f("validation_data_sources", "DataSource", R), _f("include_difficult_in_training", "bool"),
-        _f("type", "string"), _f("image_extension", "string"), _f("is_monochrome", "bool"),
-    ),
-    "SsdExperiment": _msg(
-        _f("random_seed", "uint32"), _f("ssd_config", "SsdConfig", oneof="network"),
-        _f("dssd_config", "DssdConfig", oneof="network"), _f("training_config", "TrainingConfig"),
-        _f("eval_config", "EvalConfig"), _f("nms_config", "NmsConfig"),
-        _f("augmentation_config", "SsdAugmentation"), _f("dataset_config", "SsdDataset"),
-    ),
 }
 
 # --- dataset_convert (KITTI) -----------------------------------------------------------------
@@ -123,15 +110,6 @@ _CONVERT = {
     ),
 }
 
-def _detection_experiment(network_field: str, network_message: str, augmentation: str, *extra) -> dict[str, Any]:
-    """RetinaNet and YOLO experiments: one network message plus the shared detection messages."""
-    return _msg(
-        _f("random_seed", "uint32"), _f(network_field, network_message), _f("training_config", "TrainingConfig"),
-        _f("eval_config", "EvalConfig"), _f("nms_config", "NmsConfig"),
-        _f("augmentation_config", augmentation), _f("dataset_config", "SsdDataset"), *extra,
-    )
-
-
 # --- RetinaNet ----------------------------------------------------------------------------------
 _RETINANET = {
     "RetinanetConfig": _msg(
@@ -140,8 +118,6 @@ _RETINANET = {
         _f("pos_iou_thresh", "float"), _f("neg_iou_thresh", "float"), _f("n_anchor_levels", "uint32"),
         _f("all_projections", "bool"),
     ),
-    "RetinanetExperiment": _detection_experiment("retinanet_config", "RetinanetConfig", "SsdAugmentation",
-                                                 _f("class_weighting", "FloatMapEntry", R)),
 }
 
 # --- YOLOv3 / YOLOv4 / YOLOv4-tiny --------------------------------------------------------------
@@ -150,24 +126,7 @@ _YOLO_COMMON = (
     _f("matching_neutral_box_iou", "float"), _f("arch", "string"), _f("nlayers", "uint32"),
     _f("arch_conv_blocks", "uint32"), _f("loss_loc_weight", "float"), _f("loss_neg_obj_weights", "float"),
     _f("loss_class_weights", "float"), _f("freeze_blocks", "uint32", R), _f("freeze_bn", "bool"),
-    _f("force_relu", "bool"),
 )
-_YOLO = {
-    "YoloAugmentation": _msg(
-        _f("hue", "float"), _f("saturation", "float"), _f("exposure", "float"), _f("vertical_flip", "float"),
-        _f("horizontal_flip", "float"), _f("jitter", "float"), _f("output_width", "uint32"),
-        _f("output_height", "uint32"), _f("output_channel", "uint32"),
-        _f("randomize_input_shape_period", "uint32"), _f("mosaic_prob", "float"), _f("mosaic_min_ratio", "float"),
-        _f("image_mean", "FloatMapEntry", R), _f("output_depth", "uint32"),
-    ),
-    "Yolov3Config": _msg(*_YOLO_COMMON),
-    "Yolov4Config": _msg(
-        *_YOLO_COMMON, _f("box_matching_iou", "float"), _f("activation", "string"), _f("label_smoothing", "float"),
-        _f("big_grid_xy_extend", "float"), _f("mid_grid_xy_extend", "float"), _f("small_grid_xy_extend", "float"),
-    ),
-    "Yolov3Experiment": _detection_experiment("yolov3_config", "Yolov3Config", "YoloAugmentation"),
-    "Yolov4Experiment": _detection_experiment("yolov4_config", "Yolov4Config", "YoloAugmentation"),
-}
 
 # --- DetectNet_v2 ------------------------------------------------------------------------------
 _CLUSTERING = {
@@ -301,7 +260,7 @@ def _tlt2_experiment(*network_fields) -> dict[str, Any]:
 
 
 _TLT2 = {
-    "Tlt2YoloConfig": _msg(*(f for f in _YOLO_COMMON if f[0] != "force_relu")),
+    "Tlt2YoloConfig": _msg(*_YOLO_COMMON),
     "Tlt2SsdExperiment": _tlt2_experiment(_f("ssd_config", "SsdConfig", oneof="network"),
                                           _f("dssd_config", "DssdConfig", oneof="network")),
     "Tlt2RetinanetExperiment": _tlt2_experiment(_f("retinanet_config", "RetinanetConfig"),
@@ -309,58 +268,120 @@ _TLT2 = {
     "Tlt2YoloExperiment": _tlt2_experiment(_f("yolo_config", "Tlt2YoloConfig")),
 }
 
-MESSAGES: dict[str, dict[str, Any]] = {**_COMMON, **_SSD, **_RETINANET, **_YOLO, **_DETECTNET, **_CONVERT,
-                                       **_TLT2}
+_TLT2_MESSAGES: dict[str, dict[str, Any]] = {**_COMMON, **_SSD, **_RETINANET, **_DETECTNET, **_CONVERT, **_TLT2}
 
-_SCALARS = {
-    "string": descriptor_pb2.FieldDescriptorProto.TYPE_STRING,
-    "float": descriptor_pb2.FieldDescriptorProto.TYPE_FLOAT,
-    "double": descriptor_pb2.FieldDescriptorProto.TYPE_DOUBLE,
-    "uint32": descriptor_pb2.FieldDescriptorProto.TYPE_UINT32,
-    "int32": descriptor_pb2.FieldDescriptorProto.TYPE_INT32,
-    "bool": descriptor_pb2.FieldDescriptorProto.TYPE_BOOL,
+
+# TLT 2.0's root message of each spec kind it has.
+_TLT2_ROOTS = {
+    "ssd": "Tlt2SsdExperiment", "dssd": "Tlt2SsdExperiment", "retinanet": "Tlt2RetinanetExperiment",
+    "yolo_v3": "Tlt2YoloExperiment", "detectnet_v2": "DetectnetExperiment",
+    "detectnet_v2_inference": "DetectnetInferenceSpec", "dataset_convert": "DatasetExportConfig",
 }
 
 
-def _file_proto() -> descriptor_pb2.FileDescriptorProto:
-    fdp = descriptor_pb2.FileDescriptorProto(name="tltpipe_spec.proto", package=_PACKAGE, syntax="proto2")
-    for msg_name, definition in MESSAGES.items():
-        mp = fdp.message_type.add(name=msg_name)
-        for enum_name, values in definition["enums"].items():
-            ep = mp.enum_type.add(name=enum_name)
-            for number, value in enumerate(values):
-                ep.value.add(name=value, number=number)
-        oneofs: list[str] = []
-        for number, (name, type_, label, oneof) in enumerate(definition["fields"], start=1):
-            fp = mp.field.add(name=name, number=number)
-            fp.label = (descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED if label == R
-                        else descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
-            if type_ in _SCALARS:
-                fp.type = _SCALARS[type_]
-            elif type_.startswith("enum:"):
-                fp.type = descriptor_pb2.FieldDescriptorProto.TYPE_ENUM
-                fp.type_name = f".{_PACKAGE}.{msg_name}.{type_[5:]}"
-            else:
-                fp.type = descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE
-                fp.type_name = f".{_PACKAGE}.{type_}"
-            if oneof:
-                if oneof not in oneofs:
-                    oneofs.append(oneof)
-                    mp.oneof_decl.add(name=oneof)
-                fp.oneof_index = oneofs.index(oneof)
-    return fdp
+def _tlt2_table() -> dict[str, Any]:
+    """The TLT 2.0 messages in the table form of schemas/*.json (every message in every kind)."""
+    messages: dict[str, list] = {}
+    enums: dict[str, list] = {}
+    for name, definition in _TLT2_MESSAGES.items():
+        for enum, values in definition["enums"].items():
+            enums[f"{name}.{enum}"] = [[value, number] for number, value in enumerate(values)]
+        messages[name] = [[field, f"enum:{name}.{type_[5:]}" if type_.startswith("enum:") else type_, label, oneof]
+                          for field, type_, label, oneof in definition["fields"]]
+    return {"schema": "2.0", "kinds": {kind: {"root": root, "messages": messages, "enums": enums}
+                                       for kind, root in _TLT2_ROOTS.items()}}
 
 
 @cache
-def _pool() -> descriptor_pool.DescriptorPool:
+def table(schema: str) -> dict[str, Any]:
+    """The schema table of one toolkit schema ("2.0", "4.0", "5.0")."""
+    if schema == "2.0":
+        return _tlt2_table()
+    text = resources.files("tlt_pipe").joinpath("schemas", f"tao-{schema}.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+_SCALARS = {
+    "double": descriptor_pb2.FieldDescriptorProto.TYPE_DOUBLE,
+    "float": descriptor_pb2.FieldDescriptorProto.TYPE_FLOAT,
+    "int64": descriptor_pb2.FieldDescriptorProto.TYPE_INT64,
+    "uint64": descriptor_pb2.FieldDescriptorProto.TYPE_UINT64,
+    "int32": descriptor_pb2.FieldDescriptorProto.TYPE_INT32,
+    "uint32": descriptor_pb2.FieldDescriptorProto.TYPE_UINT32,
+    "sint32": descriptor_pb2.FieldDescriptorProto.TYPE_SINT32,
+    "sint64": descriptor_pb2.FieldDescriptorProto.TYPE_SINT64,
+    "bool": descriptor_pb2.FieldDescriptorProto.TYPE_BOOL,
+    "string": descriptor_pb2.FieldDescriptorProto.TYPE_STRING,
+    "bytes": descriptor_pb2.FieldDescriptorProto.TYPE_BYTES,
+}
+_LABEL = descriptor_pb2.FieldDescriptorProto
+
+
+def _set_type(field: descriptor_pb2.FieldDescriptorProto, type_: str) -> None:
+    if type_ in _SCALARS:
+        field.type = _SCALARS[type_]
+    elif type_.startswith("enum:"):
+        field.type = descriptor_pb2.FieldDescriptorProto.TYPE_ENUM
+        field.type_name = "." + type_[5:]
+    else:
+        field.type = descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE
+        field.type_name = "." + type_
+
+
+def _file_proto(schema: str, kind: str, definition: dict[str, Any]) -> descriptor_pb2.FileDescriptorProto:
+    fdp = descriptor_pb2.FileDescriptorProto(name=f"tltpipe/tao-{schema}/{kind}.proto", syntax="proto3")
+    protos: dict[str, descriptor_pb2.DescriptorProto] = {}
+    for name in sorted(definition["messages"], key=lambda n: n.count(".")):  # outer messages first
+        outer, _, short = name.rpartition(".")
+        protos[name] = (protos[outer].nested_type if outer else fdp.message_type).add(name=short)
+    for name, values in definition["enums"].items():
+        outer, _, short = name.rpartition(".")
+        enum = (protos[outer].enum_type if outer else fdp.enum_type).add(name=short)
+        for value, number in values:
+            enum.value.add(name=value, number=number)
+    for name, fields in definition["messages"].items():
+        proto = protos[name]
+        oneofs: list[str] = []
+        for number, (field_name, type_, label, oneof) in enumerate(fields, start=1):
+            field = proto.field.add(name=field_name, number=number, json_name=field_name)
+            field.label = _LABEL.LABEL_REPEATED if label == R else _LABEL.LABEL_OPTIONAL
+            if type_.startswith("map<"):
+                key, value = type_[4:-1].split(",")
+                entry = proto.nested_type.add(name="".join(p.title() for p in field_name.split("_")) + "Entry")
+                entry.options.map_entry = True
+                for index, (part, part_type) in enumerate((("key", key), ("value", value)), start=1):
+                    _set_type(entry.field.add(name=part, number=index, json_name=part,
+                                              label=_LABEL.LABEL_OPTIONAL), part_type)
+                field.label = _LABEL.LABEL_REPEATED
+                field.type = descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE
+                field.type_name = f".{name}.{entry.name}"
+            else:
+                _set_type(field, type_)
+            if oneof:
+                if oneof not in oneofs:
+                    oneofs.append(oneof)
+                    proto.oneof_decl.add(name=oneof)
+                field.oneof_index = oneofs.index(oneof)
+    return fdp
+
+
+def kinds(schema: str) -> tuple[str, ...]:
+    """The spec kinds a toolkit schema has."""
+    return tuple(table(schema)["kinds"])
+
+
+@cache
+def descriptor(schema: str, kind: str):
+    """The root message descriptor of one spec kind in one toolkit schema."""
+    definitions = table(schema)["kinds"]
+    if kind not in definitions:
+        raise KeyError(f"TAO {schema} has no {kind} spec")
+    definition = definitions[kind]
     pool = descriptor_pool.DescriptorPool()
-    pool.Add(_file_proto())
-    return pool
+    pool.Add(_file_proto(schema, kind, definition))
+    return pool.FindMessageTypeByName(definition["root"])
 
 
-def message_class(name: str):
-    """The generated protobuf class for a top-level spec message."""
-    descriptor = _pool().FindMessageTypeByName(f"{_PACKAGE}.{name}")
-    if hasattr(message_factory, "GetMessageClass"):
-        return message_factory.GetMessageClass(descriptor)
-    return message_factory.MessageFactory(_pool()).GetPrototype(descriptor)  # protobuf < 4.21
+def message_class(schema: str, kind: str):
+    """The generated protobuf class of a spec kind's root message."""
+    return message_factory.GetMessageClass(descriptor(schema, kind))

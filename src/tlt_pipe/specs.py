@@ -1,6 +1,6 @@
 """Rendering TAO spec files: a Jinja environment with protobuf-text-safe filters, then validation.
 
-A rendered spec is parsed with google.protobuf.text_format against the messages in spec_schema,
+A rendered spec is parsed with google.protobuf.text_format against its toolkit's messages (spec_schema),
 spec_overrides are applied field by field, the network's loader checks run, and the canonical
 text is what gets written. A bad field fails here, before any container starts.
 """
@@ -71,10 +71,11 @@ def render_template(name: str, context: Mapping[str, Any]) -> str:
         raise SpecError(f"{name}: {exc.message}") from None
 
 
-def parse_spec(text: str, message: str, *, source: str):
-    """Parse spec text into the schema message; unknown or mistyped fields raise SpecError naming them."""
+def parse_spec(text: str, schema: str, kind: str, *, source: str):
+    """Parse spec text into a toolkit schema's message of one spec kind (spec_schema); unknown or
+    mistyped fields raise SpecError naming them."""
     try:
-        return text_format.Parse(text, message_class(message)())
+        return text_format.Parse(text, message_class(schema, kind)())
     except text_format.ParseError as exc:
         raise SpecError(f"{source}: {exc}") from None
 
@@ -100,6 +101,9 @@ def _set_path(message, parts: list[str], value: Any) -> None:
             raise ValueError(f'"{name}" is not a message field, cannot go into ".{rest[0]}"')
         _set_path(getattr(message, name), rest, value)
         return
+    if field.type == FieldDescriptor.TYPE_MESSAGE and field.message_type.GetOptions().map_entry:
+        _set_map(getattr(message, name), field.message_type.fields_by_name["value"], value, name)
+        return
     if field.type == FieldDescriptor.TYPE_MESSAGE:
         if repeated:
             container = getattr(message, name)
@@ -116,6 +120,21 @@ def _set_path(message, parts: list[str], value: Any) -> None:
         container.extend(_scalar(field, item) for item in (value if isinstance(value, list) else [value]))
     else:
         setattr(message, name, _scalar(field, value))
+
+
+def _set_map(container, value_field: FieldDescriptor, value: Any, name: str) -> None:
+    """A proto map field: {key: value, ...} (or a list of {key, value} entries) replaces its content."""
+    if isinstance(value, list) and all(isinstance(item, Mapping) and set(item) == {"key", "value"} for item in value):
+        value = {item["key"]: item["value"] for item in value}
+    items = _expect_mapping(value, name)
+    container.clear()
+    for key, item in items.items():
+        if not isinstance(key, str):
+            raise TypeError(f'"{name}" keys are strings, got {key!r}')
+        if value_field.type == FieldDescriptor.TYPE_MESSAGE:
+            _merge_dict(container[key], _expect_mapping(item, f"{name}.{key}"))
+        else:
+            container[key] = _scalar(value_field, item)
 
 
 def _is_repeated(field: FieldDescriptor) -> bool:
@@ -160,13 +179,14 @@ def build_spec(
     template: str,
     context: Mapping[str, Any],
     *,
-    message: str,
+    schema: str,
+    kind: str,
     overrides: Mapping[str, Any] | None = None,
     check: Callable[[Any], list[str]] | None = None,
     source: str,
 ) -> str:
     """Render, parse, override, check: the final spec text, or SpecError naming the field."""
-    spec = parse_spec(render_template(template, context), message, source=source)
+    spec = parse_spec(render_template(template, context), schema, kind, source=source)
     apply_overrides(spec, overrides or {}, source=f"spec_overrides.{source}")
     problems = check(spec) if check else []
     if problems:

@@ -23,5 +23,5 @@ def starter_config(network: str, *, toolkit: str = "5.0", dataset_format: str = 
         "arch": net.default_arch, "nlayers": net.default_nlayers, "input_width": net.default_input[0],
         "input_height": net.default_input[1], "multiple": net.input_multiple,
         "pretrained": f"pretrained/{tag}.hdf5", "ngc": _NGC.format(tag=tag),
-        "anchors": 3 * len(net.anchor_groups), "prune_threshold": threshold, "prune_equalization": equalization,
+        "anchors": 3 * len(net.anchor_groups), "validates_at_checkpoints": net.validation_at_checkpoints(kit.version), "prune_threshold": threshold, "prune_equalization": equalization,
     })

@@ -25,6 +25,9 @@ class Toolkit:
     calibrate_in_export: bool  # INT8 calibration happens in export (TAO <= 3) or in gen_trt_engine
     results_flag: bool  # inference takes -r RESULTS (TAO 4/5) rather than -o IMAGES -l LABELS
     writes_status_json: bool
+    # The spec schema the toolkit's containers parse (spec_schema): TAO 3.x is judged by TAO 4.0's, the
+    # nearest NVIDIA publishes.
+    schema: str
 
 
 _TAO3_IMAGE = "nvcr.io/nvidia/tao/tao-toolkit-tf:v{v}-tf1.15.5-py3"
@@ -46,6 +49,7 @@ def _tao3(version: str, *, dynamic_etlt: bool) -> Toolkit:
         calibrate_in_export=True,
         results_flag=False,
         writes_status_json=False,
+        schema="4.0",
     )
 
 
@@ -64,6 +68,7 @@ TOOLKITS: dict[str, Toolkit] = {
         calibrate_in_export=True,
         results_flag=False,
         writes_status_json=False,
+        schema="2.0",
     ),
     "3.21.11": _tao3("3.21.11", dynamic_etlt=False),
     "3.22.05": _tao3("3.22.05", dynamic_etlt=True),
@@ -81,6 +86,7 @@ TOOLKITS: dict[str, Toolkit] = {
         calibrate_in_export=False,
         results_flag=True,
         writes_status_json=True,
+        schema="4.0",
     ),
     "5.0": Toolkit(
         version="5.0",
@@ -96,6 +102,7 @@ TOOLKITS: dict[str, Toolkit] = {
         calibrate_in_export=False,
         results_flag=True,
         writes_status_json=True,
+        schema="5.0",
     ),
 }
 

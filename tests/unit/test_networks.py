@@ -10,8 +10,8 @@ from tlt_pipe.networks import NETWORKS
 from tlt_pipe.pipeline import Pipeline, Selection, stages_for
 from tlt_pipe.specs import parse_spec
 from tlt_pipe.stages import calibration, inference
+from tlt_pipe.toolkits import TOOLKITS
 
-TOOLKITS = ("2.0", "3.21.11", "3.22.05", "4.0", "5.0")
 SUPPORTED = [(n, t) for n in NETWORKS for t in TOOLKITS if t in NETWORKS[n].toolkits]
 
 
@@ -37,39 +37,39 @@ def _after(argv, flag):
     return argv[argv.index(flag) + 1]
 
 
+def _kind(network: str, path: str) -> str:
+    if "tfrecords" in path:
+        return "dataset_convert"
+    return "detectnet_v2_inference" if path == inference.DETECTNET_SPEC else network
+
+
 @pytest.mark.parametrize("network, toolkit", SUPPORTED)
 def test_every_spec_renders_and_passes_the_schema_and_loader_checks(tmp_path, network, toolkit):
     net = NETWORKS[network]
+    schema = TOOLKITS[toolkit].schema
     steps = _steps(tmp_path, network, toolkit, "engine: {data_type: int8}\n")
     specs = {path: text for step in steps.values() for path, text in step.plan.specs.items()}
     assert {"specs/train.txt", "specs/retrain.txt", "specs/tfrecords.txt"} <= set(specs)
-    experiment = net.experiment_message(toolkit)
     for path, text in specs.items():
-        message = {"specs/inference.txt": "DetectnetInferenceSpec"}.get(path, experiment)
-        if "tfrecords" in path:
-            message = "DatasetExportConfig"
-        spec = parse_spec(text, message, source=path)
-        if message == experiment:
+        spec = parse_spec(text, schema, _kind(network, path), source=path)
+        if _kind(network, path) == network:
             assert net.check_spec(spec) == [], path
 
 
-TLT2_LAYOUT = [n for n in NETWORKS if NETWORKS[n].tlt2_spec_message]
+TLT2_LAYOUT = [n for n in NETWORKS if NETWORKS[n].legacy_layout]
 
 
 @pytest.mark.parametrize("network", TLT2_LAYOUT)
 def test_tlt2_and_tao3_experiment_layouts_reject_each_other(tmp_path, network):
     """TLT 2.0 specs (DetectNet_v2-style dataset and augmentation) parse only against the TLT 2.0
-    messages, TAO 3+ specs only against the TAO 3 messages."""
-    net = NETWORKS[network]
-    assert net.experiment_message("2.0") != net.spec_message == net.experiment_message("3.21.11")
-    for toolkit, wrong in (("2.0", net.spec_message), ("3.21.11", net.tlt2_spec_message),
-                           ("5.0", net.tlt2_spec_message)):
+    messages, TAO 3+ specs only against TAO's own."""
+    for toolkit, wrong in (("2.0", "4.0"), ("3.21.11", "2.0"), ("5.0", "2.0")):
         steps = _steps(tmp_path, network, toolkit)
         for path in ("specs/train.txt", "specs/retrain.txt"):
             text = steps[path[6:-4]].plan.specs[path]
-            parse_spec(text, net.experiment_message(toolkit), source=path)
+            parse_spec(text, TOOLKITS[toolkit].schema, network, source=path)
             with pytest.raises(SpecError, match="has no field named"):
-                parse_spec(text, wrong, source=path)
+                parse_spec(text, wrong, network, source=path)
 
 
 @pytest.mark.parametrize("network", TLT2_LAYOUT)
@@ -78,7 +78,7 @@ def test_tlt2_plans_validate_on_tfrecords_of_resized_images(tmp_path, network):
     assert list(steps)[:3] == ["prepare", "tfrecords", "tfrecords_val"]
     assert steps["tfrecords_val"].argv[0] == "tlt-dataset-convert"
     assert steps["train"].argv[:2] == ["tlt-train", NETWORKS[network].task_name(True)]
-    spec = parse_spec(steps["train"].plan.specs["specs/train.txt"], NETWORKS[network].tlt2_spec_message, source="t")
+    spec = parse_spec(steps["train"].plan.specs["specs/train.txt"], "2.0", network, source="t")
     data = spec.dataset_config
     assert data.WhichOneof("dataset_split_type") == "validation_data_source"
     assert data.validation_data_source.tfrecords_path == "/tltpipe/run/data/tfrecords_val/val*"
@@ -102,8 +102,8 @@ def test_tlt2_plans_validate_on_tfrecords_of_resized_images(tmp_path, network):
 
 def test_yolo_start_models_are_spec_fields(tmp_path):
     steps = _steps(tmp_path, "yolo_v4", "3.21.11")
-    train_spec = parse_spec(steps["train"].plan.specs["specs/train.txt"], "Yolov4Experiment", source="t")
-    retrain_spec = parse_spec(steps["retrain"].plan.specs["specs/retrain.txt"], "Yolov4Experiment", source="r")
+    train_spec = parse_spec(steps["train"].plan.specs["specs/train.txt"], "4.0", "yolo_v4", source="t")
+    retrain_spec = parse_spec(steps["retrain"].plan.specs["specs/retrain.txt"], "4.0", "yolo_v4", source="r")
     assert train_spec.training_config.pretrain_model_path == "/tltpipe/inputs/pretrained/w.hdf5"
     assert retrain_spec.training_config.WhichOneof("load_model") == "pruned_model_path"
     assert retrain_spec.training_config.regularizer.type == 0  # NO_REG
@@ -156,11 +156,12 @@ def test_detectnet_v2_masks_tutorial_on_tlt2(tmp_path):
     assert engine[0] == "tlt-converter" and _after(engine, "-o") == "output_cov/Sigmoid,output_bbox/BiasAdd"
     assert _after(engine, "-d") == "3,544,960" and _after(engine, "-t") == "int8" and "-c" in engine
     assert steps["inference"].argv[:2] == ["tlt-infer", "detectnet_v2"] and "-m" not in steps["inference"].argv
-    spec = parse_spec(steps["retrain"].plan.specs["specs/retrain.txt"], "DetectnetExperiment", source="r")
+    spec = parse_spec(steps["retrain"].plan.specs["specs/retrain.txt"], "2.0", "detectnet_v2", source="r")
     assert spec.model_config.load_graph and spec.model_config.pretrained_model_file == "<prune.model>"
     assert [e.key for e in spec.postprocessing_config.target_class_config] == ["lpd"]
     assert spec.dataset_config.validation_data_source.tfrecords_path == "/tltpipe/run/data/tfrecords_val/val*"
-    infer = parse_spec(steps["inference"].plan.specs[inference.DETECTNET_SPEC], "DetectnetInferenceSpec", source="i")
+    infer = parse_spec(steps["inference"].plan.specs[inference.DETECTNET_SPEC], "2.0", "detectnet_v2_inference",
+                       source="i")
     assert infer.bbox_handler_config.kitti_dump
 
 
@@ -255,7 +256,7 @@ def test_yolo_resumes_through_a_resume_spec_naming_the_checkpoint(tmp_path):
     assert _after(list(plan.argv), "-e") == "/tltpipe/run/specs/train.resume.txt"
     assert _after(list(plan.fresh_argv), "-e") == "/tltpipe/run/specs/train.txt" and plan.clean == ()
     train.before_training(ctx, plan)
-    spec = parse_spec((ctx.workspace.host("specs/train.resume.txt")).read_text(), "Yolov4Experiment", source="r")
+    spec = parse_spec((ctx.workspace.host("specs/train.resume.txt")).read_text(), "5.0", "yolo_v4", source="r")
     assert spec.training_config.resume_model_path == "/tltpipe/run/train/weights/yolov4_resnet18_epoch_002.hdf5"
 
 

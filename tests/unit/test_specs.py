@@ -22,9 +22,9 @@ def _ctx(write_config, tmp_path, toolkit="5.0", extra=""):
 
 def test_pb_string_escapes_quotes_backslashes_and_newlines():
     assert pb_string('a"b\\c\nd') == '"a\\"b\\\\c\\nd"'
-    message = text_format.Parse(f"key: {pb_string(chr(34) + 'x')} value: {pb_string('plaque')}",
-                                message_class("StringMapEntry")())
-    assert message.key == '"x'
+    message = text_format.Parse(f"target_class_mapping {{ key: {pb_string(chr(34) + 'x')} value: {pb_string('plaque')} }}",
+                                message_class("5.0", "dataset_convert")())
+    assert list(message.target_class_mapping) == ['"x']
 
 
 def test_class_name_with_a_quote_does_not_break_the_spec(write_config, tmp_path):
@@ -32,31 +32,29 @@ def test_class_name_with_a_quote_does_not_break_the_spec(write_config, tmp_path)
     ctx = build_context(ctx.config.model_copy(update={"dataset": ctx.config.dataset.model_copy(
         update={"classes": {"a": 'we"ird'}})}), tmp_path / "run", None, key=None)
     text = train.experiment_spec(ctx, ctx.config.train, source="train")
-    spec = parse_spec(text, "SsdExperiment", source="t")
-    assert [m.key for m in spec.dataset_config.target_class_mapping] == ['we"ird']
+    spec = parse_spec(text, "5.0", "ssd", source="t")
+    assert list(spec.dataset_config.target_class_mapping) == ['we"ird']
 
 
 @pytest.mark.parametrize("toolkit", TOOLKITS)
 def test_every_ssd_template_renders_to_a_valid_spec(write_config, tmp_path, toolkit):
     ctx = _ctx(write_config, tmp_path, toolkit)
-    experiment = "Tlt2SsdExperiment" if toolkit == "2.0" else "SsdExperiment"
-    assert ctx.network.experiment_message(toolkit) == experiment
     for plan in (tfrecords.plan(ctx), train.plan_train(ctx), train.plan_retrain(ctx)):
         for path, text in plan.specs.items():
-            message = "DatasetExportConfig" if "tfrecords" in path else experiment
-            spec = parse_spec(text, message, source=path)
-            if message == experiment:
+            kind = "dataset_convert" if "tfrecords" in path else "ssd"
+            spec = parse_spec(text, ctx.toolkit.schema, kind, source=path)
+            if kind == "ssd":
                 assert check_ssd_spec(spec) == []
 
 
 def test_train_and_retrain_specs_carry_the_config(write_config, tmp_path):
     ctx = _ctx(write_config, tmp_path)
-    spec = parse_spec(train.plan_train(ctx).specs["specs/train.txt"], "SsdExperiment", source="t")
+    spec = parse_spec(train.plan_train(ctx).specs["specs/train.txt"], "5.0", "ssd", source="t")
     assert spec.training_config.num_epochs == 4
     assert spec.augmentation_config.output_width == 320
     assert spec.ssd_config.arch == "resnet" and spec.ssd_config.nlayers == 18
     assert spec.dataset_config.validation_data_sources[0].label_directory_path == "/tltpipe/run/data/kitti/val/labels"
-    retrain = parse_spec(train.plan_retrain(ctx).specs["specs/retrain.txt"], "SsdExperiment", source="r")
+    retrain = parse_spec(train.plan_retrain(ctx).specs["specs/retrain.txt"], "5.0", "ssd", source="r")
     assert retrain.training_config.num_epochs == 3
     assert retrain.training_config.regularizer.type == 0  # NO_REG
 
@@ -65,10 +63,20 @@ def test_spec_overrides_set_any_field_and_are_checked(write_config, tmp_path):
     extra = "spec_overrides:\n  experiment: {training_config.n_workers: 3, nms_config.top_k: 50}\n" \
             "  retrain: {training_config.regularizer: {type: L2, weight: 0.001}}\n"
     ctx = _ctx(write_config, tmp_path, extra=extra)
-    t = parse_spec(train.plan_train(ctx).specs["specs/train.txt"], "SsdExperiment", source="t")
-    r = parse_spec(train.plan_retrain(ctx).specs["specs/retrain.txt"], "SsdExperiment", source="r")
+    t = parse_spec(train.plan_train(ctx).specs["specs/train.txt"], "5.0", "ssd", source="t")
+    r = parse_spec(train.plan_retrain(ctx).specs["specs/retrain.txt"], "5.0", "ssd", source="r")
     assert (t.training_config.n_workers, t.nms_config.top_k) == (3, 50)
     assert r.training_config.regularizer.type == 2 and r.training_config.regularizer.weight == pytest.approx(0.001)
+
+
+def test_spec_overrides_replace_a_map_field(write_config, tmp_path):
+    extra = "spec_overrides:\n  experiment: {dataset_config.target_class_mapping: {car: vehicle, truck: vehicle}}\n"
+    ctx = _ctx(write_config, tmp_path, extra=extra)
+    spec = parse_spec(train.plan_train(ctx).specs["specs/train.txt"], "5.0", "ssd", source="t")
+    assert dict(spec.dataset_config.target_class_mapping) == {"car": "vehicle", "truck": "vehicle"}
+    with pytest.raises(SpecError, match="target_class_mapping: expected a string, got 3"):
+        apply_overrides(message_class("5.0", "ssd")(), {"dataset_config.target_class_mapping": {"a": 3}},
+                        source="spec_overrides.train")
 
 
 @pytest.mark.parametrize("overrides, fragment", [
@@ -78,7 +86,7 @@ def test_spec_overrides_set_any_field_and_are_checked(write_config, tmp_path):
     ({"training_config.num_epochs.x": 1}, "is not a message field"),
 ])
 def test_bad_overrides_name_the_field(overrides, fragment):
-    spec = message_class("SsdExperiment")()
+    spec = message_class("5.0", "ssd")()
     with pytest.raises(SpecError) as info:
         apply_overrides(spec, overrides, source="spec_overrides.train")
     assert fragment in str(info.value)
@@ -86,7 +94,7 @@ def test_bad_overrides_name_the_field(overrides, fragment):
 
 def test_unknown_field_in_a_template_is_rejected_before_any_container():
     with pytest.raises(SpecError, match='has no field named "num_epoch"'):
-        parse_spec("training_config { num_epoch: 3 }", "SsdExperiment", source="train")
+        parse_spec("training_config { num_epoch: 3 }", "5.0", "ssd", source="train")
 
 
 def test_loader_checks_reject_out_of_range_values(write_config, tmp_path):
@@ -95,5 +103,5 @@ def test_loader_checks_reject_out_of_range_values(write_config, tmp_path):
         build_spec("ssd/experiment.txt.j2",
                    {"network": "ssd", "model": ctx.config.model, "train": ctx.config.train,
                     "data": tfrecords.data_context(ctx)},
-                   message="SsdExperiment", overrides={"nms_config.confidence_threshold": 1.5},
+                   schema="5.0", kind="ssd", overrides={"nms_config.confidence_threshold": 1.5},
                    check=get_network("ssd", "5.0").check_spec, source="train")

@@ -22,7 +22,6 @@ ALL_TOOLKITS = frozenset({"2.0", "3.21.11", "3.22.05", "4.0", "5.0"})
 class Network:
     name: str  # the TAO task name: ssd, yolo_v4, ...
     family: str  # specs_templates/<family>/
-    spec_message: str  # root message of the experiment spec (spec_schema), TAO 3.x and later
     checkpoint_prefix: str  # weights/<prefix>_<arch><nlayers>_epoch_<NNN>.<ext>
     output_nodes: str  # converter -o
     input_name: str  # converter -p input name for dynamic-shape models
@@ -38,9 +37,13 @@ class Network:
     # Exported .etlt holds ONNX (dynamic shape, converter -p) where the toolkit says so.
     dynamic_shape: bool = True
     anchor_groups: tuple[str, ...] = ()  # YOLO: the spec's anchor shape fields, smallest first
-    # TLT 2.0's root message where its layout differs (DetectNet_v2-style dataset_config and
-    # augmentation_config, validation from TFRecords, images already at the input size).
-    tlt2_spec_message: str | None = None
+    prune_reads_spec: bool = False  # YOLO's prune requires -e (the experiment spec)
+    # Validation runs at every checkpoint (YOLO's eval_config has no validation period), not every
+    # train.validation_period epochs; TLT 2.0's layout still had the field.
+    validates_at_checkpoints: bool = False
+    # TLT 2.0 gave this network DetectNet_v2's layout (dataset_config and augmentation_config,
+    # validation from TFRecords, images already at the input size).
+    legacy_layout: bool = False
     # Checks the TAO loader makes after parsing (values in range): spec message -> problems.
     check_spec: Callable[[object], list[str]] = field(default=lambda message: [], compare=False)
 
@@ -50,11 +53,11 @@ class Network:
 
     def tlt2_layout(self, toolkit_version: str) -> bool:
         """Whether this network's experiment spec takes TLT 2.0's layout in this toolkit."""
-        return toolkit_version == "2.0" and self.tlt2_spec_message is not None
+        return toolkit_version == "2.0" and self.legacy_layout
 
-    def experiment_message(self, toolkit_version: str) -> str:
-        """The root message of the experiment spec in this toolkit."""
-        return self.tlt2_spec_message if self.tlt2_layout(toolkit_version) else self.spec_message
+    def validation_at_checkpoints(self, toolkit_version: str) -> bool:
+        """Whether this toolkit validates at every checkpoint_interval instead of a validation period."""
+        return self.validates_at_checkpoints and not self.tlt2_layout(toolkit_version)
 
     def trains_on_resized(self, toolkit_version: str) -> bool:
         """Whether training reads images already at the model input size (no resizing in the

@@ -12,6 +12,13 @@ def _open01(value: float) -> bool:
     return 0 < value < 1
 
 
+def entries(container) -> dict:
+    """A key/value spec field as a dict: a proto map (TAO 3 and later) or repeated key/value messages."""
+    if hasattr(container, "items"):
+        return dict(container.items())
+    return {entry.key: entry.value for entry in container}
+
+
 def required(message, names: tuple[str, ...]) -> list[str]:
     return [f"{name}: required message is missing" for name in names if not message.HasField(name)]
 
@@ -20,7 +27,7 @@ def schedule(training_config) -> list[str]:
     """soft_start and annealing of the learning-rate schedule in (0, 1), soft_start before annealing."""
     problems: list[str] = []
     rate = training_config.learning_rate
-    which = rate.WhichOneof("lr")
+    which = rate.WhichOneof("learning_rate")
     if which is None:
         return ["training_config.learning_rate: no schedule is set"]
     chosen = getattr(rate, which)

@@ -20,13 +20,13 @@ def check_detectnet_spec(message) -> list[str]:
         value = getattr(pre, name)
         if value <= 0 or value % 16:
             problems.append(f"augmentation_config.preprocessing.{name}: {value} is not a positive multiple of 16")
-    classes = {entry.value for entry in message.dataset_config.target_class_mapping}
+    classes = set(checks.entries(message.dataset_config.target_class_mapping).values())
     if not classes:
         problems.append("dataset_config.target_class_mapping: no class is mapped")
     listed = {
         "cost_function_config.target_classes": {c.name for c in message.cost_function_config.target_classes},
-        "postprocessing_config.target_class_config": {e.key for e in message.postprocessing_config.target_class_config},
-        "bbox_rasterizer_config.target_class_config": {e.key for e in message.bbox_rasterizer_config.target_class_config},
+        "postprocessing_config.target_class_config": set(checks.entries(message.postprocessing_config.target_class_config)),
+        "bbox_rasterizer_config.target_class_config": set(checks.entries(message.bbox_rasterizer_config.target_class_config)),
     }
     for field, names in listed.items():
         missing = sorted(classes - names)
@@ -39,7 +39,7 @@ def check_detectnet_spec(message) -> list[str]:
 
 NETWORKS = (
     Network(
-        name="detectnet_v2", family="detectnet_v2", spec_message="DetectnetExperiment", checkpoint_prefix="model",
+        name="detectnet_v2", family="detectnet_v2", checkpoint_prefix="model",
         output_nodes="output_cov/Sigmoid,output_bbox/BiasAdd", input_name="input_1", model_passing="results_dir",
         toolkits=ALL_TOOLKITS, check_spec=check_detectnet_spec, default_input=(960, 544), input_multiple=16,
         dynamic_shape=False,

@@ -1,4 +1,9 @@
-"""SSD, DSSD and RetinaNet: models reach train through -m and --initial_epoch."""
+"""SSD, DSSD and RetinaNet.
+
+SSD and DSSD take the starting model with train -m (resume: -m CHECKPOINT --initial_epoch N+1).
+RetinaNet's train has no -m: like YOLO, the model is a training_config field (pretrain_model_path,
+pruned_model_path, resume_model_path, the resume epoch read from the checkpoint's file name).
+"""
 
 from __future__ import annotations
 
@@ -19,21 +24,18 @@ def check_retinanet_spec(message) -> list[str]:
 
 NETWORKS = (
     Network(
-        name="ssd", family="ssd", spec_message="SsdExperiment", checkpoint_prefix="ssd",
-        tlt2_spec_message="Tlt2SsdExperiment",
+        name="ssd", family="ssd", checkpoint_prefix="ssd", legacy_layout=True,
         output_nodes="NMS", input_name="Input", model_passing="flag", toolkits=ALL_TOOLKITS,
         labels_with_background=True, check_spec=check_ssd_spec,
     ),
     Network(
-        name="dssd", family="ssd", spec_message="SsdExperiment", checkpoint_prefix="dssd",
-        tlt2_spec_message="Tlt2SsdExperiment",
+        name="dssd", family="ssd", checkpoint_prefix="dssd", legacy_layout=True,
         output_nodes="NMS", input_name="Input", model_passing="flag", toolkits=ALL_TOOLKITS,
         labels_with_background=True, check_spec=check_ssd_spec,
     ),
     Network(
-        name="retinanet", family="retinanet", spec_message="RetinanetExperiment",
-        tlt2_spec_message="Tlt2RetinanetExperiment", checkpoint_prefix="retinanet",
-        output_nodes="NMS", input_name="Input", model_passing="flag", toolkits=ALL_TOOLKITS,
+        name="retinanet", family="retinanet", checkpoint_prefix="retinanet", legacy_layout=True,
+        output_nodes="NMS", input_name="Input", model_passing="spec", toolkits=ALL_TOOLKITS,
         check_spec=check_retinanet_spec, default_input=(384, 384),
     ),
 )

@@ -7,6 +7,8 @@ TensorRT version it is built on.
 
 from __future__ import annotations
 
+import math
+
 from tlt_pipe.stages import Context, Outcome, Stage, StagePlan
 from tlt_pipe.stages.calibration import calibration
 
@@ -27,7 +29,7 @@ def _converter(ctx: Context, model: str, engine: str) -> tuple[str | None, list[
         cache = ctx.artifact("export", "cal_cache")
         argv += ["-c", ctx.container(cache), "-b", str(calibration(ctx).batch_size)]
         run_inputs += (cache,)
-    if cfg.workspace_mb:
+    if cfg.workspace_mb:  # the converter counts bytes
         argv += ["-w", str(cfg.workspace_mb * 1024 * 1024)]
     argv.append(ctx.container(model))
     return ctx.image, argv, run_inputs
@@ -40,8 +42,8 @@ def _gen_trt_engine(ctx: Context, model: str, engine: str) -> tuple[str | None, 
             "--data_type", cfg.data_type, "--max_batch_size", str(cfg.max_batch_size)]
     if cfg.opt_batch_size:
         argv += ["--opt_batch_size", str(cfg.opt_batch_size)]
-    if cfg.workspace_mb:
-        argv += ["--max_workspace_size", str(cfg.workspace_mb)]
+    if cfg.workspace_mb:  # gen_trt_engine counts whole GB
+        argv += ["--max_workspace_size", str(math.ceil(cfg.workspace_mb / 1024))]
     run_inputs: tuple[str, ...] = (model, "specs/retrain.txt")
     if cfg.data_type == "int8":
         cal = calibration(ctx)

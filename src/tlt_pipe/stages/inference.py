@@ -18,8 +18,9 @@ def _detectnet_spec(ctx: Context, model: str) -> str:
     return build_spec(
         "detectnet_v2/inference.txt.j2",
         {"data": data_context(ctx), "model": ctx.config.model, "model_path": ctx.container(model),
-         "threshold": ctx.config.inference.threshold},
-        message="DetectnetInferenceSpec",
+         "threshold": ctx.config.inference.threshold, "schema": ctx.toolkit.schema},
+        schema=ctx.toolkit.schema,
+        kind="detectnet_v2_inference",
         overrides=ctx.config.spec_overrides.get("inference"),
         source="inference",
     )

@@ -14,7 +14,7 @@ def plan(ctx: Context) -> StagePlan:
     output = f"{DIR}/{ctx.network.checkpoint_prefix}_pruned.{ctx.toolkit.checkpoint_ext}"
     argv = [*ctx.command("prune"), "-m", ctx.container(model), "-o", ctx.container(output), *ctx.key_args()]
     run_inputs: tuple[str, ...] = (model,)
-    if ctx.network.model_passing == "spec":  # YOLO prune reads the experiment spec
+    if ctx.network.prune_reads_spec:
         argv += ["-e", ctx.container("specs/train.txt")]
         run_inputs += ("specs/train.txt",)
     argv += ["-eq", cfg.equalization, "-pth", repr(cfg.threshold)]

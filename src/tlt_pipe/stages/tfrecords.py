@@ -54,7 +54,8 @@ def _plan(ctx: Context, *, split: str, spec_path: str, output_dir: str, prefix: 
     spec = build_spec(
         f"{ctx.network.family}/tfrecords.txt.j2",
         {"data": data},
-        message="DatasetExportConfig",
+        schema=ctx.toolkit.schema,
+        kind="dataset_convert",
         overrides=ctx.config.spec_overrides.get("tfrecords"),
         source="tfrecords",
     )
