@@ -229,13 +229,26 @@ _DETECTNET = {
     ),
     # `detectnet_v2 inference` (TF images) reads its own spec.
     "TltModelConfig": _msg(_f("model", "string")),
+    "CalibratorConfig": _msg(_f("calibration_cache", "string"), _f("calibration_tensorfile", "string"),
+                             _f("n_batches", "int32")),
+    "TensorRTConfig": _msg(
+        _f("parser", "enum:Parser"), _f("caffemodel", "string"), _f("prototxt", "string"), _f("uff_model", "string"),
+        _f("etlt_model", "string"), _f("backend_data_type", "enum:BackendDataType"), _f("save_engine", "bool"),
+        _f("trt_engine", "string"), _f("calibrator_config", "CalibratorConfig"),
+        enums={"Parser": ["CAFFE", "UFF", "ETLT"], "BackendDataType": ["FP32", "FP16", "INT8"]},
+    ),
     "InferencerConfig": _msg(
         _f("target_classes", "string", R), _f("image_width", "uint32"), _f("image_height", "uint32"),
         _f("image_channels", "uint32"), _f("batch_size", "uint32"), _f("gpu_index", "uint32"),
-        _f("stride", "uint32"), _f("tlt_config", "TltModelConfig", oneof="model_config_type"),
+        _f("stride", "uint32"), _f("input_nodes", "string", R), _f("output_nodes", "string", R),
+        _f("tlt_config", "TltModelConfig", oneof="model_config_type"),
+        _f("tensorrt_config", "TensorRTConfig", oneof="model_config_type"),
     ),
+    "BboxColor": _msg(_f("R", "int32"), _f("G", "int32"), _f("B", "int32")),
+    # NVIDIA's TLT 2.0 inference specs set confidence_threshold per class (TAO 4.0 dropped it).
     "BboxHandlerClassConfig": _msg(
-        _f("confidence_model", "string"), _f("output_map", "string"), _f("clustering_config", "ClusteringConfig"),
+        _f("confidence_model", "string"), _f("output_map", "string"), _f("confidence_threshold", "float"),
+        _f("bbox_color", "BboxColor"), _f("clustering_config", "ClusteringConfig"),
     ),
     "BboxHandlerClassConfigEntry": _msg(_f("key", "string"), _f("value", "BboxHandlerClassConfig")),
     "BboxHandlerConfig": _msg(

@@ -28,6 +28,9 @@ class Toolkit:
     # The spec schema the toolkit's containers parse (spec_schema): TAO 3.x is judged by TAO 4.0's, the
     # nearest NVIDIA publishes.
     schema: str
+    # export --gen_ds_config (labels.txt, nvinfer_config.txt) arrived with TAO 3; NVIDIA's TLT 2.0
+    # commands never pass it.
+    export_ds_config: bool = True
 
 
 _TAO3_IMAGE = "nvcr.io/nvidia/tao/tao-toolkit-tf:v{v}-tf1.15.5-py3"
@@ -69,6 +72,7 @@ TOOLKITS: dict[str, Toolkit] = {
         results_flag=False,
         writes_status_json=False,
         schema="2.0",
+        export_ds_config=False,
     ),
     "3.21.11": _tao3("3.21.11", dynamic_etlt=False),
     "3.22.05": _tao3("3.22.05", dynamic_etlt=True),

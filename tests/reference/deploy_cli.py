@@ -50,13 +50,28 @@ def _function_source(source: str, name: str, path: str) -> str:
     return "\n".join([*constants, function])
 
 
+def function(path: str, name: str, namespace: dict):
+    """One plain-Python function of the Deploy wheel, run against the names in namespace alone."""
+    source = wheels.members(wheels.DEPLOY)[path].decode("utf-8")
+    scope = {**namespace, "__builtins__": __builtins__}
+    exec(compile(_function_source(source, name, path), path, "exec"), scope)  # noqa: S102
+    return scope[name]
+
+
 @cache
 def _builder(module: str, task: str):
-    path = f"nvidia_tao_deploy/cv/{module}/scripts/{task}.py"
-    source = wheels.members(wheels.DEPLOY)[path].decode("utf-8")
-    namespace: dict = {"argparse": argparse, "__builtins__": __builtins__}
-    exec(compile(_function_source(source, "build_command_line_parser", path), path, "exec"), namespace)  # noqa: S102
-    return namespace["build_command_line_parser"]
+    return function(f"nvidia_tao_deploy/cv/{module}/scripts/{task}.py", "build_command_line_parser",
+                    {"argparse": argparse})
+
+
+def spec_loader(network: str, message_classes: dict):
+    """TAO Deploy's load_proto for a network (it merges the spec text into the real message), given the
+    message classes it names (Experiment, and for DetectNet_v2 Inference)."""
+    import os  # noqa: PLC0415
+    from google.protobuf.text_format import Merge  # noqa: PLC0415
+
+    return function(f"nvidia_tao_deploy/cv/{MODULES[network]}/proto/utils.py", "load_proto",
+                    {"os": os, "merge_text_proto": Merge, **message_classes})
 
 
 def parser(network: str, task: str) -> argparse.ArgumentParser:

@@ -38,6 +38,7 @@ class Network:
     dynamic_shape: bool = True
     anchor_groups: tuple[str, ...] = ()  # YOLO: the spec's anchor shape fields, smallest first
     prune_reads_spec: bool = False  # YOLO's prune requires -e (the experiment spec)
+    tlt2_export_spec: bool = True  # tlt-export takes -e (NVIDIA's TLT 2.0 DetectNet_v2 export does not)
     # Validation runs at every checkpoint (YOLO's eval_config has no validation period), not every
     # train.validation_period epochs; TLT 2.0's layout still had the field.
     validates_at_checkpoints: bool = False

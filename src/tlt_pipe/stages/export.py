@@ -1,4 +1,5 @@
-"""export: `<net> export` of the retrained model (.etlt up to TAO 4, .onnx on TAO 5) with the DeepStream config.
+"""export: `<net> export` of the retrained model (.etlt up to TAO 4, .onnx on TAO 5), with the DeepStream
+config from TAO 3 on (TLT 2.0 had no --gen_ds_config).
 
 TAO refuses to overwrite an existing export, so the export directory is emptied first.
 INT8 calibration happens here on TAO <= 3 (the cache then goes to the converter with -c):
@@ -30,10 +31,15 @@ def plan(ctx: Context) -> StagePlan:
     output = f"{DIR}/{ctx.network.checkpoint_prefix}.{ctx.toolkit.export_ext}"
     int8 = int8_in_export(ctx)
     cal = calibration(ctx)
-    argv = [*ctx.command("export"), "-m", ctx.container(model), "-o", ctx.container(output), *ctx.key_args(),
-            "-e", ctx.container("specs/retrain.txt"), "--data_type", "int8" if int8 else cfg.data_type,
-            "--batch_size", str(cal.batch_size if int8 else cfg.batch_size), "--gen_ds_config"]
-    outputs = [output, f"{DIR}/labels.txt", f"{DIR}/nvinfer_config.txt"]
+    reads_spec = ctx.network.tlt2_export_spec or not ctx.toolkit.legacy_commands
+    argv = [*ctx.command("export"), "-m", ctx.container(model), "-o", ctx.container(output), *ctx.key_args()]
+    argv += ["-e", ctx.container("specs/retrain.txt")] if reads_spec else []
+    argv += ["--data_type", "int8" if int8 else cfg.data_type,
+             "--batch_size", str(cal.batch_size if int8 else cfg.batch_size)]
+    outputs = [output]
+    if ctx.toolkit.export_ds_config:
+        argv.append("--gen_ds_config")
+        outputs += [f"{DIR}/labels.txt", f"{DIR}/nvinfer_config.txt"]
     run_inputs: list[str] = [model, "specs/retrain.txt"]
     if int8:
         if applies(ctx.network, ctx.toolkit, ctx.config):  # DetectNet_v2: batches from its tensorfile
@@ -50,8 +56,9 @@ def plan(ctx: Context) -> StagePlan:
 
 
 def collect(ctx: Context, plan_: StagePlan, log_text: str) -> Outcome:
-    artifacts = {"model": plan_.params["output"], "labels": f"{DIR}/labels.txt",
-                 "nvinfer_config": f"{DIR}/nvinfer_config.txt"}
+    artifacts = {"model": plan_.params["output"]}
+    if ctx.toolkit.export_ds_config:
+        artifacts.update(labels=f"{DIR}/labels.txt", nvinfer_config=f"{DIR}/nvinfer_config.txt")
     metrics = {"exported": parsers.parse_exported_path(log_text)}
     if int8_in_export(ctx):
         artifacts["cal_cache"] = CAL_CACHE

@@ -1,0 +1,21 @@
+"""Prints the conformance matrix (network x toolkit x variant: pass/FAIL) after the session."""
+
+from __future__ import annotations
+
+
+def pytest_terminal_summary(terminalreporter):
+    from tests.conformance.matrix import RESULTS as MATRIX
+
+    if not MATRIX:
+        return
+    rows = sorted({(n, t) for n, t, _ in MATRIX})
+    variants = ["fp32", "int8", "kmeans", "resume", "retrain"]
+    write = terminalreporter.write_line
+    terminalreporter.section("conformance with NVIDIA's definitions")
+    write(f"{'network':<14}{'toolkit':<9}" + "".join(f"{v:<9}" for v in variants))
+    for network, toolkit in rows:
+        cells = [MATRIX.get((network, toolkit, v), "-") for v in variants]
+        write(f"{network:<14}{toolkit:<9}" + "".join(f"{c:<9}" for c in cells))
+    for (network, toolkit, variant), result in sorted(MATRIX.items()):
+        if variant.startswith("examples/"):
+            write(f"{variant} ({network}, {toolkit}): {result}")
