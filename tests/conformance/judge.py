@@ -123,8 +123,10 @@ def _expected(planned: Planned, task: str, role: str) -> dict:
             out["experiment_spec_path"] = c("specs/train.txt")
         return out
     if task == "export":
-        return {"model": c(ctx.artifact("retrain", "model")), "experiment_spec": c("specs/retrain.txt"),
-                "gen_ds_config": True, **keyed}
+        out = {"model": c(ctx.artifact("retrain", "model")), "gen_ds_config": ctx.toolkit.export_ds_config, **keyed}
+        if ctx.network.tlt2_export_spec or not ctx.toolkit.legacy_commands:
+            out["experiment_spec"] = c("specs/retrain.txt")
+        return out
     if task == "calibration_tensorfile":
         return {"experiment_spec_file": c("specs/retrain.txt")}
     if task == "gen_trt_engine":
