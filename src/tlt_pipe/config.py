@@ -417,6 +417,8 @@ def _format_validation_error(exc: ValidationError, node: yaml.Node | None, sourc
         message = "required key is missing"
     elif err["type"] == "literal_error":
         message = f"{message}, got {err.get('input')!r}"
+    elif err["type"] == "value_error":
+        message = message.removeprefix("Value error, ")
     more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
     return f"{where}: {field}: {message}{more}"
 

@@ -85,6 +85,8 @@ def apply_overrides(spec, overrides: Mapping[str, Any], *, source: str) -> None:
     for path, value in overrides.items():
         try:
             _set_path(spec, path.split("."), value)
+        except _Nested as exc:
+            raise SpecError(f"{source}.{path}.{exc.path}: {exc.reason}") from None
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             reason = str(exc.args[0]) if exc.args else type(exc).__name__
             raise SpecError(f"{source}.{path}: {reason}") from None
@@ -132,9 +134,9 @@ def _set_map(container, value_field: FieldDescriptor, value: Any, name: str) -> 
         if not isinstance(key, str):
             raise TypeError(f'"{name}" keys are strings, got {key!r}')
         if value_field.type == FieldDescriptor.TYPE_MESSAGE:
-            _merge_dict(container[key], _expect_mapping(item, f"{name}.{key}"))
+            _below(key, _merge_dict, container[key], _expect_mapping(item, f"{name}.{key}"))
         else:
-            container[key] = _scalar(value_field, item)
+            _below(key, lambda k=key, v=item: container.__setitem__(k, _scalar(value_field, v)))
 
 
 def _is_repeated(field: FieldDescriptor) -> bool:
@@ -143,9 +145,27 @@ def _is_repeated(field: FieldDescriptor) -> bool:
     return field.label == FieldDescriptor.LABEL_REPEATED
 
 
+class _Nested(Exception):
+    """A bad value below an override's key: the path under it and the reason."""
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(path, reason)
+        self.path, self.reason = path, reason
+
+
+def _below(key: str, function, *args) -> None:
+    """Run one step under `key`; an error from it names the path below the override's key."""
+    try:
+        function(*args)
+    except _Nested as exc:
+        raise _Nested(f"{key}.{exc.path}", exc.reason) from None
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise _Nested(key, str(exc.args[0]) if exc.args else type(exc).__name__) from None
+
+
 def _merge_dict(message, data: Mapping[str, Any]) -> None:
     for key, value in data.items():
-        _set_path(message, [key], value)
+        _below(str(key), _set_path, message, [key], value)
 
 
 def _expect_mapping(value: Any, name: str) -> Mapping[str, Any]:

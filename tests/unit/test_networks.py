@@ -112,6 +112,63 @@ def test_yolo_start_models_are_spec_fields(tmp_path):
     assert "-m" not in steps["train"].argv and "--initial_epoch" not in steps["train"].argv
 
 
+@pytest.mark.parametrize("toolkit", ["2.0", "3.21.11", "5.0"])
+def test_retinanet_start_models_are_spec_fields_not_train_flags(tmp_path, toolkit):
+    """retinanet train has no -m: pretrained and pruned models go into training_config."""
+    steps = _steps(tmp_path, "retinanet", toolkit)
+    schema = TOOLKITS[toolkit].schema
+    train_spec = parse_spec(steps["train"].plan.specs["specs/train.txt"], schema, "retinanet", source="t")
+    retrain_spec = parse_spec(steps["retrain"].plan.specs["specs/retrain.txt"], schema, "retinanet", source="r")
+    assert train_spec.training_config.pretrain_model_path == "/tltpipe/inputs/pretrained/w.hdf5"
+    assert retrain_spec.training_config.pruned_model_path == "<prune.model>"
+    for stage in ("train", "retrain"):
+        assert "-m" not in steps[stage].argv and "--initial_epoch" not in steps[stage].argv
+    assert "-e" not in steps["prune"].argv  # only YOLO's prune reads the spec
+
+
+@pytest.mark.parametrize("toolkit, period", [("3.21.11", False), ("5.0", False), ("2.0", True)])
+def test_yolo_validates_at_checkpoints_from_tao3(tmp_path, toolkit, period):
+    steps = _steps(tmp_path, "yolo_v3", toolkit, "train: {checkpoint_interval: 2}\n")
+    spec = parse_spec(steps["train"].plan.specs["specs/train.txt"], TOOLKITS[toolkit].schema, "yolo_v3", source="t")
+    assert ("validation_period_during_training" in spec.eval_config.DESCRIPTOR.fields_by_name) == period
+    assert spec.training_config.checkpoint_interval == 2
+    if not period:
+        with pytest.raises(ConfigError, match=r"train: validation_period: yolo_v3 on TAO .* validates at every "
+                                              "checkpoint .*set checkpoint_interval instead"):
+            _steps(tmp_path, "yolo_v3", toolkit, "train: {validation_period: 5}\n")
+        with pytest.raises(ConfigError, match="retrain: validation_period"):
+            _steps(tmp_path, "yolo_v3", toolkit, "retrain: {validation_period: 5}\n")
+        _steps(tmp_path, "yolo_v3", toolkit, "train: {validation_period: 2, checkpoint_interval: 2}\n")
+
+
+@pytest.mark.parametrize("toolkit, value", [("4.0", 0.05), ("5.0", 1)])
+def test_detectnet_dbscan_min_samples_follows_its_type(tmp_path, toolkit, value):
+    steps = _steps(tmp_path, "detectnet_v2", toolkit)
+    spec = parse_spec(steps["train"].plan.specs["specs/train.txt"], TOOLKITS[toolkit].schema, "detectnet_v2",
+                      source="t")
+    clustering = spec.postprocessing_config.target_class_config["lpd"].clustering_config
+    assert clustering.dbscan_min_samples == pytest.approx(value)
+    if toolkit == "5.0":
+        with pytest.raises(SpecError, match="lpd.clustering_config.dbscan_min_samples: expected an integer"):
+            _steps(tmp_path, "detectnet_v2", toolkit, "spec_overrides:\n  experiment:\n    postprocessing_config."
+                   "target_class_config: {lpd: {clustering_config: {dbscan_min_samples: 0.05}}}\n")
+
+
+def test_engine_workspace_is_gb_for_gen_trt_engine_and_bytes_for_the_converter(tmp_path):
+    tao5 = _steps(tmp_path, "ssd", "5.0", "engine: {workspace_mb: 3000}\n")["engine"].argv
+    assert _after(tao5, "--max_workspace_size") == "3"
+    tao3 = _steps(tmp_path, "ssd", "3.21.11", "engine: {workspace_mb: 3000}\n")["engine"].argv
+    assert _after(tao3, "-w") == str(3000 * 1024 * 1024)
+
+
+def test_tlt2_export_writes_no_deepstream_config(tmp_path):
+    tlt2 = _steps(tmp_path, "detectnet_v2", "2.0")["export"].plan
+    assert "--gen_ds_config" not in tlt2.argv and "-e" not in tlt2.argv
+    assert tlt2.outputs == ("export/model.etlt",)
+    tao3 = _steps(tmp_path, "detectnet_v2", "3.21.11")["export"].plan
+    assert "--gen_ds_config" in tao3.argv and "export/nvinfer_config.txt" in tao3.outputs
+
+
 def test_yolo_v4_tutorial_commands(tmp_path):
     steps = _steps(tmp_path, "yolo_v4", "3.21.11", "prune: {threshold: 0.7, equalization: union}\n"
                                                    "anchors: {mode: tao}\n")
@@ -231,6 +288,8 @@ def test_init_writes_a_valid_config_for_every_network(tmp_path, network):
     assert steps[-1].name == "inference"
     if network == "yolo_v4":
         assert (config.prune.threshold, config.prune.equalization) == (0.7, "union")
+    # YOLO validates at every checkpoint: init sets the interval, not a validation period.
+    assert ("validation_period" in text) != NETWORKS[network].validation_at_checkpoints(toolkit)
 
 
 def _resumable(tmp_path, network, files):

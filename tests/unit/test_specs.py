@@ -74,7 +74,7 @@ def test_spec_overrides_replace_a_map_field(write_config, tmp_path):
     ctx = _ctx(write_config, tmp_path, extra=extra)
     spec = parse_spec(train.plan_train(ctx).specs["specs/train.txt"], "5.0", "ssd", source="t")
     assert dict(spec.dataset_config.target_class_mapping) == {"car": "vehicle", "truck": "vehicle"}
-    with pytest.raises(SpecError, match="target_class_mapping: expected a string, got 3"):
+    with pytest.raises(SpecError, match="target_class_mapping.a: expected a string, got 3"):
         apply_overrides(message_class("5.0", "ssd")(), {"dataset_config.target_class_mapping": {"a": 3}},
                         source="spec_overrides.train")
 
