@@ -10,6 +10,9 @@ Steps:
 2. ``docker import`` of that tarball as the base image (once per cache key).
 3. One small image per toolkit version and role, FROM the base, holding the emulator package in
    /opt/tao_emulator and one entrypoint script per command that exists in that version/role.
+   NVIDIA's own definitions go into the package's definitions/ folder of the build context only
+   (never the source tree): the spec schemas of the version (FileDescriptorSets read from NVIDIA's
+   wheels through tests/reference) and, in deploy images, TAO Deploy's task options.
    Each image carries a label with the hash of the emulator sources; an image whose label matches
    is reused, so a build from cache takes seconds.
 
@@ -143,14 +146,42 @@ def rootfs_key(mirror: str | None = None) -> str:
     return hashlib.sha256("\0".join(args).encode()).hexdigest()[:16]
 
 
+def _emulator():
+    """The emulator's own modules (catalog: commands per image; nvidia: NVIDIA's definitions)."""
+    sys.path.insert(0, str(HERE))
+    try:
+        from tao_emulator import catalog, nvidia  # noqa: PLC0415
+    finally:
+        sys.path.pop(0)
+    return catalog, nvidia
+
+
+def definitions(version: str, role: str) -> dict[str, bytes]:
+    """The generated files of one image, relative to the package's definitions/ folder."""
+    catalog, nvidia = _emulator()
+    nvidia.reference()  # puts the repository on sys.path
+    from tests.reference.wheels import ReferenceUnavailable  # noqa: PLC0415
+
+    try:
+        return nvidia.generated_files([catalog.schema_version(version)], deploy=(role == "deploy"))
+    except ReferenceUnavailable as exc:
+        raise BuildError(f"NVIDIA's definitions are not available: {exc}") from None
+
+
 def sources_hash() -> str:
-    """Hash of everything that ends up in the images (emulator package + image recipe)."""
+    """Hash of everything that ends up in the images (emulator package, NVIDIA's definitions as
+    generated, image recipe)."""
     h = hashlib.sha256()
     for path in sorted(PACKAGE.rglob("*.py")):
         h.update(str(path.relative_to(PACKAGE)).encode())
         h.update(b"\0")
         h.update(path.read_bytes())
         h.update(b"\0")
+    generated: dict[str, bytes] = {}
+    for version, role in IMAGES:
+        generated.update(definitions(version, role))
+    for name in sorted(generated):
+        h.update(name.encode() + b"\0" + generated[name] + b"\0")
     h.update(_dockerfile("BASE", "VER", "ROLE", "HASH").encode())
     h.update(_entry_script().encode())
     return h.hexdigest()[:20]
@@ -271,18 +302,17 @@ def _dockerfile(base: str, version: str, role: str, src_hash: str) -> str:
 
 
 def _commands(version: str, role: str) -> list[str]:
-    sys.path.insert(0, str(HERE))
-    try:
-        from tao_emulator import catalog  # noqa: PLC0415  (the emulator's own command table)
-    finally:
-        sys.path.pop(0)
-    return catalog.commands(version, role)
+    return _emulator()[0].commands(version, role)
 
 
 def _make_context(version: str, role: str, base: str, src_hash: str) -> Path:
     ctx = Path(tempfile.mkdtemp(prefix="emuctx-"))
     pkg_dst = ctx / "tao_emulator"
     shutil.copytree(PACKAGE, pkg_dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name, data in definitions(version, role).items():
+        target = pkg_dst / "definitions" / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
     for p in [pkg_dst, *pkg_dst.rglob("*")]:
         os.chmod(p, 0o755 if p.is_dir() else 0o644)
     bindir = ctx / "bin"

@@ -89,8 +89,7 @@ training_config {{
   {load_model}
 }}
 eval_config {{
-  validation_period_during_training: {val_period}
-  average_precision_mode: SAMPLE
+  {val_period}average_precision_mode: SAMPLE
   batch_size: 4
   matching_iou_threshold: 0.5
 }}
@@ -107,7 +106,6 @@ dataset_config {{
     tfrecords_path: "{tfrecords}*"
     image_directory_path: "{data}"
   }}
-  {image_extension}
   target_class_mapping {{
     key: "car"
     value: "car"
@@ -116,9 +114,24 @@ dataset_config {{
     key: "person"
     value: "person"
   }}
-  validation_fold: 0
-}}
+VALIDATION}}
 """
+
+# SSD, DSSD and RetinaNet read TFRecords for training; validation comes only from
+# validation_data_sources (SSD keeps the ones with both an image and a label directory).
+_SSD_DATASET = _DATASET.replace("VALIDATION", """\
+  validation_data_sources {{
+    label_directory_path: "{data}/labels"
+    image_directory_path: "{data}/images"
+  }}
+""")
+
+# YOLO: TFRecords need image_extension; without validation_data_sources the fold validation_fold
+# of the records is the validation set.
+_YOLO_DATASET = _DATASET.replace("VALIDATION", """\
+  image_extension: "png"
+  validation_fold: 0
+""")
 
 SSD_SPEC = """\
 random_seed: 42
@@ -148,7 +161,7 @@ augmentation_config {{
   hue: 18
   random_flip: 0.5
 }}
-""" + _DATASET
+""" + _SSD_DATASET
 
 YOLO_V4_SPEC = """\
 random_seed: 42
@@ -185,7 +198,7 @@ augmentation_config {{
   mosaic_prob: 0.5
   mosaic_min_ratio: 0.2
 }}
-""" + _DATASET
+""" + _YOLO_DATASET
 
 DETECTNET_V2_SPEC = """\
 random_seed: 42
@@ -214,12 +227,12 @@ postprocessing_config {{
   target_class_config {{
     key: "car"
     value {{ clustering_config {{ clustering_algorithm: DBSCAN coverage_threshold: 0.005
-      dbscan_eps: 0.15 dbscan_min_samples: 0.05 minimum_bounding_box_height: 20 }} }}
+      dbscan_eps: 0.15 dbscan_min_samples: 1 minimum_bounding_box_height: 20 }} }}
   }}
   target_class_config {{
     key: "person"
     value {{ clustering_config {{ clustering_algorithm: DBSCAN coverage_threshold: 0.005
-      dbscan_eps: 0.15 dbscan_min_samples: 0.05 minimum_bounding_box_height: 20 }} }}
+      dbscan_eps: 0.15 dbscan_min_samples: 1 minimum_bounding_box_height: 20 }} }}
   }}
 }}
 model_config {{
@@ -291,31 +304,36 @@ bbox_handler_config {{
     key: "car"
     value {{ confidence_model: "aggregate_cov" output_map: "car"
       bbox_color {{ R: 0 G: 255 B: 0 }}
-      clustering_config {{ coverage_threshold: 0.005 dbscan_eps: 0.3 dbscan_min_samples: 0.05
+      clustering_config {{ coverage_threshold: 0.005 dbscan_eps: 0.3 dbscan_min_samples: 1
         minimum_bounding_box_height: 4 }} }}
   }}
   classwise_bbox_handler_config {{
     key: "person"
     value {{ confidence_model: "aggregate_cov" output_map: "person"
       bbox_color {{ R: 255 G: 0 B: 0 }}
-      clustering_config {{ coverage_threshold: 0.005 dbscan_eps: 0.3 dbscan_min_samples: 0.05
+      clustering_config {{ coverage_threshold: 0.005 dbscan_eps: 0.3 dbscan_min_samples: 1
         minimum_bounding_box_height: 4 }} }}
   }}
 }}
 """
 
 
+def _val_period(val_period: int | None) -> str:
+    return "" if val_period is None else f"validation_period_during_training: {val_period}\n  "
+
+
 def ssd_spec(tfrecords: str, data: str, epochs: int = 4, ckpt: int = 1, val_period: int = 2,
              load_model: str = "") -> str:
     return SSD_SPEC.format(tfrecords=tfrecords, data=data, epochs=epochs, ckpt=ckpt,
-                           val_period=val_period, load_model=load_model, image_extension="")
+                           val_period=_val_period(val_period), load_model=load_model)
 
 
-def yolo_v4_spec(tfrecords: str, data: str, epochs: int = 4, ckpt: int = 2, val_period: int = 2,
-                 load_model: str = "", arch: str = "resnet", nlayers: int = 18) -> str:
+def yolo_v4_spec(tfrecords: str, data: str, epochs: int = 4, ckpt: int = 2, load_model: str = "",
+                 arch: str = "resnet", nlayers: int = 18) -> str:
+    """YOLO validates at every checkpoint_interval (its eval_config has no validation period)."""
     return YOLO_V4_SPEC.format(tfrecords=tfrecords, data=data, epochs=epochs, ckpt=ckpt,
-                               val_period=val_period, load_model=load_model, arch=arch,
-                               nlayers=nlayers, image_extension='image_extension: "png"')
+                               val_period=_val_period(None), load_model=load_model, arch=arch,
+                               nlayers=nlayers)
 
 
 def detectnet_v2_spec(tfrecords: str, data: str, epochs: int = 4, ckpt: int = 2,
@@ -373,12 +391,14 @@ def yolo_v3_spec(tfrecords: str, data: str, **kw) -> str:
 
 
 def yolo_v4_tiny_spec(tfrecords: str, data: str, **kw) -> str:
+    """cspdarknet_tiny refuses small_anchor_shape and a small_grid_xy_extend."""
     kw.setdefault("arch", "cspdarknet_tiny")
     kw.setdefault("nlayers", 0)
     text = yolo_v4_spec(tfrecords, data, **kw)
-    start = text.index("  small_anchor_shape")
-    end = text.index("\n", start) + 1
-    return text[:start] + text[end:]
+    for field in ("  small_anchor_shape", "  small_grid_xy_extend"):
+        start = text.index(field)
+        text = text[:start] + text[text.index("\n", start) + 1:]
+    return text
 
 
 TLT2_AUGMENTATION = """\
@@ -400,10 +420,36 @@ augmentation_config {
 """
 
 
-def tlt2_spec(text: str) -> str:
-    """A TAO 3 SSD/DSSD/RetinaNet/YOLOv3 sample in TLT 2.0's layout: DetectNet_v2's augmentation
-    message, yolo_config instead of yolov3_config (no force_relu)."""
-    start = text.index("augmentation_config {")
-    end = text.index("\n}\n", start) + 3
+TLT2_DATASET = """\
+dataset_config {
+  data_sources {
+    tfrecords_path: "TFRECORDS*"
+    image_directory_path: "DATA"
+  }
+  image_extension: "png"
+  target_class_mapping { key: "car" value: "car" }
+  target_class_mapping { key: "person" value: "person" }
+  validation_fold: 0
+}
+"""
+
+
+def _block(text: str, head: str) -> tuple[int, int]:
+    start = text.index(head)
+    return start, text.index("\n}\n", start) + 3
+
+
+def tlt2_spec(text: str, val_period: int = 2) -> str:
+    """A TAO sample of SSD/DSSD/RetinaNet/YOLOv3 in TLT 2.0's layout: DetectNet_v2's dataset and
+    augmentation messages, yolo_config instead of yolov3_config (no force_relu), and an
+    eval_config with a validation period (YOLOv3 had one in TLT 2.0)."""
+    start, end = _block(text, "dataset_config {")
+    source = text[start:end]
+    tfrecords = source.split('tfrecords_path: "', 1)[1].split("*", 1)[0]
+    data = source.split('image_directory_path: "', 1)[1].split('"', 1)[0]
+    text = text[:start] + TLT2_DATASET.replace("TFRECORDS", tfrecords).replace("DATA", data) + text[end:]
+    start, end = _block(text, "augmentation_config {")
     text = text[:start] + TLT2_AUGMENTATION + text[end:]
+    if "validation_period_during_training" not in text:
+        text = text.replace("eval_config {\n", f"eval_config {{\n  validation_period_during_training: {val_period}\n", 1)
     return text.replace("yolov3_config {", "yolo_config {", 1).replace("  force_relu: false\n", "")

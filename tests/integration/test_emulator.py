@@ -128,6 +128,11 @@ def test_ssd_chain_tao5(emulator_images, work):
     label = (work / "infer" / "labels" / "000001.txt").read_text().splitlines()
     assert all(len(line.split()) == 16 for line in label)
     assert (work / "infer" / "images_annotated" / "000001.png").exists()
+    # TAO Deploy evaluate: -r is required, the images/labels come from validation_data_sources
+    rc, out = docker_run(deploy, ["ssd", "evaluate", "-m", f"{RUN}/engine/trt.engine", "-e",
+                                  f"{RUN}/ssd.txt", "-r", f"{RUN}/eval"], work)
+    assert rc == 0 and "mAP" in out, out
+    assert set(json.loads((work / "eval" / "results.json").read_text())) == {"AP_car", "AP_person", "mAP"}
 
 
 def test_ssd_chain_tao3_keys_etlt_converter(emulator_images, work):
@@ -313,3 +318,49 @@ def test_sigint_reports_pass_and_sigterm_exits_promptly(emulator_images, work):
             assert rc == expected_rc and expected_line in logs
         finally:
             subprocess.run(["docker", "rm", "-f", cid], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_entrypoint_rules(emulator_images, work):
+    """The task is the first argument; the TF1 entrypoint asserts its GPU flags; TAO Deploy takes no
+    --gpus and no -k on evaluate, and exits 1 when a task fails."""
+    img, deploy = emulator_images["5.0"]["image"], emulator_images["5.0"]["deploy_image"]
+    rc, out = docker_run(img, ["ssd", "--gpus", "1", "train", "-e", "x", "-r", "y"], work)
+    assert rc == 1 and "KeyError" in out and "Execution status" not in out
+    rc, out = docker_run(img, ["ssd", "evaluate", "-m", "x", "-e", "y", "--gpus", "2", "--gpu_index", "0", "1"], work)
+    assert rc == 1 and "only 1 GPU" in out
+    rc, out = docker_run(deploy, ["ssd", "gen_trt_engine", "-m", "x", "-e", "y", "-r", f"{RUN}/g", "--gpus", "1"], work)
+    assert rc == 2 and "unrecognized arguments: --gpus 1" in out
+    rc, out = docker_run(deploy, ["ssd", "evaluate", "-m", "x", "-e", "y", "-r", f"{RUN}/g", "-k", KEY], work)
+    assert rc == 2 and "unrecognized arguments: -k" in out
+    rc, out = docker_run(deploy, ["ssd", "gen_trt_engine", "-m", f"{RUN}/missing.onnx", "-e", f"{RUN}/missing.txt",
+                                  "-r", f"{RUN}/g"], work)
+    assert rc == 1 and out.rstrip().endswith("Execution status: FAIL")
+
+
+def test_retinanet_and_dssd_tao5(emulator_images, work):
+    img = emulator_images["5.0"]["image"]
+    _convert(img, work)
+    tf, data = f"{RUN}/tfrecords/train", f"{RUN}/data"
+    pretrained = f'pretrain_model_path: "{RUN}/resnet_18.hdf5"'
+    (work / "r.txt").write_text(samples.retinanet_spec(tf, data, epochs=3, ckpt=2, load_model=pretrained))
+    train = ["retinanet", "train", "-e", f"{RUN}/r.txt", "-r", f"{RUN}/r", "-k", KEY]
+    assert docker_run(img, train + ["-m", f"{RUN}/resnet_18.hdf5"], work)[0] == 2  # no -m: a spec field
+    rc, out = docker_run(img, train, work)
+    assert rc == 0, out
+    weights = sorted(p.name for p in (work / "r" / "weights").iterdir())
+    assert weights == ["retinanet_resnet18_epoch_002.hdf5", "retinanet_resnet18_epoch_003.hdf5"]  # + last epoch
+    ckpt2 = f"{RUN}/r/weights/retinanet_resnet18_epoch_002.hdf5"
+    (work / "r.txt").write_text(samples.retinanet_spec(tf, data, epochs=3, ckpt=2,
+                                                       load_model=f'resume_model_path: "{ckpt2}"'))
+    rc, out = docker_run(img, train, work)
+    assert rc == 0 and "Epoch 3/3" in out and "Epoch 2/3" not in out, out
+    csv = (work / "r" / "retinanet_training_log_resnet18.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in csv[1:]] == ["1", "2", "3", "3"]  # RetinaNet appends
+    # `ssd` runs DSSD when the spec has a dssd_config (one entrypoint for both)
+    (work / "d.txt").write_text(samples.dssd_spec(tf, data, epochs=1))
+    rc, out = docker_run(img, ["ssd", "train", "-e", f"{RUN}/d.txt", "-r", f"{RUN}/d"], work)
+    assert rc == 0, out
+    assert (work / "d" / "weights" / "dssd_resnet18_epoch_001.hdf5").exists()
+    rc, out = docker_run(img, ["ssd", "prune", "-m", f"{RUN}/d/weights/dssd_resnet18_epoch_001.hdf5",
+                               "-o", f"{RUN}/p/pruned"], work)
+    assert rc == 0 and (work / "p" / "pruned.hdf5").exists(), out  # TAO 5 appends .hdf5

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tlt_pipe.datasets.sample import sample_crpd
+from tlt_pipe.networks import NETWORKS
 
 pytestmark = pytest.mark.docker
 
@@ -25,7 +26,7 @@ toolkit: "{toolkit}"
 name: {network}
 dataset: {{format: crpd, path: crpd, classes: {{lpd: lpd}}, val_split: 25}}
 model: {{pretrained: resnet_18.hdf5{model}}}
-train: {{epochs: 4, batch_size: 4, validation_period: 2}}
+train: {{epochs: 4, batch_size: 4, {schedule}: 2}}
 retrain: {{epochs: 2}}
 engine: {{data_type: {data_type}}}
 docker:
@@ -76,8 +77,11 @@ def test_network_end_to_end(emulator_images, sample, tmp_path, network, toolkit,
     images = emulator_images[toolkit]
     deploy = json.dumps(images["deploy_image"]) if images["deploy_image"] else "null"
     config = sample / f"{network}-{toolkit}.yaml"
+    # YOLO on TAO 3+ validates at every checkpoint; the others every validation_period epochs.
+    schedule = "checkpoint_interval" if NETWORKS[network].validation_at_checkpoints(toolkit) else "validation_period"
     config.write_text(CONFIG.format(network=network, toolkit=toolkit, image=images["image"], deploy=deploy,
-                                    data_type=data_type, extra=extra, model=model), encoding="utf-8")
+                                    data_type=data_type, extra=extra, model=model, schedule=schedule),
+                      encoding="utf-8")
     run_dir = tmp_path / "run"
     done = tltpipe("run", network, "--config", str(config), "--run-dir", str(run_dir), cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]
@@ -107,6 +111,10 @@ def test_network_end_to_end(emulator_images, sample, tmp_path, network, toolkit,
         assert "pretrain_model_path" in spec and "-m" not in train["argv"]
         assert "pruned_model_path" in (run_dir / "specs" / "retrain.txt").read_text()
         assert "-e" in stages["prune"]["argv"]
+    if network == "retinanet":  # retinanet train has no -m: the models are spec fields
+        assert "pretrain_model_path" in (run_dir / "specs" / "train.txt").read_text() and "-m" not in train["argv"]
+        assert "pruned_model_path" in (run_dir / "specs" / "retrain.txt").read_text()
+        assert "-m" not in stages["retrain"]["argv"] and "-e" not in stages["prune"]["argv"]
     if network == "detectnet_v2":
         assert train["artifacts"]["model"].startswith("train/weights/model.")
         assert train["metrics"]["selected_by"] == "final model"

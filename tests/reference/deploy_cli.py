@@ -88,8 +88,13 @@ _TYPES = {int: "int", float: "float", str: "str", None: None}
 
 def actions(network: str, task: str) -> list[dict]:
     """The task's options as plain data (option strings, dest, type, default, required, nargs, choices, action)."""
+    return flatten(parser(network, task))
+
+
+def flatten(argument_parser: argparse.ArgumentParser) -> list[dict]:
+    """Any parser's options in the shape of actions() (help left out), to compare parsers with."""
     table = []
-    for action in parser(network, task)._actions:  # noqa: SLF001 - argparse keeps no public list
+    for action in argument_parser._actions:  # noqa: SLF001 - argparse keeps no public list
         if isinstance(action, argparse._HelpAction):  # noqa: SLF001
             continue
         kind = "store_true" if isinstance(action, argparse._StoreTrueAction) else "store"  # noqa: SLF001

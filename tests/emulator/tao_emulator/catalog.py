@@ -47,11 +47,12 @@ TRT_VERSIONS = {
     ("5.0", "deploy"): "8.6.1",
 }
 
-# Per network: schema, the config message, file prefix, output nodes and the etlt input node.
+# Per network: spec kind (see nvidia.py), the config message, file prefix, output nodes and the
+# etlt input node.
 NETS = {
     "ssd": dict(schema="ssd", config="ssd_config", prefix="ssd", nodes=("NMS",), input="Input",
                 title="SSD"),
-    "dssd": dict(schema="ssd", config="dssd_config", prefix="dssd", nodes=("NMS",), input="Input",
+    "dssd": dict(schema="dssd", config="dssd_config", prefix="dssd", nodes=("NMS",), input="Input",
                  title="DSSD"),
     "retinanet": dict(schema="retinanet", config="retinanet_config", prefix="retinanet",
                       nodes=("NMS",), input="Input", title="RetinaNet"),
@@ -59,24 +60,44 @@ NETS = {
                     nodes=("BatchedNMS",), input="Input", title="YOLOv3"),
     "yolo_v4": dict(schema="yolo_v4", config="yolov4_config", prefix="yolov4",
                     nodes=("BatchedNMS",), input="Input", title="YOLOv4"),
-    "yolo_v4_tiny": dict(schema="yolo_v4", config="yolov4_config", prefix="yolov4",
+    "yolo_v4_tiny": dict(schema="yolo_v4_tiny", config="yolov4_config", prefix="yolov4",
                          nodes=("BatchedNMS",), input="Input", title="YOLOv4-tiny"),
     "detectnet_v2": dict(schema="detectnet_v2", config="model_config", prefix=None,
                          nodes=("output_cov/Sigmoid", "output_bbox/BiasAdd"), input="input_1",
                          title="DetectNet_v2"),
 }
 
+# Commands that are one entrypoint in NVIDIA's packages (setup.py points both names at the same
+# code): `dssd` is `ssd` (the spec's ssd_config or dssd_config decides), `yolo_v4_tiny` is `yolo_v4`
+# (the backbone decides).
+FAMILIES = {"dssd": "ssd", "yolo_v4_tiny": "yolo_v4"}
+
+
+def family(net: str) -> str:
+    return FAMILIES.get(net, net)
+
+
+# The published definitions (spec schemas) each toolkit version follows: NVIDIA's nvidia-tao-tf1
+# wheel of TAO 4.0 (the only TF1 wheel with them) stands for TAO 3.x and 4.0, and for TLT 2.0's
+# DetectNet_v2 and dataset_convert specs; nvidia-tao-deploy stands for TAO 5.x.
+SCHEMA_VERSIONS = {"2.0": "4.0", "3.21.11": "4.0", "3.22.05": "4.0", "4.0": "4.0", "5.0": "5.0"}
+
+
+def schema_version(version: str) -> str:
+    return SCHEMA_VERSIONS[version]
+
+
 # TLT 2.0 gave SSD, DSSD, RetinaNet and YOLOv3 DetectNet_v2's dataset and augmentation messages.
 TLT2_NETS_INFO = {
     "ssd": dict(schema="ssd_tlt2"),
     "dssd": dict(schema="ssd_tlt2"),
     "retinanet": dict(schema="retinanet_tlt2"),
-    "yolo_v3": dict(schema="yolo_tlt2", config="yolo_config"),
+    "yolo_v3": dict(schema="yolo_tlt2"),  # its block is yolo_config
 }
 
 
 def net_info(net: str, version: str) -> dict:
-    """NETS[net] as the image of this version reads specs (schema and config block)."""
+    """NETS[net] as the image of this version reads specs (the spec kind)."""
     if version == "2.0" and net in TLT2_NETS_INFO:
         return {**NETS[net], **TLT2_NETS_INFO[net]}
     return NETS[net]
@@ -97,10 +118,11 @@ ARCHS = {
     "dssd": _COMMON_BACKBONES,
     "retinanet": _COMMON_BACKBONES,
     "yolo_v3": _COMMON_BACKBONES,
-    "yolo_v4": dict(_COMMON_BACKBONES, cspdarknet=(19, 53)),
-    "yolo_v4_tiny": {"cspdarknet_tiny": None, "cspdarknet_tiny_3l": None},
+    "yolo_v4": dict(_COMMON_BACKBONES, cspdarknet=(19, 53), cspdarknet_tiny=None,
+                    cspdarknet_tiny_3l=None),
     "detectnet_v2": dict(_COMMON_BACKBONES, resnet=(10, 18, 34, 50)),
 }
+ARCHS["yolo_v4_tiny"] = ARCHS["yolo_v4"]
 # nlayers is part of artifact names only for these backbones
 NLAYER_ARCHS = ("resnet", "vgg", "darknet", "cspdarknet")
 

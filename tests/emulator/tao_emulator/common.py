@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import json
 import math
 import os
 
@@ -26,6 +27,13 @@ def open_status(ctx, results_dir: str | None) -> None:
     ctx.status.open(results_dir, catalog.writes_status_json(ctx.version))
 
 
+def write_results_json(results_dir: str, kpi: dict) -> None:
+    """TAO Deploy's evaluate stores its numbers in RESULTS/results.json."""
+    makedirs(results_dir)
+    with open(os.path.join(results_dir, "results.json"), "w", encoding="utf-8") as fh:
+        json.dump(kpi, fh)
+
+
 def file_fp(path: str) -> str:
     with open(path, "rb") as fh:
         return hashlib.sha256(fh.read()).hexdigest()[:24]
@@ -33,13 +41,12 @@ def file_fp(path: str) -> str:
 
 def load_experiment(ctx, path: str, net: str | None = None):
     net = net or ctx.net
-    info = catalog.net_info(net, ctx.version)
     try:
-        exp = spec.load(info["schema"], path)
+        exp = spec.load(ctx.version, catalog.net_info(net, ctx.version)["schema"], path)
         if net == "detectnet_v2":
             spec.check_detectnet_experiment(exp)
         else:
-            spec.check_detection_experiment(exp, net, info["config"])
+            spec.check_detection_experiment(exp, net)
     except spec.SpecError as exc:
         raise TaskFailed(str(exc)) from None
     return exp
@@ -49,8 +56,7 @@ def arch_of(net: str, exp) -> tuple[str, int]:
     if net == "detectnet_v2":
         arch, nlayers = exp.model_config.arch, exp.model_config.num_layers
     else:
-        cfg = getattr(exp, "yolo_config" if "yolo_config" in exp.DESCRIPTOR.fields_by_name
-                      else catalog.NETS[net]["config"])
+        cfg = getattr(exp, spec.config_field(exp, net))
         arch, nlayers = cfg.arch, cfg.nlayers
     valid = catalog.ARCHS[net]
     if arch not in valid:
@@ -101,12 +107,19 @@ def _map_objects(objects, cmap, keep_difficult=True):
     return out
 
 
-def _source_samples(src, ext, net: str):
+def _labels_format(src) -> str | None:
+    if "labels_format" in src.DESCRIPTOR.oneofs_by_name:  # YOLO's data source
+        return src.WhichOneof("labels_format")
+    if src.tfrecords_path:
+        return "tfrecords_path"
+    if "label_directory_path" in src.DESCRIPTOR.fields_by_name and src.label_directory_path:
+        return "label_directory_path"
+    return None
+
+
+def _source_samples(src, ext):
     """-> list of (fold or None, sample)."""
-    if "labels_format" not in src.DESCRIPTOR.oneofs_by_name:  # DetectNet_v2's DataSource (TFRecords only)
-        which = "tfrecords_path" if src.tfrecords_path else None
-    else:
-        which = src.WhichOneof("labels_format")
+    which = _labels_format(src)
     if which == "tfrecords_path":
         if not src.image_directory_path:
             raise TaskFailed("ValueError: data_sources.image_directory_path is required with "
@@ -122,30 +135,50 @@ def _source_samples(src, ext, net: str):
     raise TaskFailed("ValueError: a data source needs tfrecords_path or label_directory_path")
 
 
+def _validation_split(net: str, ds):
+    """-> (validation fold or None, validation data sources) of a dataset_config.
+
+    DetectNet_v2's layout (and TLT 2.0's): a oneof of validation_fold / validation_data_source.
+    YOLO: validation_data_sources, else the TFRecords fold validation_fold (0 by default).
+    SSD/DSSD/RetinaNet: validation_data_sources only; SSD's loader drops the ones without both an
+    image and a label directory.
+    """
+    fields = ds.DESCRIPTOR.fields_by_name
+    if "validation_data_source" in fields:
+        split = ds.WhichOneof("dataset_split_type")
+        if split == "validation_fold":
+            return ds.validation_fold, []
+        return None, [ds.validation_data_source] if split else []
+    sources = list(ds.validation_data_sources)
+    if "validation_fold" in fields:
+        if sources:
+            return None, sources
+        if _labels_format(ds.data_sources[0]) != "tfrecords_path":
+            raise TaskFailed("AssertionError: Validation dataset specified by `validation_fold` "
+                             "requires the training label format to be TFRecords.")
+        return ds.validation_fold, []
+    if catalog.family(net) == "ssd":
+        sources = [s for s in sources if s.image_directory_path and s.label_directory_path]
+    return None, sources
+
+
 def gather(net: str, exp, check_images: bool = True) -> tuple[list[dict], list[dict]]:
     """(training samples, validation samples) of an experiment, with target classes mapped."""
     ds = exp.dataset_config
-    ext = ds.image_extension or None
+    fields = ds.DESCRIPTOR.fields_by_name
+    ext = (ds.image_extension or None) if "image_extension" in fields else None
     cmap = class_map(exp)
-    split = ds.WhichOneof("dataset_split_type")
-    fold = ds.validation_fold if split == "validation_fold" else None
+    fold, val_sources = _validation_split(net, ds)
     train, val = [], []
     for src in ds.data_sources:
-        for f, sample in _source_samples(src, ext, net):
+        for f, sample in _source_samples(src, ext):
             if fold is not None and f == fold:
                 val.append(sample)
             else:
                 train.append(sample)
-    extra_val = []
-    detectnet_layout = "validation_data_source" in ds.DESCRIPTOR.fields_by_name
-    if detectnet_layout:
-        if split == "validation_data_source":
-            extra_val.append(ds.validation_data_source)
-    else:
-        extra_val.extend(ds.validation_data_sources)
-    for src in extra_val:
-        val.extend(s for _, s in _source_samples(src, ext, net))
-    keep_difficult = True if detectnet_layout else ds.include_difficult_in_training
+    for src in val_sources:
+        val.extend(s for _, s in _source_samples(src, ext))
+    keep_difficult = ds.include_difficult_in_training if "include_difficult_in_training" in fields else True
     train = [dict(s, objects=_map_objects(s["objects"], cmap, keep_difficult)) for s in train]
     val = [dict(s, objects=_map_objects(s["objects"], cmap)) for s in val]
     if check_images:
@@ -159,6 +192,15 @@ def gather(net: str, exp, check_images: bool = True) -> tuple[list[dict], list[d
                 raise TaskFailed(f"tensorflow.python.framework.errors_impl.NotFoundError: "
                                  f"{s['image']}; No such file or directory{hint}")
     return train, val
+
+
+def deploy_directories(exp, image_dir: str | None, label_dir: str | None) -> list[tuple[str, str | None]]:
+    """TAO Deploy evaluate/inference: -i/-l, else the image (and label) directories of
+    dataset_config.validation_data_sources."""
+    sources = list(getattr(exp.dataset_config, "validation_data_sources", []))
+    images = [image_dir] if image_dir else [s.image_directory_path for s in sources]
+    labels = [label_dir] if label_dir else [getattr(s, "label_directory_path", "") for s in sources]
+    return list(zip(images, labels + [None] * (len(images) - len(labels))))
 
 
 def data_fp(samples: list[dict]) -> str:

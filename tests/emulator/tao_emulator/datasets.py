@@ -14,7 +14,7 @@ from .runtime import TaskFailed, say
 def dataset_convert(ctx):
     a = ctx.args
     try:
-        cfg = spec.load("dataset_export", a.dataset_export_spec)
+        cfg = spec.load(ctx.version, "dataset_convert", a.dataset_export_spec)
         spec.check_dataset_export(cfg)
     except spec.SpecError as exc:
         raise TaskFailed(str(exc)) from None
@@ -103,8 +103,10 @@ def _iou_wh(a, b):
 
 def kmeans(ctx):
     a = ctx.args
+    common.open_status(ctx, a.results_dir)
+    ctx.status.write("STARTED", "Starting k-means.")
     if len(a.label_folders) != len(a.image_folders):
-        raise TaskFailed("ValueError: give as many label folders (-l) as image folders (-i)")
+        raise TaskFailed("AssertionError: Labels and images folder must be 1-1 match")
     if a.size_x <= 0 or a.size_y <= 0 or a.num_clusters < 1:
         raise TaskFailed("ValueError: -x, -y and -n must be positive")
     boxes = []
@@ -124,8 +126,8 @@ def kmeans(ctx):
                 bh = (y2 - y1) * a.size_y / h_img
                 if bw > a.min_x and bh > a.min_y and bw > 0 and bh > 0:
                     boxes.append((bw, bh))
-    if len(boxes) < a.num_clusters:
-        raise TaskFailed(f"ValueError: found {len(boxes)} boxes, fewer than {a.num_clusters} clusters")
+    if len(boxes) <= a.num_clusters:
+        raise TaskFailed("AssertionError: Must have more boxes than clusters")
     rng = random.Random(42)
     centers = rng.sample(boxes, a.num_clusters)
     for _ in range(min(a.max_steps, 1000)):
@@ -147,3 +149,5 @@ def kmeans(ctx):
     say("Please use following anchor sizes in YOLO config:")
     for w, h in centers:
         say(f"({w:.2f}, {h:.2f})")
+    ctx.status.write("SUCCESS", "K-means finished successfully.",
+                     kpi={"k-means generated anchors": str([f"({w:.2f}, {h:.2f})" for w, h in centers])})

@@ -9,25 +9,32 @@ from . import catalog, common, data, metrics, modelio, spec, training
 from .runtime import TaskFailed, say, warn
 
 
-def _title(ctx) -> str:
-    return catalog.NETS[ctx.net]["title"]
+def _resume_epoch(path: str) -> int:
+    """The epoch a checkpoint was saved at, read from its name (`..._epoch_010.hdf5` -> 10)."""
+    stem = path.split(".")[-2].split("_")[-1] if "." in path else path
+    try:
+        return int(stem)
+    except ValueError:
+        raise TaskFailed(f"ValueError: invalid literal for int() with base 10: '{stem}'\n"
+                         "The above exception was the direct cause of the following exception:\n"
+                         "ValueError: Cannot parse the checkpoint path. Did you rename it?") from None
 
 
-def _start_state(ctx, exp, arch, nlayers, classes):
+def _start_state(ctx, net, exp, arch, nlayers, classes):
     """-> (start_epoch, skill, pretrained, pruned_ratio, parent_fp)."""
-    a, net = ctx.args, ctx.net
+    a = ctx.args
     tc = exp.training_config
     scratch = (1, 0.05, False, 1.0, modelio.fingerprint("scratch", net, arch, nlayers))
 
-    def pretrained_from(path):
+    def pretrained_from(path, start=1):
         meta = modelio.load_model(path, ctx.key)
         if meta.get("kind") != "foreign" and meta.get("arch") not in (None, arch):
             raise TaskFailed(f"ValueError: Layer weight shape mismatch: the pretrained model {path} "
                              f"is a {meta.get('arch')} backbone, the spec asks for {arch}")
         if meta.get("network") == net and meta.get("classes") == classes:
-            return (1, meta["skill"] * 0.95, meta.get("pretrained", False),
+            return (start, meta["skill"] * 0.95, meta.get("pretrained", False),
                     meta.get("pruned_ratio", 1.0), meta["fingerprint"])
-        return (1, 0.2, True, meta.get("pruned_ratio", 1.0) if meta.get("network") == net else 1.0,
+        return (start, 0.2, True, meta.get("pruned_ratio", 1.0) if meta.get("network") == net else 1.0,
                 modelio.fingerprint("pretrained", meta.get("fingerprint")))
 
     def continue_from(path, start):
@@ -36,16 +43,15 @@ def _start_state(ctx, exp, arch, nlayers, classes):
         return (start, meta["skill"], meta.get("pretrained", False), meta.get("pruned_ratio", 1.0),
                 meta["fingerprint"])
 
-    if net in ("ssd", "dssd", "retinanet"):
-        which = tc.WhichOneof("load_model")
+    which = tc.WhichOneof("load_model")
+    if catalog.family(net) == "ssd":  # SSD/DSSD: the model comes with -m, the epoch with --initial_epoch
         if which:
             warn(f"training_config.{which} is not used by {net}; pass the model with -m")
         if a.initial_epoch < 1:
             raise TaskFailed("ValueError: --initial_epoch must be >= 1")
-        if a.initial_epoch > 1:
+        if a.initial_epoch > 1:  # without -m: a fresh model that starts counting there
             if not a.resume_model_weights:
-                raise TaskFailed("ValueError: resuming with --initial_epoch > 1 needs the "
-                                 "checkpoint passed with -m")
+                return (a.initial_epoch,) + scratch[1:]
             return continue_from(a.resume_model_weights, a.initial_epoch)
         if a.resume_model_weights:
             meta = modelio.load_model(a.resume_model_weights, ctx.key)
@@ -53,31 +59,36 @@ def _start_state(ctx, exp, arch, nlayers, classes):
                 return continue_from(a.resume_model_weights, 1)
             return pretrained_from(a.resume_model_weights)
         return scratch
-    # YOLO: the model comes from the spec (a oneof)
-    which = tc.WhichOneof("load_model")
+    # RetinaNet and YOLO: the model is a spec field (a oneof); a resume continues after the epoch
+    # in the checkpoint's name. RetinaNet's hidden --initial_epoch (epochs done) overrides it.
+    done = getattr(a, "initial_epoch", 0) or 0
     if which is None:
-        return scratch
+        return (done + 1,) + scratch[1:]
     path = getattr(tc, which)
     if which == "pretrain_model_path":
-        return pretrained_from(path)
+        return pretrained_from(path, done + 1)
     if which == "resume_model_path":
-        base = os.path.basename(path)
-        stem = base.split(".")[-2].split("_")[-1] if "." in base else base
-        try:
-            last = int(stem)
-        except ValueError:
-            raise TaskFailed(f"ValueError: invalid literal for int() with base 10: '{stem}' "
-                             f"(cannot read the epoch from resume_model_path {path})") from None
-        return continue_from(path, last + 1)
-    return continue_from(path, 1)  # pruned_model_path
+        return continue_from(path, (done or _resume_epoch(path)) + 1)
+    return continue_from(path, done + 1)  # pruned_model_path
+
+
+def _check_arch_flag(ctx, net: str) -> None:
+    """SSD's train --arch ssd|dssd must agree with the spec's network block."""
+    wanted = getattr(ctx.args, "arch", None)
+    if wanted and wanted != net:
+        raise TaskFailed(f"AssertionError: The spec file specifies {net} but you typed {wanted} "
+                         "in command line.")
 
 
 def train(ctx):
-    a, net = ctx.args, ctx.net
+    a = ctx.args
     exp = common.load_experiment(ctx, a.experiment_spec_file)
+    net = spec.spec_network(exp, ctx.net)
+    title = catalog.NETS[net]["title"]
     results = a.results_dir
     common.open_status(ctx, results)
-    ctx.status.write("STARTED", f"Starting {_title(ctx)} training.")
+    ctx.status.write("STARTED", f"Starting {title} training.")
+    _check_arch_flag(ctx, net)
     common.require_key_for(ctx, "training")
     arch, nlayers = common.arch_of(net, exp)
     classes = common.classes_of(exp)
@@ -86,8 +97,9 @@ def train(ctx):
     if not train_s:
         raise TaskFailed("ValueError: no training images found in dataset_config.data_sources")
     if spec.tlt2_layout(exp):
-        common.check_resolution(train_s + val_s, inp, _title(ctx))
-    start, skill, pretrained, pruned_ratio, parent_fp = _start_state(ctx, exp, arch, nlayers, classes)
+        common.check_resolution(train_s + val_s, inp, title)
+    start, skill, pretrained, pruned_ratio, parent_fp = _start_state(ctx, net, exp, arch, nlayers,
+                                                                     classes)
     tc = exp.training_config
     stem = catalog.model_stem(net, arch, nlayers)
     ext = catalog.checkpoint_ext(ctx.version)
@@ -99,46 +111,71 @@ def train(ctx):
         with open(os.path.join(results, "model_output_labels.txt"), "w", encoding="utf-8") as fh:
             fh.write("\n".join(classes) + "\n")
     interval = max(1, tc.checkpoint_interval)
-    is_yolo = net.startswith("yolo")
+    # YOLO and RetinaNet (TAO 3-5) also save and validate at the last epoch; RetinaNet appends to
+    # its CSV and reads a validation period of 0 as 10; YOLO's eval_config has no validation period:
+    # it validates at every checkpoint.
+    tao_retinanet = net == "retinanet" and not spec.tlt2_layout(exp)
+    last_too = net.startswith("yolo") or tao_retinanet
+    if "validation_period_during_training" not in exp.eval_config.DESCRIPTOR.fields_by_name:
+        val_period = interval
+    else:
+        val_period = exp.eval_config.validation_period_during_training or (10 if tao_retinanet else 0)
 
     def ckpt_path(epoch):
-        if epoch % interval == 0 or (is_yolo and epoch == tc.num_epochs):
+        if epoch % interval == 0 or (last_too and epoch == tc.num_epochs):
             return os.path.join(wdir, f"{stem}_epoch_{epoch:03d}.{ext}")
         return None
 
     say(f"Number of images in the training dataset:\t {len(train_s):>5}")
     say(f"Number of images in the validation dataset:\t {len(val_s):>5}")
     plan = training.Plan(
-        net=net, title=_title(ctx), arch=arch, nlayers=nlayers, classes=classes, inp=inp,
+        net=net, title=title, arch=arch, nlayers=nlayers, classes=classes, inp=inp,
         start_epoch=start, num_epochs=tc.num_epochs, skill=skill, pretrained=pretrained,
         pruned_ratio=pruned_ratio, qat=tc.enable_qat, parent_fp=parent_fp,
         spec_fp=common.file_fp(a.experiment_spec_file), n_train=len(train_s), val=val_s,
         batch=tc.batch_size_per_gpu, gpus=a.gpus,
         schedule=(tc.learning_rate.WhichOneof("learning_rate"),
                   getattr(tc.learning_rate, tc.learning_rate.WhichOneof("learning_rate"))),
-        val_period=exp.eval_config.validation_period_during_training,
+        val_period=val_period, validate_last=last_too,
         ckpt_interval=interval, checkpoint_path=ckpt_path,
         save_checkpoint=lambda p, m, e: modelio.save_model(p, m, ctx.key),
-        csv_path=csv_path, version=ctx.version,
+        csv_path=csv_path, csv_append=tao_retinanet,
+        version=ctx.version,
     )
     training.run(plan, ctx.status)
     ctx.status.write("SUCCESS", "Training finished successfully.")
 
 
+def _deploy_samples(ctx, exp, with_labels: bool) -> list[dict]:
+    """TAO Deploy reads images (and KITTI labels) from -i/-l or validation_data_sources."""
+    cmap = common.class_map(exp)
+    samples = []
+    for image_dir, label_dir in common.deploy_directories(exp, ctx.args.image_dir,
+                                                          getattr(ctx.args, "label_dir", None)):
+        if not with_labels:
+            samples.extend({"image": p, "objects": []} for p in input_images(image_dir))
+            continue
+        if not image_dir or not label_dir:
+            raise TaskFailed("ValueError: evaluation needs -i and -l, or image_directory_path and "
+                             "label_directory_path in dataset_config.validation_data_sources")
+        samples.extend({"image": s["image"], "objects": common._map_objects(s["objects"], cmap)}
+                       for s in data.samples_from_label_dirs(image_dir, label_dir, None))
+    return samples
+
+
 def evaluate(ctx):
-    a, net = ctx.args, ctx.net
+    a = ctx.args
     exp = common.load_experiment(ctx, a.experiment_spec)
+    net = spec.spec_network(exp, ctx.net)
     common.open_status(ctx, a.results_dir)
-    ctx.status.write("STARTED", f"Starting {_title(ctx)} evaluation.")
-    meta = common.load_eval_model(ctx, a.model)
+    ctx.status.write("STARTED", f"Starting {catalog.NETS[net]['title']} evaluation.")
+    meta = common.load_eval_model(ctx, a.model_path)
     classes = common.classes_of(exp)
     if sorted(meta.get("classes", [])) != classes:
         raise TaskFailed(f"ValueError: the model has classes {meta.get('classes')} but the spec "
                          f"maps to {classes} (number of classes does not match)")
-    if ctx.role == "deploy" and getattr(a, "image_dir", None) and getattr(a, "label_dir", None):
-        cmap = common.class_map(exp)
-        val = [{"image": s["image"], "objects": common._map_objects(s["objects"], cmap)}
-               for s in data.samples_from_label_dirs(a.image_dir, a.label_dir, None)]
+    if ctx.role == "deploy":
+        val = _deploy_samples(ctx, exp, with_labels=True)
     else:
         _, val = common.gather(net, exp)
     if not val:
@@ -151,6 +188,8 @@ def evaluate(ctx):
     mean = common.ap_block(aps)
     kpi = {f"AP_{c}": v for c, v in aps.items()}
     kpi["mAP"] = mean
+    if ctx.role == "deploy":
+        common.write_results_json(a.results_dir, kpi)
     ctx.status.write("SUCCESS", "Evaluation finished successfully.", kpi=kpi)
 
 
@@ -215,13 +254,17 @@ def input_images(path: str) -> list[str]:
 def inference(ctx):
     a = ctx.args
     exp = common.load_experiment(ctx, a.experiment_spec)
+    net = spec.spec_network(exp, ctx.net)
     results = getattr(a, "results_dir", None)
     common.open_status(ctx, results)
-    ctx.status.write("STARTED", f"Starting {_title(ctx)} inference.")
-    meta = common.load_eval_model(ctx, a.model)
+    ctx.status.write("STARTED", f"Starting {catalog.NETS[net]['title']} inference.")
+    meta = common.load_eval_model(ctx, a.model_path)
     if sorted(meta.get("classes", [])) != common.classes_of(exp):
         raise TaskFailed("ValueError: the number of classes in the spec does not match the model")
-    images = input_images(a.image_dir)
+    if ctx.role == "deploy":
+        images = [s["image"] for s in _deploy_samples(ctx, exp, with_labels=False)]
+    else:
+        images = input_images(a.image_dir)
     if not 0.0 <= a.threshold <= 1.0:
         raise TaskFailed("ValueError: threshold must be in [0, 1]")
     if results:
@@ -243,6 +286,11 @@ def prune(ctx):
     ctx.status.write("STARTED", "Starting pruning.")
     if getattr(a, "experiment_spec_path", None) and ctx.net is not None:
         common.load_experiment(ctx, a.experiment_spec_path)
+    if a.equalization_criterion not in ("arithmetic_mean", "geometric_mean", "union", "intersection"):
+        raise TaskFailed("AssertionError: Equalization criterion are [arithmetic_mean, "
+                         "geometric_mean, union, intersection].")
+    if a.normalizer not in ("L2", "max"):
+        raise TaskFailed("AssertionError: normalizer options are [L2, max].")
     meta = modelio.load_model(a.model, ctx.key)
     if ctx.net is not None:
         modelio.require_network(meta, ctx.net, a.model)
@@ -257,12 +305,15 @@ def prune(ctx):
                pruned_ratio=round(meta.get("pruned_ratio", 1.0) * ratio, 6),
                fingerprint=modelio.fingerprint("pruned", meta["fingerprint"], ratio, a.normalizer),
                toolkit=ctx.version)
-    if os.path.splitext(a.output_file)[1].lower() == ".tlt":
+    out = a.output_file
+    if catalog.major(ctx.version) >= 5 and not out.endswith(".hdf5"):
+        out += ".hdf5"  # TAO 5 saves the pruned model as <output_file>.hdf5
+    if os.path.splitext(out)[1].lower() == ".tlt":
         common.require_key_for(ctx, "saving a .tlt model")
-    parent = os.path.dirname(a.output_file)
+    parent = os.path.dirname(out)
     if parent:
         common.makedirs(parent)
-    modelio.save_model(a.output_file, new, ctx.key)
+    modelio.save_model(out, new, ctx.key)
     say(f"Pruning ratio (pruned model / original model): {ratio}")
     ctx.status.write("SUCCESS", "Pruning finished successfully.", kpi={"pruning_ratio": ratio})
 
@@ -300,15 +351,19 @@ def _ds_config(out_dir, net, meta, key, version, data_type):
 
 
 def export(ctx):
-    a, net = ctx.args, ctx.net
+    a = ctx.args
     if a.experiment_spec:
         common.load_experiment(ctx, a.experiment_spec)
     meta = modelio.load_model(a.model, ctx.key)
-    modelio.require_network(meta, net, a.model)
+    modelio.require_network(meta, ctx.net, a.model)
+    net = meta["network"]  # `ssd export` of a DSSD model exports DSSD
     ext = catalog.export_ext(ctx.version)
     out = a.output_file or (os.path.splitext(a.model)[0] + "." + ext)
+    if ext == "onnx" and "onnx" not in out:
+        out += ".onnx"  # TAO 5 appends the backend to an output name without it
+    say(f"Saving exported model to {out}")
     if os.path.exists(out):
-        raise TaskFailed(f"Default output file {out} already exists")
+        raise TaskFailed(f"AssertionError: Default output file {out} already exists")
     if ext == "etlt":
         common.require_key_for(ctx, "export")
     parent = os.path.dirname(out)
@@ -331,7 +386,6 @@ def export(ctx):
         modelio.save_onnx(out, exported)
     else:
         modelio.save_etlt(out, exported, ctx.key, None if onnx_inside else catalog.NETS[net]["input"])
-    say(f"Saving exported model to {out}")
     if a.engine_file:
         if catalog.major(ctx.version) >= 5:
             warn("--engine_file is ignored: build engines with gen_trt_engine in the deploy image")

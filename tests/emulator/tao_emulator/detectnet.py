@@ -7,7 +7,7 @@ import glob
 import os
 import re
 
-from . import catalog, common, metrics, modelio, spec, training
+from . import catalog, common, data, metrics, modelio, spec, training
 from .det import input_images, write_predictions
 from .runtime import TaskFailed, say
 
@@ -23,9 +23,19 @@ def _newest_ckzip(results: str):
     return best
 
 
+def _required(value, flag: str):
+    """DetectNet_v2's train and calibration_tensorfile leave -e/-r/-o optional to argparse; the
+    task itself fails without them."""
+    if not value:
+        raise TaskFailed(f"TypeError: expected str, bytes or os.PathLike object, not NoneType ({flag})")
+    return value
+
+
 def train(ctx):
     a = ctx.args
-    exp = common.load_experiment(ctx, a.experiment_spec_file, "detectnet_v2")
+    _required(a.results_dir, "-r/--results_dir")
+    exp = common.load_experiment(ctx, _required(a.experiment_spec_file, "-e/--experiment_spec_file"),
+                                 "detectnet_v2")
     results = a.results_dir
     common.open_status(ctx, results)
     ctx.status.write("STARTED", "Starting DetectNet_v2 training.")
@@ -102,12 +112,17 @@ def evaluate(ctx):
     ctx.status.write("STARTED", "Starting DetectNet_v2 evaluation.")
     if ctx.role == "tf" and getattr(a, "framework", "tlt") == "tensorrt" and ctx.major >= 5:
         raise TaskFailed("ValueError: -f tensorrt is not supported in this image")
-    meta = common.load_eval_model(ctx, a.model)
+    meta = common.load_eval_model(ctx, a.model_path)
     classes = common.classes_of(exp)
     if sorted(meta.get("classes", [])) != classes:
         raise TaskFailed("ValueError: the number of classes in the spec does not match the model")
-    train_s, val_s = common.gather("detectnet_v2", exp)
-    samples = train_s if getattr(a, "use_training_set", False) else val_s
+    if getattr(a, "image_dir", None) and getattr(a, "label_dir", None):
+        cmap = common.class_map(exp)
+        samples = [{"image": s["image"], "objects": common._map_objects(s["objects"], cmap)}
+                   for s in data.samples_from_label_dirs(a.image_dir, a.label_dir, None)]
+    else:
+        train_s, val_s = common.gather("detectnet_v2", exp)
+        samples = train_s if getattr(a, "use_training_set", False) else val_s
     if not samples:
         raise TaskFailed("ValueError: no validation data (validation_fold or validation_data_source)")
     aps = metrics.class_aps(meta["skill"], meta["fingerprint"], classes, common.data_fp(samples))
@@ -116,14 +131,40 @@ def evaluate(ctx):
     say("Median Inference Time: 0.005231")
     kpi = {f"AP_{c}": round(100 * v, 4) for c, v in aps.items()}
     kpi["mAP"] = mean
+    if ctx.role == "deploy":
+        common.write_results_json(a.results_dir, kpi)
     ctx.status.write("SUCCESS", "Evaluation finished successfully.", kpi=kpi)
 
 
 def _inference_spec(ctx, path):
     try:
-        return spec.load("detectnet_v2_inference", path)
+        return spec.load(ctx.version, "detectnet_v2_inference", path)
     except spec.SpecError as exc:
         raise TaskFailed(str(exc)) from None
+
+
+def _model_of(ctx, ic):
+    """The model: -m/--model_path when given, else the inference spec's tlt_config or
+    tensorrt_config."""
+    override = getattr(ctx.args, "model_path", None)
+    if override:
+        return common.load_eval_model(ctx, override)
+    which = ic.WhichOneof("model_config_type")
+    if which == "tlt_config":
+        meta = modelio.load_model(ic.tlt_config.model, ctx.key)
+        modelio.require_network(meta, "detectnet_v2", ic.tlt_config.model)
+        return meta
+    if which == "tensorrt_config":
+        trt = ic.tensorrt_config
+        if trt.trt_engine and os.path.isfile(trt.trt_engine):
+            meta = modelio.load_engine(trt.trt_engine, ctx.trt_version)
+        elif trt.etlt_model:
+            _, meta = modelio.load_etlt(trt.etlt_model, ctx.key)
+        else:
+            raise TaskFailed("ValueError: tensorrt_config needs trt_engine or etlt_model")
+        modelio.require_network(meta, "detectnet_v2", trt.trt_engine or trt.etlt_model)
+        return meta
+    raise TaskFailed("ValueError: inferencer_config needs tlt_config or tensorrt_config")
 
 
 def inference(ctx):
@@ -135,21 +176,7 @@ def inference(ctx):
     common.open_status(ctx, results)
     ctx.status.write("STARTED", "Starting DetectNet_v2 inference.")
     ic = ispec.inferencer_config
-    which = ic.WhichOneof("model_config_type")
-    if which == "tlt_config":
-        meta = modelio.load_model(ic.tlt_config.model, ctx.key)
-        modelio.require_network(meta, "detectnet_v2", ic.tlt_config.model)
-    elif which == "tensorrt_config":
-        trt = ic.tensorrt_config
-        if trt.trt_engine and os.path.isfile(trt.trt_engine):
-            meta = modelio.load_engine(trt.trt_engine, ctx.trt_version)
-        elif trt.etlt_model:
-            _, meta = modelio.load_etlt(trt.etlt_model, ctx.key)
-        else:
-            raise TaskFailed("ValueError: tensorrt_config needs trt_engine or etlt_model")
-        modelio.require_network(meta, "detectnet_v2", trt.trt_engine or trt.etlt_model)
-    else:
-        raise TaskFailed("ValueError: inferencer_config needs tlt_config or tensorrt_config")
+    meta = _model_of(ctx, ic)
     targets = list(ic.target_classes)
     if sorted(targets) != sorted(meta.get("classes", [])):
         raise TaskFailed(f"ValueError: inferencer_config.target_classes {targets} do not match the "
@@ -159,8 +186,8 @@ def inference(ctx):
         raise TaskFailed(f"ValueError: inferencer_config image size {ic.image_width}x"
                          f"{ic.image_height} does not match the model input {w}x{h}")
     bh = ispec.bbox_handler_config
-    thresholds = {e.key: e.value.clustering_config.coverage_threshold
-                  for e in bh.classwise_bbox_handler_config}
+    thresholds = {key: value.clustering_config.coverage_threshold
+                  for key, value in bh.classwise_bbox_handler_config.items()}
     threshold = min(thresholds.values()) if thresholds else 0.005
     images = input_images(a.image_dir)
     out = results if results else a.out_image_path
@@ -178,23 +205,25 @@ def _deploy_inference(ctx):
     common.open_status(ctx, a.results_dir)
     ctx.status.write("STARTED", "Starting DetectNet_v2 inference.")
     try:
-        ispec = spec.load("detectnet_v2_inference", a.experiment_spec)
+        ispec = spec.load(ctx.version, "detectnet_v2_inference", a.experiment_spec)
         classes = list(ispec.inferencer_config.target_classes)
-        thresholds = [e.value.clustering_config.coverage_threshold
-                      for e in ispec.bbox_handler_config.classwise_bbox_handler_config]
+        thresholds = [value.clustering_config.coverage_threshold
+                      for value in ispec.bbox_handler_config.classwise_bbox_handler_config.values()]
     except spec.SpecError as first:
         try:
-            exp = spec.load("detectnet_v2", a.experiment_spec)
+            exp = spec.load(ctx.version, "detectnet_v2", a.experiment_spec)
             spec.check_detectnet_experiment(exp)
         except spec.SpecError:
             raise TaskFailed(str(first)) from None
         classes = common.classes_of(exp)
-        thresholds = [e.value.clustering_config.coverage_threshold
-                      for e in exp.postprocessing_config.target_class_config]
-    meta = common.load_eval_model(ctx, a.model)
+        thresholds = [value.clustering_config.coverage_threshold
+                      for value in exp.postprocessing_config.target_class_config.values()]
+    meta = common.load_eval_model(ctx, a.model_path)
     if sorted(classes) != sorted(meta.get("classes", [])):
         raise TaskFailed(f"ValueError: the spec classes {classes} do not match the engine classes "
                          f"{meta.get('classes')}")
+    if not a.image_dir:
+        raise TaskFailed("ValueError: DetectNet_v2 inference needs the images: pass -i/--image_dir")
     images = input_images(a.image_dir)
     threshold = min(thresholds) if thresholds else 0.005
     n = write_predictions(meta, images, threshold, os.path.join(a.results_dir, "images_annotated"),
@@ -205,11 +234,14 @@ def _deploy_inference(ctx):
 
 def calibration_tensorfile(ctx):
     a = ctx.args
-    exp = common.load_experiment(ctx, a.experiment_spec_file, "detectnet_v2")
+    _required(a.output_path, "-o/--output_path")
+    exp = common.load_experiment(ctx, _required(a.experiment_spec_file, "-e/--experiment_spec_file"),
+                                 "detectnet_v2")
     train_s, val_s = common.gather("detectnet_v2", exp)
     samples = val_s if a.use_validation_set else train_s
     bs = exp.training_config.batch_size_per_gpu
-    batches = min(a.max_batches, len(samples) // max(1, bs))
+    available = len(samples) // max(1, bs)
+    batches = available if a.max_batches < 0 else min(a.max_batches, available)  # -1: all of them
     if batches < 1:
         raise TaskFailed(f"ValueError: not enough images for one batch of {bs}")
     parent = os.path.dirname(a.output_path)

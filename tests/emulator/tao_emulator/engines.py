@@ -98,15 +98,18 @@ def _load_exported(ctx, path: str) -> dict:
 
 
 def gen_trt_engine(ctx):
+    """TAO Deploy builds an engine only with --engine_file or for INT8 (then into a temporary
+    file); without either it checks the model and the spec and ends."""
     a, net = ctx.args, ctx.net
-    if net == "detectnet_v2":
-        common.load_experiment(ctx, a.experiment_spec)
-    else:
-        common.load_experiment(ctx, a.experiment_spec)
+    common.load_experiment(ctx, a.experiment_spec)
     common.open_status(ctx, a.results_dir)
     ctx.status.write("STARTED", "Starting TensorRT engine generation.")
     meta = _load_exported(ctx, a.model_path)
     modelio.require_network(meta, net, a.model_path)
+    if a.engine_file is None and a.data_type != "int8":
+        say("No --engine_file given: no TensorRT engine was built.")
+        ctx.status.write("SUCCESS", "TensorRT engine generation finished successfully.")
+        return
     if not a.min_batch_size <= a.opt_batch_size <= a.max_batch_size:
         raise TaskFailed("ValueError: need min_batch_size <= opt_batch_size <= max_batch_size")
     if a.data_type == "int8":
@@ -127,15 +130,12 @@ def gen_trt_engine(ctx):
         else:
             raise TaskFailed("ValueError: INT8 engine generation needs --cal_image_dir or an "
                              "existing --cal_cache_file")
-    parent = os.path.dirname(a.engine_file)
-    if parent:
-        common.makedirs(parent)
-    modelio.save_engine(a.engine_file, _engine_meta(meta, ctx, a.data_type, a.max_batch_size))
-    say(f"TensorRT engine saved to {a.engine_file}")
+    if a.engine_file is None:
+        say("No --engine_file given: the INT8 engine was built into a temporary file.")
+    else:
+        parent = os.path.dirname(a.engine_file)
+        if parent:
+            common.makedirs(parent)
+        modelio.save_engine(a.engine_file, _engine_meta(meta, ctx, a.data_type, a.max_batch_size))
+        say(f"TensorRT engine saved to {a.engine_file}")
     ctx.status.write("SUCCESS", "TensorRT engine generation finished successfully.")
-
-
-def _deploy_check_engine(ctx, path):
-    meta = modelio.load_engine(path, ctx.trt_version)
-    modelio.require_network(meta, ctx.net, path)
-    return meta

@@ -15,6 +15,7 @@ import os
 import struct
 import zipfile
 
+from . import catalog
 from .runtime import TaskFailed
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -140,10 +141,12 @@ def load_model(path: str, key: str | None) -> dict:
 
 
 def require_network(meta: dict, net: str, path: str) -> None:
+    """The model must come from the same network code (`ssd` and `dssd` are one, as are `yolo_v4`
+    and `yolo_v4_tiny`)."""
     got = meta.get("network")
     if meta.get("kind") == "foreign" or got is None:
         raise TaskFailed(f"ValueError: {path} is not a trained {net} model (no {net} layers found)")
-    if got != net:
+    if catalog.family(got) != catalog.family(net):
         raise TaskFailed(f"ValueError: Unknown layer: the model {path} is a {got} model, "
                          f"it cannot be loaded by {net}")
 

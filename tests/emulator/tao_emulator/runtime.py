@@ -12,11 +12,16 @@ import time
 
 PASS_LINE = "Execution status: PASS"
 FAIL_LINE = "Execution status: FAIL"
-EXIT_FAIL = 255
+EXIT_FAIL = 255  # the TF1 entrypoint's sys.exit(-1)
+DEPLOY_EXIT_FAIL = 1  # TAO Deploy's entrypoint
+
+
+def fail_code(role: str) -> int:
+    return DEPLOY_EXIT_FAIL if role == "deploy" else EXIT_FAIL
 
 
 class TaskFailed(Exception):
-    """A task error: printed, then `Execution status: FAIL` and exit 255."""
+    """A task error: printed, then `Execution status: FAIL` and the entrypoint's failure code."""
 
 
 class Terminated(BaseException):
@@ -155,7 +160,7 @@ class LogRedirect:
 
 
 def run_task(func, log_file: str | None = None, status: StatusLog | None = None,
-             interrupted_message: str = "Task was interrupted") -> int:
+             interrupted_message: str = "Task was interrupted", fail_code: int = EXIT_FAIL) -> int:
     """Run func(); translate its ending into the entrypoint's status line and exit code."""
     signal.signal(signal.SIGTERM, _on_sigterm)
     code = 0
@@ -176,14 +181,14 @@ def run_task(func, log_file: str | None = None, status: StatusLog | None = None,
             if status:
                 status.write("FAILURE", str(exc).splitlines()[-1] if str(exc) else "failed",
                              verbosity="ERROR")
-            code, line = EXIT_FAIL, FAIL_LINE
+            code, line = fail_code, FAIL_LINE
         except Exception as exc:  # noqa: BLE001 - a crash in a task is a FAIL like any other
             import traceback
 
             traceback.print_exc(file=sys.stdout)
             if status:
                 status.write("FAILURE", f"{type(exc).__name__}: {exc}", verbosity="ERROR")
-            code, line = EXIT_FAIL, FAIL_LINE
+            code, line = fail_code, FAIL_LINE
         say(line)
     if log_file:
         say(line)

@@ -33,11 +33,13 @@ class Plan:
         self.gpus = kw["gpus"]
         self.schedule = kw["schedule"]  # (name, message)
         self.val_period = kw["val_period"]
+        self.validate_last = kw.get("validate_last", False)  # also validate at the last epoch
         self.first_val_epoch = kw.get("first_val_epoch", 1)
         self.ckpt_interval = max(1, kw["ckpt_interval"])
         self.checkpoint_path = kw["checkpoint_path"]  # epoch -> path or None
         self.save_checkpoint = kw["save_checkpoint"]  # (path, meta, epoch) -> None
         self.csv_path = kw.get("csv_path")
+        self.csv_append = kw.get("csv_append", False)  # RetinaNet appends; the others overwrite
         self.style = kw.get("style", "keras")  # or "detectnet"
         self.version = kw["version"]
 
@@ -53,8 +55,9 @@ def run(plan: Plan, status: runtime.StatusLog) -> dict:
     header = ["epoch"] + sorted([f"AP_{c}" for c in classes] + ["loss", "lr", "mAP", "validation_loss"])
     if plan.csv_path:
         common.makedirs(os.path.dirname(plan.csv_path))
-        with open(plan.csv_path, "w", encoding="utf-8") as fh:  # overwritten on every run
-            fh.write(",".join(header) + "\n")
+        if not (plan.csv_append and os.path.isfile(plan.csv_path)):
+            with open(plan.csv_path, "w", encoding="utf-8") as fh:
+                fh.write(",".join(header) + "\n")
     val_fp = common.data_fp(plan.val) if plan.val else None
     steps = common.steps_per_epoch(plan.n_train, plan.batch, plan.gpus)
 
@@ -96,7 +99,7 @@ def run(plan: Plan, status: runtime.StatusLog) -> dict:
             if plan.val_period == 0:
                 raise TaskFailed("ZeroDivisionError: integer division or modulo by zero "
                                  "(validation_period_during_training is 0)")
-            validate = epoch % plan.val_period == 0
+            validate = epoch % plan.val_period == 0 or (plan.validate_last and epoch == plan.num_epochs)
         kpi = None
         if validate:
             aps = metrics.class_aps(skill, fp, classes, val_fp)

@@ -1,0 +1,49 @@
+"""Every file in examples/ runs end to end, as written, on the bundled sample and the emulator images.
+
+Only what a machine without a GPU or NVIDIA's registry must change is set on the command line, as
+`make demo` does: the images, no GPU, and limits an unprivileged Docker engine accepts.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tltpipe_cli import manifest, tltpipe
+
+pytestmark = pytest.mark.docker
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.fixture(scope="module")
+def sample_dir(tmp_path_factory) -> Path:
+    """A folder laid out like examples/: the sample data under data/, the example files beside it."""
+    root = tmp_path_factory.mktemp("examples")
+    subprocess.run([sys.executable, str(EXAMPLES / "make_sample.py"), "--out", str(root / "data")], check=True,
+                   capture_output=True, timeout=300)
+    return root
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.yaml")))
+def test_example_runs_end_to_end_on_the_emulator(emulator_images, sample_dir, tmp_path, example):
+    config = sample_dir / example
+    shutil.copy(EXAMPLES / example, config)
+    written = yaml.safe_load(config.read_text(encoding="utf-8"))
+    toolkit = str(written["toolkit"])
+    images = emulator_images[toolkit]
+    run_dir = tmp_path / "run"
+    sets = [f"docker.image={images['image']}", f"docker.deploy_image={json.dumps(images['deploy_image'])}",
+            "docker.gpus=0", "docker.ulimits={memlock: 8388608, stack: 67108864}", "docker.shm_size=1G"]
+    args = [arg for item in sets for arg in ("--set", item)]
+    done = tltpipe("run", written["network"], "--config", str(config), "--run-dir", str(run_dir), *args, cwd=sample_dir, timeout=600)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]
+    stages = manifest(run_dir)["stages"]
+    assert stages and all(s["status"] == "succeeded" for s in stages.values()), {n: s["status"] for n, s in stages.items()}
+    assert stages["inference"]["metrics"]["images"] > 0
