@@ -154,6 +154,13 @@ def test_detectnet_dbscan_min_samples_follows_its_type(tmp_path, toolkit, value)
                    "target_class_config: {lpd: {clustering_config: {dbscan_min_samples: 0.05}}}\n")
 
 
+@pytest.mark.parametrize("network", ["yolo_v4", "yolo_v4_tiny"])
+def test_yolo_v4_loader_ranges_are_checked_before_any_container(tmp_path, network):
+    overrides = "spec_overrides:\n  experiment: {augmentation_config.mosaic_min_ratio: 0.6}\n"
+    with pytest.raises(SpecError, match=r"augmentation_config.mosaic_min_ratio: 0.6\d* is not in \(0.0, 0.5\)"):
+        _steps(tmp_path, network, "5.0", overrides)
+
+
 def test_engine_workspace_is_gb_for_gen_trt_engine_and_bytes_for_the_converter(tmp_path):
     tao5 = _steps(tmp_path, "ssd", "5.0", "engine: {workspace_mb: 3000}\n")["engine"].argv
     assert _after(tao5, "--max_workspace_size") == "3"

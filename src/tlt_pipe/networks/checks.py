@@ -96,3 +96,17 @@ def anchor_shapes(config, field: str, names: tuple[str, ...]) -> list[str]:
         if not _ANCHOR_SHAPE.match(value.strip()):
             problems.append(f"{field}.{name}: expected \"[(w, h), ...]\", got {value!r}")
     return problems
+
+
+def bounds(message, table: dict[str, tuple[float, float | None, bool, bool]]) -> list[str]:
+    """Values outside a loader's ranges: field path -> (low, high or None, low open, high open)."""
+    problems = []
+    for path, (low, high, low_open, high_open) in table.items():
+        block, name = path.split(".")
+        value = getattr(getattr(message, block), name)
+        too_low = value <= low if low_open else value < low
+        too_high = high is not None and (value >= high if high_open else value > high)
+        if too_low or too_high:
+            span = f"{'(' if low_open else '['}{low}, {'inf' if high is None else high}{')' if high_open or high is None else ']'}"
+            problems.append(f"{path}: {value} is not in {span}")
+    return problems

@@ -13,6 +13,25 @@ from tlt_pipe.networks import ALL_TOOLKITS, Network, checks
 _FROM_TAO3 = ALL_TOOLKITS - {"2.0"}  # YOLOv4 arrived with TAO 3.0
 
 
+# The ranges YOLOv4's spec loader enforces (NVIDIA's TAO 5.0 yolo_v4 sources): low, high, open ends.
+_V4_BOUNDS = {
+    "augmentation_config.hue": (0.0, 1.0, False, False),
+    "augmentation_config.saturation": (1.0, None, False, False),
+    "augmentation_config.exposure": (1.0, None, False, False),
+    "augmentation_config.vertical_flip": (0.0, 1.0, False, False),
+    "augmentation_config.horizontal_flip": (0.0, 1.0, False, False),
+    "augmentation_config.jitter": (0.0, 1.0, False, False),
+    "augmentation_config.mosaic_prob": (0.0, 1.0, False, False),
+    "augmentation_config.mosaic_min_ratio": (0.0, 0.5, True, True),
+    "yolov4_config.box_matching_iou": (0.0, 1.0, True, False),
+    "yolov4_config.matching_neutral_box_iou": (0.25, 1.0, True, False),
+    "yolov4_config.label_smoothing": (0.0, 0.3, False, False),
+    "yolov4_config.big_grid_xy_extend": (0.0, 0.3, False, False),
+    "yolov4_config.mid_grid_xy_extend": (0.0, 0.3, False, False),
+    "yolov4_config.small_grid_xy_extend": (0.0, 0.3, False, False),
+}
+
+
 def _check(field: str, groups: tuple[str, ...]):
     def check(message) -> list[str]:
         # TLT 2.0 named YOLOv3's block yolo_config.
@@ -21,6 +40,8 @@ def _check(field: str, groups: tuple[str, ...]):
         for path, value in checks.input_size(message).items():
             if value % 32:
                 problems.append(f"{path}: {value} is not a multiple of 32")
+        if name == "yolov4_config":
+            problems += checks.bounds(message, _V4_BOUNDS)
         return problems + checks.anchor_shapes(getattr(message, name), name, groups)
 
     return check
