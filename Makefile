@@ -38,6 +38,7 @@ unit: install
 bench: install
 	$(PYTHON) bench/bench_convert.py --quick
 	$(PYTHON) bench/bench_anchors.py
+	$(PYTHON) bench/bench_startup.py
 
 clean:
 	rm -rf runs examples/data .cache build *.egg-info

@@ -1,4 +1,7 @@
-"""The command line: parse, call the core, render the result. Nothing else lives here."""
+"""The command line: parse, call the core, render the result. Nothing else lives here.
+
+Only click and the registries load at start; each command imports the core it needs, so `--help`
+and shell completion stay fast."""
 
 from __future__ import annotations
 
@@ -9,15 +12,10 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import click
-from rich.markup import escape
 
 from tlt_pipe import __version__
-from tlt_pipe.config import NETWORKS, load_config
-from tlt_pipe.console import ConsoleEvents, make_console
 from tlt_pipe.errors import ConfigError, TltPipeError
-from tlt_pipe.pipeline import STAGE_NAMES, Pipeline, Selection, Terminated
-from tlt_pipe.secrets import read_key
-from tlt_pipe.tracking import open_tracking
+from tlt_pipe.registry import DATASET_FORMATS, DEFAULT_RUNS, DEFAULT_TOOLKIT, NETWORKS, STAGE_NAMES
 
 
 class _Group(click.Group):
@@ -44,9 +42,8 @@ def main() -> None:
 
 @main.command()
 @click.argument("network", type=click.Choice(NETWORKS))
-@click.option("--toolkit", default="5.0", show_default=True, help="TAO Toolkit version.")
-@click.option("--dataset", "dataset_format", default="kitti", show_default=True,
-              type=click.Choice(["kitti", "crpd", "ccpd", "yolo", "voc", "openalpr"]))
+@click.option("--toolkit", default=DEFAULT_TOOLKIT, show_default=True, help="TAO Toolkit version.")
+@click.option("--dataset", "dataset_format", default="kitti", show_default=True, type=click.Choice(DATASET_FORMATS))
 @click.option("--name", default=None, help="Run name (default: <network>-run).")
 def init(network: str, toolkit: str, dataset_format: str, name: str | None) -> None:
     """Print a commented starter config: tltpipe init ssd > lpd.yaml"""
@@ -89,6 +86,8 @@ def _run_options(func):
 def run(network: str, from_stage: str | None, to_stage: str | None, force: bool, resume: bool,
         resume_epoch: int | None, **options) -> None:
     """Run the whole pipeline (or --from/--to a part of it); up-to-date stages are skipped."""
+    from tlt_pipe.pipeline import Selection
+
     _execute(network, Selection(from_stage, to_stage, force, resume, resume_epoch), **options)
 
 
@@ -97,12 +96,20 @@ def run(network: str, from_stage: str | None, to_stage: str | None, force: bool,
 @_run_options
 def stage(stage_name: str, force: bool, resume: bool, resume_epoch: int | None, **options) -> None:
     """Run one stage; its inputs come from the run directory's manifest (for CI jobs)."""
+    from tlt_pipe.pipeline import Selection
+
     _execute(None, Selection(stage_name, stage_name, force, resume, resume_epoch), **options)
 
 
-def _execute(network: str | None, selection: Selection, *, config_path: Path, run_dir: Path | None,
+def _execute(network: str | None, selection, *, config_path: Path, run_dir: Path | None,
              dry_run: bool, as_json: bool, plain: bool, quiet: bool, sets: tuple[str, ...],
              mounts_file: Path | None) -> None:
+    from tlt_pipe.config import load_config
+    from tlt_pipe.console import make_console
+    from tlt_pipe.pipeline import Pipeline
+    from tlt_pipe.secrets import read_key
+    from tlt_pipe.tracking import open_tracking
+
     config = load_config(config_path, network=network, sets=sets)
     if mounts_file is not None:
         from tlt_pipe.launcher_mounts import apply_launcher_mounts
@@ -110,7 +117,7 @@ def _execute(network: str | None, selection: Selection, *, config_path: Path, ru
         config, notes = apply_launcher_mounts(config, mounts_file)
         for note in notes:
             click.echo(f"tltpipe: note: {note}", err=True)
-    run_dir = run_dir or config.run_dir or Path("runs") / config.name
+    run_dir = run_dir or config.default_run_dir()
     console = make_console(plain=plain or as_json, stderr=as_json and not dry_run)
     events = _events(console, as_json=as_json and not dry_run, quiet=quiet)
     tracking = None if dry_run else open_tracking(config, events, run_dir, [read_key() or ""])
@@ -145,6 +152,7 @@ def show(run_dir: Path, as_json: bool) -> None:
     """What a run produced: a stage table, then AP per class."""
     from rich.table import Table
 
+    from tlt_pipe.console import make_console
     from tlt_pipe.manifest import load_manifest
     from tlt_pipe.summary import ap_table, stage_rows, summary_json
 
@@ -193,6 +201,7 @@ def compare(run_a: Path, run_b: Path, as_json: bool) -> None:
     from rich.table import Table
 
     from tlt_pipe.compare import compare_runs, load_run
+    from tlt_pipe.console import make_console
 
     result = compare_runs(str(run_a), *load_run(run_a), str(run_b), *load_run(run_b))
     if as_json:
@@ -219,26 +228,30 @@ def compare(run_a: Path, run_b: Path, as_json: bool) -> None:
 @main.command()
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
               help="Check for this config: its images, GPUs, shm size and run directory.")
-@click.option("--toolkit", default="5.0", show_default=True, help="Without --config: the TAO version to check.")
+@click.option("--toolkit", default=DEFAULT_TOOLKIT, show_default=True, help="Without --config: the TAO version to check.")
 @click.option("--run-dir", type=click.Path(path_type=Path), default=None, help="Where runs will be written.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per check.")
 def doctor(config_path: Path | None, toolkit: str, run_dir: Path | None, as_json: bool) -> None:
     """Check this machine: Docker, NVIDIA runtime and GPUs, shm, disk, images, TLTPIPE_KEY, write access.
     Exits 1 when a check fails."""
+    from rich.markup import escape
+
+    from tlt_pipe.config import load_config
+    from tlt_pipe.console import make_console
     from tlt_pipe.doctor import gather, judge
     from tlt_pipe.pipeline import build_context
     from tlt_pipe.toolkits import get_toolkit, normalize_version
 
     if config_path is not None:
         config = load_config(config_path)
-        run_dir = run_dir or config.run_dir or Path("runs") / config.name
+        run_dir = run_dir or config.default_run_dir()
         ctx = build_context(config, run_dir, None, None)
         images = [i for i in (ctx.image, ctx.deploy_image) if i]
         gpus, shm, kit = config.docker.gpus, config.docker.shm_size, ctx.toolkit
     else:
         kit = get_toolkit(normalize_version(toolkit))
         images = [i for i in (kit.image, kit.deploy_image) if i]
-        gpus, shm, run_dir = "all", "16G", run_dir or Path("runs")
+        gpus, shm, run_dir = "all", "16G", run_dir or Path(DEFAULT_RUNS)
     requested = gpus not in (0, "none", [])
     runner = _docker_runner(config) if config_path is not None else _docker_runner_default()
     facts = gather(runner, images=images, gpus_requested=requested, shm_size=shm, run_dir=run_dir,
@@ -264,6 +277,8 @@ def _docker_runner_default():
 
 def _events(console, *, as_json: bool, quiet: bool):
     """What the run reports to: JSON lines on stdout, else the console (plain lines or a live display)."""
+    from tlt_pipe.console import ConsoleEvents
+
     human = ConsoleEvents(console, quiet_output=quiet)
     if as_json:
         from tlt_pipe.events_json import JsonEvents
@@ -296,6 +311,8 @@ def gc(dry_run: bool) -> None:
 
 
 def _raise_terminated(signum, frame) -> None:
+    from tlt_pipe.pipeline import Terminated
+
     raise Terminated()
 
 

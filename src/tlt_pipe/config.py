@@ -10,10 +10,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tlt_pipe.errors import ConfigError
+from tlt_pipe.registry import DATASET_FORMATS, DEFAULT_RUNS, DEFAULT_TOOLKIT, NETWORKS
 from tlt_pipe.toolkits import normalize_version
-
-NETWORKS = ("ssd", "dssd", "retinanet", "yolo_v3", "yolo_v4", "yolo_v4_tiny", "detectnet_v2")
-DATASET_FORMATS = ("kitti", "crpd", "ccpd", "yolo", "voc", "openalpr")
 DataType = Literal["fp32", "fp16", "int8"]
 
 
@@ -22,7 +20,7 @@ class _Model(BaseModel):
 
 
 class DatasetConfig(_Model):
-    format: Literal["kitti", "crpd", "ccpd", "yolo", "voc", "openalpr"] = "kitti"
+    format: Literal[DATASET_FORMATS] = "kitti"
     path: Path
     classes: dict[str, str] | None = None  # source class -> training class; None keeps every class
     val_split: float = Field(10.0, ge=0, lt=100)  # percent
@@ -205,8 +203,8 @@ class TrackingConfig(_Model):
 
 
 class Config(_Model):
-    network: Literal["ssd", "dssd", "retinanet", "yolo_v3", "yolo_v4", "yolo_v4_tiny", "detectnet_v2"]
-    toolkit: str = "5.0"
+    network: Literal[NETWORKS]
+    toolkit: str = DEFAULT_TOOLKIT
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     run_dir: Path | None = None
     dataset: DatasetConfig
@@ -252,7 +250,7 @@ class Config(_Model):
         data = {**data, "model": model}
         dataset = data.get("dataset")
         try:
-            toolkit = normalize_version(data.get("toolkit", "5.0"))
+            toolkit = normalize_version(data.get("toolkit", DEFAULT_TOOLKIT))
         except (TypeError, ValueError):
             toolkit = None
         resized = toolkit is not None and network.trains_on_resized(toolkit)
@@ -310,6 +308,10 @@ class Config(_Model):
         if self.engine.opt_batch_size and self.engine.opt_batch_size > self.engine.max_batch_size:
             raise ValueError("engine.opt_batch_size must not exceed engine.max_batch_size")
         return self
+
+    def default_run_dir(self) -> Path:
+        """Where a run writes unless told otherwise: run_dir from the config, else runs/<name>."""
+        return self.run_dir or Path(DEFAULT_RUNS) / self.name
 
     @property
     def retrain_resolved(self) -> TrainConfig:

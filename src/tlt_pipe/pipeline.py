@@ -22,6 +22,7 @@ from tlt_pipe.fingerprint import digest_of, path_fingerprint, short
 from tlt_pipe.manifest import Manifest, StageRecord, load_manifest, now, save_manifest, write_atomic
 from tlt_pipe.networks import get_network
 from tlt_pipe.runlock import RunLock
+from tlt_pipe import registry
 from tlt_pipe.runners.base import Runner
 from tlt_pipe.secrets import redact, redact_argv, scrub_files
 from tlt_pipe.stages import Context, Stage, StagePlan
@@ -36,7 +37,10 @@ ALL_STAGES: tuple[Stage, ...] = (
     prune.STAGE, train.RETRAIN, evaluate.EVALUATE_RETRAIN, calibration.STAGE, export.STAGE, engine.STAGE,
     inference.STAGE,
 )
-STAGE_NAMES = tuple(s.name for s in ALL_STAGES)  # what the CLI accepts; stages_for says what a run has
+# What the CLI accepts (registry.STAGE_NAMES, in this order); stages_for says what a run has.
+STAGE_NAMES = registry.STAGE_NAMES
+if tuple(s.name for s in ALL_STAGES) != STAGE_NAMES:  # pragma: no cover - a stage added in one place only
+    raise RuntimeError("pipeline.ALL_STAGES and registry.STAGE_NAMES disagree")
 # Extra stage -> the stages that read what it writes.
 _EXTRA_NEEDED_BY = {"tfrecords_val": ("train",), "anchors": ("train",), "calibration_tensorfile": ("export",)}
 

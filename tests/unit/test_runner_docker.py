@@ -103,6 +103,8 @@ class FakeContainers:
         self.client = client
 
     def create(self, **kwargs):
+        if self.client.dropped_before_create:
+            raise self.client.dropped_before_create.pop(0)
         self.client.created.append(kwargs)
         container = FakeContainer(self.client, kwargs)
         self.client.existing[container.name] = container
@@ -113,6 +115,8 @@ class FakeContainers:
 
     def get(self, ref):
         self.client.calls.append(("get", ref))
+        if self.client.get_error is not None:
+            raise self.client.get_error
         for container in self.client.existing.values():
             if ref in (container.id, container.name):
                 return container
@@ -154,6 +158,8 @@ class FakeClient:
         self.oom_killed = False
         self.images_present = {IMAGE}
         self.create_error = None
+        self.dropped_before_create: list[BaseException] = []
+        self.get_error = None
         self.start_error = None
         self.stop_errors: list[BaseException] = []
         self.remove_errors: list[BaseException] = []
@@ -611,12 +617,42 @@ def test_missing_image_that_cannot_be_pulled_creates_nothing(tmp_path):
 def test_connection_lost_on_create_is_docker_unavailable(tmp_path):
     client = FakeClient()
     client.create_error = refused_connection()
+    client.get_error = refused_connection()  # the engine is gone: the lookup by name fails too
     with pytest.raises(DockerUnavailable) as info:
         run(client, tmp_path)
     assert str(info.value) == (
         "cannot reach the Docker engine at unix:///var/run/docker.sock: No such file or directory; "
         "is dockerd running and may this user use it?"
     )
+
+
+def dropped_connection():
+    return requests.exceptions.ConnectionError(
+        ProtocolError("Connection aborted.", ConnectionResetError("Remote end closed connection without response")))
+
+
+def test_a_connection_dropped_before_create_is_tried_once_more(tmp_path):
+    client = FakeClient()
+    client.dropped_before_create = [dropped_connection()]
+    result = run(client, tmp_path)
+    assert result.exit_code == 0 and len(client.created) == 1 and client.cleaned_up()
+
+
+def test_a_connection_dropped_after_create_adopts_the_container_by_its_name(tmp_path):
+    client = FakeClient()
+    client.create_error = dropped_connection()  # the engine created it, the answer was lost
+    original = client.containers.create
+
+    def create_once(**kwargs):
+        try:
+            return original(**kwargs)
+        finally:
+            client.create_error = None
+
+    client.containers.create = create_once
+    result = run(client, tmp_path)
+    assert result.exit_code == 0 and len(client.created) == 1
+    assert ("get", client.created[0]["name"]) in client.calls and client.cleaned_up()
 
 
 def test_connection_lost_while_streaming_is_docker_unavailable_after_cleanup(tmp_path):

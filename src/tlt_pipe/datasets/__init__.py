@@ -7,9 +7,16 @@ train/val split.
     print("\\n".join(report.summary_lines()))
 """
 
-from tlt_pipe.datasets.convert import convert
-from tlt_pipe.datasets.formats import FORMATS
-from tlt_pipe.datasets.options import ConvertOptions
-from tlt_pipe.datasets.report import ConvertReport, Tally
+from importlib import import_module
 
-__all__ = ["FORMATS", "ConvertOptions", "ConvertReport", "Tally", "convert"]
+# Loaded on first use, so that importing one light module of the package (options, for the
+# command line) does not load every converter.
+_EXPORTS = {"convert": "conversion", "FORMATS": "formats", "ConvertOptions": "options", "ConvertReport": "report",
+            "Tally": "report"}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import click
 
-from tlt_pipe.datasets.convert import convert as run_convert
-from tlt_pipe.datasets.formats import FORMATS
 from tlt_pipe.datasets.options import RESIZE_MODES, TARGETS, ConvertOptions, parse_classes, parse_resize
 from tlt_pipe.errors import TltPipeError
+from tlt_pipe.registry import DATASET_FORMATS as FORMATS
 
 
 class ConvertError(click.ClickException):
@@ -105,6 +104,8 @@ def convert(fmt, src, out, classes, resize, resize_mode, val_split, seed, jobs, 
             resplit=resplit,
             jpeg_quality=jpeg_quality,
         )
+        from tlt_pipe.datasets.conversion import convert as run_convert  # noqa: PLC0415 - the heavy part
+
         report = run_convert(fmt.lower(), src, out, options, on_progress=progress)
     except click.ClickException:
         raise

@@ -344,6 +344,18 @@ class DockerRunner:
         return kwargs
 
     def _create(self, client: Any, kwargs: dict[str, Any], image: str, secrets: list[str]) -> Any:
+        """A connection the engine drops mid-call (a kept-alive socket it closed under load) is tried
+        once more: the container may exist already, so it is first looked up by the name asked for."""
+        try:
+            return self._create_once(client, kwargs, image, secrets)
+        except DockerUnavailable:
+            try:
+                with self._engine(secrets):
+                    return client.containers.get(kwargs["name"])
+            except docker.errors.NotFound:
+                return self._create_once(client, kwargs, image, secrets)
+
+    def _create_once(self, client: Any, kwargs: dict[str, Any], image: str, secrets: list[str]) -> Any:
         try:
             with self._engine(secrets):
                 return client.containers.create(**kwargs)
@@ -358,8 +370,12 @@ class DockerRunner:
 
     def _start(self, container: Any, image: str, secrets: list[str]) -> None:
         try:
-            with self._engine(secrets):
-                container.start()
+            try:
+                with self._engine(secrets):
+                    container.start()
+            except DockerUnavailable:  # a dropped connection: starting again is harmless (304)
+                with self._engine(secrets):
+                    container.start()
         except docker.errors.APIError as exc:
             reason = _one_line(_runtime_reason(str(exc.explanation or exc)))
             hint = ""

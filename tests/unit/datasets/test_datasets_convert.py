@@ -502,7 +502,7 @@ def test_pool_with_threads_running_uses_forkserver(tmp_path, fx):
     import importlib
     import threading
 
-    convert_module = importlib.import_module("tlt_pipe.datasets.convert")  # the package exports the function
+    convert_module = importlib.import_module("tlt_pipe.datasets.conversion")
 
     stop = threading.Event()
     thread = threading.Thread(target=stop.wait)

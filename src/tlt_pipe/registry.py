@@ -1,0 +1,16 @@
+"""The lists everything else derives from, importable without loading the core.
+
+The command line needs them for its choices before it knows which command runs, so they live here
+as plain data; the modules that implement them (networks/, datasets/formats.py, the stages) are
+checked against these lists by the unit tests.
+"""
+
+from __future__ import annotations
+
+NETWORKS = ("ssd", "dssd", "retinanet", "yolo_v3", "yolo_v4", "yolo_v4_tiny", "detectnet_v2")
+DATASET_FORMATS = ("crpd", "ccpd", "yolo", "voc", "openalpr", "kitti")
+DEFAULT_TOOLKIT = "5.0"
+# Every stage of every network, in run order; a network runs the common chain plus its extras.
+STAGE_NAMES = ("prepare", "tfrecords", "tfrecords_val", "anchors", "train", "evaluate", "prune", "retrain",
+               "evaluate_retrain", "calibration_tensorfile", "export", "engine", "inference")
+DEFAULT_RUNS = "runs"  # run directories default to runs/<name>

@@ -1,0 +1,34 @@
+"""The registries are the one list of networks, dataset formats and stages; the command line
+loads nothing else before it knows which command runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tlt_pipe import registry
+
+
+def test_registries_match_what_implements_them():
+    from tlt_pipe.datasets.formats import FORMATS
+    from tlt_pipe.networks import NETWORKS
+    from tlt_pipe.pipeline import ALL_STAGES
+
+    assert set(registry.NETWORKS) == set(NETWORKS)
+    assert registry.DATASET_FORMATS == FORMATS
+    assert registry.STAGE_NAMES == tuple(stage.name for stage in ALL_STAGES)
+    from tlt_pipe.toolkits import TOOLKITS
+
+    assert registry.DEFAULT_TOOLKIT in TOOLKITS
+
+
+def test_the_command_line_starts_without_the_core():
+    """--help and shell completion must not pay for the config, the planner, the converters or rich."""
+    code = ("import sys, json, tlt_pipe.cli; "
+            "print(json.dumps(sorted(m for m in sys.modules if m.startswith(('tlt_pipe', 'rich', 'pydantic', "
+            "'jinja2', 'google', 'docker', 'PIL', 'yaml')))))")
+    loaded = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                       check=True).stdout)
+    assert loaded == ["tlt_pipe", "tlt_pipe.cli", "tlt_pipe.datasets", "tlt_pipe.datasets.command",
+                      "tlt_pipe.datasets.options", "tlt_pipe.errors", "tlt_pipe.registry"]
