@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from tlt_pipe import __version__
+from tlt_pipe import __version__, registry
 from tlt_pipe.config import Config, dump_resolved
 from tlt_pipe.diagnosis import diagnose, log_tail
 from tlt_pipe.errors import ConfigError, Interrupted, StageFailed, TltPipeError
@@ -22,10 +22,9 @@ from tlt_pipe.fingerprint import digest_of, path_fingerprint, short
 from tlt_pipe.manifest import Manifest, StageRecord, load_manifest, now, save_manifest, write_atomic
 from tlt_pipe.networks import get_network
 from tlt_pipe.runlock import RunLock
-from tlt_pipe import registry
 from tlt_pipe.runners.base import Runner
 from tlt_pipe.secrets import redact, redact_argv, scrub_files
-from tlt_pipe.stages import Context, Stage, StagePlan
+from tlt_pipe.stages import Context, Stage, StagePlan, is_pending
 from tlt_pipe.stages import anchors, calibration, engine, evaluate, export, inference, prepare, prune, tfrecords, train
 from tlt_pipe.task import Task
 from tlt_pipe.toolkits import get_toolkit
@@ -127,17 +126,20 @@ def build_context(config: Config, run_dir: Path, manifest: Manifest | None, key:
     if config.inference.images:
         inputs.append(("images", config.inference.images))
     done = {n: r for n, r in (manifest.stages.items() if manifest else []) if r.status == "succeeded"}
-    return Context(
+    ctx = Context(
         config=config, toolkit=toolkit, network=get_network(config.network, toolkit.version),
         workspace=Workspace(run_dir=run_dir, inputs=tuple(inputs)), key=key,
-        artifacts={n: r.artifacts for n, r in done.items()}, metrics={n: r.metrics for n, r in done.items()},
+        artifacts={}, metrics={n: r.metrics for n, r in done.items()},
         statuses={n: r.status for n, r in (manifest.stages.items() if manifest else [])},
         resume=selection.resume or selection.resume_epoch is not None, resume_epoch=selection.resume_epoch,
     )
+    # What each stage promises (paths fixed by the network and toolkit), overlaid by what it recorded.
+    promised = {s.name: dict(s.promises(ctx)) for s in stages_for(config) if s.promises is not None}
+    artifacts = {n: {**promised.get(n, {}), **done[n].artifacts} if n in done else promised[n]
+                 for n in {*promised, *done}}
+    return replace(ctx, artifacts=artifacts)
 
 
-def _is_placeholder(path: str) -> bool:
-    return path.startswith("<")
 
 
 def fingerprint_parts(stage: Stage, plan: StagePlan, ctx: Context, manifest: Manifest | None) -> dict[str, Any]:
@@ -157,7 +159,7 @@ def fingerprint_parts(stage: Stage, plan: StagePlan, ctx: Context, manifest: Man
     for path in plan.inputs:
         parts[f"input:{path}"] = path_fingerprint(Path(path), cache)
     for rel in plan.run_inputs:
-        parts[f"run:{rel}"] = "pending" if _is_placeholder(rel) else path_fingerprint(ctx.workspace.host(rel), cache)
+        parts[f"run:{rel}"] = "pending" if is_pending(rel) else path_fingerprint(ctx.workspace.host(rel), cache)
     for need in stage.needs:
         record = manifest.stages.get(need) if manifest else None
         parts[f"upstream:{need}"] = record.fingerprint if record else None

@@ -25,7 +25,7 @@ class Workspace:
         return self.run_dir / relative
 
     def container(self, relative: str) -> str:
-        """The container path of a run-relative path (placeholders like <train.model> pass through)."""
+        """The container path of a run-relative path (a bare <stage.name> placeholder passes through)."""
         if relative.startswith("<"):
             return relative
         return str(RUN_MOUNT / relative)

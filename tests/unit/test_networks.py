@@ -120,7 +120,7 @@ def test_retinanet_start_models_are_spec_fields_not_train_flags(tmp_path, toolki
     train_spec = parse_spec(steps["train"].plan.specs["specs/train.txt"], schema, "retinanet", source="t")
     retrain_spec = parse_spec(steps["retrain"].plan.specs["specs/retrain.txt"], schema, "retinanet", source="r")
     assert train_spec.training_config.pretrain_model_path == "/tltpipe/inputs/pretrained/w.hdf5"
-    assert retrain_spec.training_config.pruned_model_path == "<prune.model>"
+    assert retrain_spec.training_config.pruned_model_path == f"/tltpipe/run/prune/retinanet_pruned.{TOOLKITS[toolkit].checkpoint_ext}"
     for stage in ("train", "retrain"):
         assert "-m" not in steps[stage].argv and "--initial_epoch" not in steps[stage].argv
     assert "-e" not in steps["prune"].argv  # only YOLO's prune reads the spec
@@ -215,13 +215,13 @@ def test_detectnet_v2_masks_tutorial_on_tlt2(tmp_path):
     assert steps["calibration_tensorfile"].argv[:2] == ["tlt-int8-tensorfile", "detectnet_v2"]
     export = steps["export"].argv
     assert export[:2] == ["tlt-export", "detectnet_v2"] and _after(export, "--data_type") == "int8"
-    assert _after(export, "--cal_data_file") == "<calibration_tensorfile.tensorfile>" and "--cal_cache_file" in export
+    assert _after(export, "--cal_data_file") == "/tltpipe/run/calibration/calibration.tensorfile" and "--cal_cache_file" in export
     engine = steps["engine"].argv
     assert engine[0] == "tlt-converter" and _after(engine, "-o") == "output_cov/Sigmoid,output_bbox/BiasAdd"
     assert _after(engine, "-d") == "3,544,960" and _after(engine, "-t") == "int8" and "-c" in engine
     assert steps["inference"].argv[:2] == ["tlt-infer", "detectnet_v2"] and "-m" not in steps["inference"].argv
     spec = parse_spec(steps["retrain"].plan.specs["specs/retrain.txt"], "2.0", "detectnet_v2", source="r")
-    assert spec.model_config.load_graph and spec.model_config.pretrained_model_file == "<prune.model>"
+    assert spec.model_config.load_graph and spec.model_config.pretrained_model_file == "/tltpipe/run/prune/model_pruned.tlt"
     assert [e.key for e in spec.postprocessing_config.target_class_config] == ["lpd"]
     assert spec.dataset_config.validation_data_source.tfrecords_path == "/tltpipe/run/data/tfrecords_val/val*"
     infer = parse_spec(steps["inference"].plan.specs[inference.DETECTNET_SPEC], "2.0", "detectnet_v2_inference",
@@ -245,7 +245,7 @@ def test_detectnet_v2_resizes_to_its_input(tmp_path):
 def test_int8_calibration_moves_with_the_toolkit(tmp_path):
     int8 = "engine: {data_type: int8}\n"
     tao3 = _steps(tmp_path, "ssd", "3.21.11", int8)
-    assert "--cal_image_dir" in tao3["export"].argv and _after(tao3["engine"].argv, "-c") == "<export.cal_cache>"
+    assert "--cal_image_dir" in tao3["export"].argv and _after(tao3["engine"].argv, "-c") == "/tltpipe/run/export/cal.bin"
     tao4 = _steps(tmp_path, "ssd", "4.0", int8)
     assert _after(tao4["export"].argv, "--data_type") == "fp32"
     assert tao4["engine"].argv[:2] == ["ssd", "gen_trt_engine"] and "--cal_image_dir" in tao4["engine"].argv

@@ -44,7 +44,11 @@ def test_tao5_commands(write_config, tmp_path):
     assert ["-k", "***"] == train[6:8]
     assert train[8:10] == ["-m", "/tltpipe/inputs/pretrained/resnet_18.hdf5"]
     assert steps["prune"].argv[-4:] == ["-eq", "intersection", "-pth", "0.1"]
-    assert steps["retrain"].argv[steps["retrain"].argv.index("-m") + 1] == "<prune.model>"
+    # Paths fixed by the network and toolkit are real before anything runs; only the best epoch is pending.
+    prune_out = steps["prune"].argv[steps["prune"].argv.index("-o") + 1]
+    assert steps["retrain"].argv[steps["retrain"].argv.index("-m") + 1] == prune_out == "/tltpipe/run/prune/ssd_pruned.hdf5"
+    assert steps["prune"].argv[steps["prune"].argv.index("-m") + 1] == "/tltpipe/run/train/weights/ssd_resnet18_epoch_<best>.hdf5"
+    assert steps["evaluate"].argv[steps["evaluate"].argv.index("-m") + 1] == steps["prune"].argv[steps["prune"].argv.index("-m") + 1]
     export = steps["export"].argv
     assert "--gen_ds_config" in export and export[export.index("-o") + 1] == "/tltpipe/run/export/ssd.onnx"
     assert steps["export"].plan.clean == ("export",)
@@ -58,7 +62,7 @@ def test_tao3_converter_like_the_tutorial(write_config, tmp_path):
     steps = _steps(_pipeline(write_config, tmp_path, "3.21.11"))
     assert steps["engine"].argv == ["converter", "-k", "***", "-d", "3,320,320", "-o", "NMS",
                                     "-e", "/tltpipe/run/engine/ssd.fp32.engine", "-m", "16", "-t", "fp32",
-                                    "-i", "nchw", "<export.model>"]
+                                    "-i", "nchw", "/tltpipe/run/export/ssd.etlt"]
     assert steps["export"].argv[steps["export"].argv.index("-o") + 1] == "/tltpipe/run/export/ssd.etlt"
     assert steps["prune"].argv[steps["prune"].argv.index("-o") + 1] == "/tltpipe/run/prune/ssd_pruned.tlt"
     assert steps["inference"].argv[steps["inference"].argv.index("-o") + 1] == "/tltpipe/run/infer/images"

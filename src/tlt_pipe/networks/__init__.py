@@ -75,8 +75,10 @@ class Network:
             return f"{arch}{nlayers}"
         return arch
 
-    def checkpoint_name(self, arch: str, nlayers: int | None, epoch: int, ext: str) -> str:
-        return f"{self.checkpoint_prefix}_{self.arch_tag(arch, nlayers)}_epoch_{epoch:03d}.{ext}"
+    def checkpoint_name(self, arch: str, nlayers: int | None, epoch: int | str, ext: str) -> str:
+        """weights/ file name of an epoch's checkpoint (a str epoch, e.g. "<best>", is written as is)."""
+        number = epoch if isinstance(epoch, str) else f"{epoch:03d}"
+        return f"{self.checkpoint_prefix}_{self.arch_tag(arch, nlayers)}_epoch_{number}.{ext}"
 
     def training_csv(self, arch: str, nlayers: int | None) -> str:
         return f"{self.checkpoint_prefix}_training_log_{self.arch_tag(arch, nlayers)}.csv"

@@ -43,7 +43,8 @@ class Context:
         return self.config.docker.deploy_image or self.toolkit.deploy_image
 
     def artifact(self, stage: str, name: str, default: Any = None) -> Any:
-        """A named artifact of an earlier stage, or a <stage.name> placeholder when it has not run yet."""
+        """A named artifact of an earlier stage: as it recorded it, else as promised when planning (a real
+        path, pending parts marked), else a <stage.name> placeholder."""
         value = self.artifacts.get(stage, {}).get(name)
         if value is None:
             return default if default is not None else f"<{stage}.{name}>"
@@ -101,3 +102,15 @@ class Stage:
     # Called just before the stage runs (after cleaning), e.g. to keep history TAO will overwrite.
     before_run: Callable[[Context, StagePlan], None] | None = None
     description: str = ""
+    # The artifacts whose paths are known before the stage runs (name -> run-relative path), so the
+    # stages after it plan with real paths. A part only the run decides is marked <like this>
+    # (PENDING_EPOCH); what the stage records when it ran replaces these.
+    promises: Callable[[Context], Mapping[str, str]] | None = None
+
+
+PENDING_EPOCH = "<best>"  # the checkpoint epoch a training run selects when it ends
+
+
+def is_pending(value: Any) -> bool:
+    """Whether an artifact value is not decided yet (a <...> part in it)."""
+    return isinstance(value, str) and "<" in value

@@ -63,4 +63,5 @@ def collect(ctx: Context, plan_: StagePlan, log_text: str) -> Outcome:
 
 
 STAGE = Stage(name="calibration_tensorfile", needs=("retrain",), plan=plan, collect=collect,
-              description="INT8 calibration tensorfile (DetectNet_v2 on TLT 2 / TAO 3)")
+              description="INT8 calibration tensorfile (DetectNet_v2 on TLT 2 / TAO 3)",
+              promises=lambda ctx: {"tensorfile": TENSORFILE})

@@ -62,9 +62,13 @@ def builder(ctx: Context) -> str:
     return "converter"
 
 
+def promises(ctx: Context) -> dict[str, str]:
+    return {"engine": f"{DIR}/{ctx.network.checkpoint_prefix}.{ctx.config.engine.data_type}.engine"}
+
+
 def plan(ctx: Context) -> StagePlan:
     model = ctx.artifact("export", "model")
-    engine = f"{DIR}/{ctx.network.checkpoint_prefix}.{ctx.config.engine.data_type}.engine"
+    engine = promises(ctx)["engine"]
     build = _gen_trt_engine if builder(ctx) == "gen_trt_engine" else _converter
     image, argv, run_inputs = build(ctx, model, engine)
     return StagePlan(image=image, argv=tuple(argv), run_inputs=run_inputs, outputs=(engine,), clean=(DIR,),
@@ -80,4 +84,5 @@ def collect(ctx: Context, plan_: StagePlan, log_text: str) -> Outcome:
     return Outcome(metrics=metrics, artifacts={"engine": engine})
 
 
-STAGE = Stage(name="engine", needs=("export",), plan=plan, collect=collect, description="build the TensorRT engine")
+STAGE = Stage(name="engine", needs=("export",), plan=plan, collect=collect, description="build the TensorRT engine",
+              promises=promises)

@@ -25,10 +25,20 @@ def calibration_images(ctx: Context) -> str:
     return ctx.container(calibration(ctx).image_dir)
 
 
+def promises(ctx: Context) -> dict[str, str]:
+    """The exported model, its DeepStream files (TAO 3 on) and the INT8 cache when export calibrates."""
+    out = {"model": f"{DIR}/{ctx.network.checkpoint_prefix}.{ctx.toolkit.export_ext}"}
+    if ctx.toolkit.export_ds_config:
+        out.update(labels=f"{DIR}/labels.txt", nvinfer_config=f"{DIR}/nvinfer_config.txt")
+    if int8_in_export(ctx):
+        out["cal_cache"] = CAL_CACHE
+    return out
+
+
 def plan(ctx: Context) -> StagePlan:
     cfg = ctx.config.export
     model = ctx.artifact("retrain", "model")
-    output = f"{DIR}/{ctx.network.checkpoint_prefix}.{ctx.toolkit.export_ext}"
+    output = promises(ctx)["model"]
     int8 = int8_in_export(ctx)
     cal = calibration(ctx)
     reads_spec = ctx.network.tlt2_export_spec or not ctx.toolkit.legacy_commands
@@ -56,16 +66,14 @@ def plan(ctx: Context) -> StagePlan:
 
 
 def collect(ctx: Context, plan_: StagePlan, log_text: str) -> Outcome:
-    artifacts = {"model": plan_.params["output"]}
-    if ctx.toolkit.export_ds_config:
-        artifacts.update(labels=f"{DIR}/labels.txt", nvinfer_config=f"{DIR}/nvinfer_config.txt")
+    artifacts = promises(ctx)
     metrics = {"exported": parsers.parse_exported_path(log_text)}
     if int8_in_export(ctx):
-        artifacts["cal_cache"] = CAL_CACHE
         cal = calibration(ctx)
         metrics.update(calibration_images=cal.images, calibration_batches=cal.batches,
                        calibration_batch_size=cal.batch_size)
     return Outcome(metrics=metrics, artifacts=artifacts)
 
 
-STAGE = Stage(name="export", needs=("retrain",), plan=plan, collect=collect, description="export for deployment")
+STAGE = Stage(name="export", needs=("retrain",), plan=plan, collect=collect, description="export for deployment",
+              promises=promises)

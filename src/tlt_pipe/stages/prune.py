@@ -8,10 +8,14 @@ from tlt_pipe.stages import Context, Outcome, Stage, StagePlan
 DIR = "prune"
 
 
+def promises(ctx: Context) -> dict[str, str]:
+    return {"model": f"{DIR}/{ctx.network.checkpoint_prefix}_pruned.{ctx.toolkit.checkpoint_ext}"}
+
+
 def plan(ctx: Context) -> StagePlan:
     cfg = ctx.config.prune
     model = ctx.artifact("train", "model")
-    output = f"{DIR}/{ctx.network.checkpoint_prefix}_pruned.{ctx.toolkit.checkpoint_ext}"
+    output = promises(ctx)["model"]
     argv = [*ctx.command("prune"), "-m", ctx.container(model), "-o", ctx.container(output), *ctx.key_args()]
     run_inputs: tuple[str, ...] = (model,)
     if ctx.network.prune_reads_spec:
@@ -35,4 +39,5 @@ def collect(ctx: Context, plan_: StagePlan, log_text: str) -> Outcome:
     return Outcome(metrics={"pruning_ratio": ratio}, artifacts={"model": plan_.params["output"]})
 
 
-STAGE = Stage(name="prune", needs=("train",), plan=plan, collect=collect, description="prune the trained model")
+STAGE = Stage(name="prune", needs=("train",), plan=plan, collect=collect, description="prune the trained model",
+              promises=promises)

@@ -22,7 +22,7 @@ from tlt_pipe.errors import ConfigError
 from tlt_pipe.manifest import write_atomic
 from tlt_pipe.resume import ResumePoint, choose_resume_point
 from tlt_pipe.specs import build_spec
-from tlt_pipe.stages import Context, Outcome, Stage, StagePlan
+from tlt_pipe.stages import PENDING_EPOCH, Context, Outcome, Stage, StagePlan
 from tlt_pipe.stages.anchors import shapes as anchor_shapes
 from tlt_pipe.stages.tfrecords import data_context
 
@@ -93,6 +93,16 @@ def _completed_epoch(ctx: Context, name: str) -> int | None:
         epochs += [int(e["epoch"]) for e in parsers.parse_status_json(status.read_text(encoding="utf-8"))
                    if isinstance(e.get("epoch"), int) and e.get("status") in ("RUNNING", "SUCCESS")]
     return max(epochs) if epochs else None
+
+
+def promised_model(ctx: Context, results: str) -> str:
+    """The model a training run leaves: DetectNet_v2's final weights, else the checkpoint of the epoch
+    it selects (pending until the run ends)."""
+    if ctx.network.model_passing == "results_dir":
+        return f"{results}/weights/{ctx.network.checkpoint_prefix}.{ctx.toolkit.checkpoint_ext}"
+    model = ctx.config.model
+    name = ctx.network.checkpoint_name(model.arch, model.nlayers, PENDING_EPOCH, ctx.toolkit.checkpoint_ext)
+    return f"{results}/weights/{name}"
 
 
 def _training_config(ctx: Context, name: str) -> TrainConfig:
@@ -173,7 +183,7 @@ def plan_retrain(ctx: Context) -> StagePlan:
 
 def _collect_final_model(ctx: Context, results: str, log_text: str) -> Outcome:
     """DetectNet_v2: the final weights/<model>.<ext>; mAP from the last validation it printed (in %)."""
-    final = f"{results}/weights/{ctx.network.checkpoint_prefix}.{ctx.toolkit.checkpoint_ext}"
+    final = promised_model(ctx, results)
     if not ctx.workspace.host(final).is_file():
         raise ValueError(f"training wrote no final model {final}")
     folder = ctx.workspace.host(results)
@@ -286,6 +296,8 @@ def collect_retrain(ctx: Context, plan_: StagePlan, log_text: str) -> Outcome:
 
 
 TRAIN = Stage(name="train", needs=("tfrecords",), plan=plan_train, collect=collect_train, before_run=before_training,
-              description="train from the pretrained model")
+              description="train from the pretrained model",
+              promises=lambda ctx: {"model": promised_model(ctx, "train")})
 RETRAIN = Stage(name="retrain", needs=("prune",), plan=plan_retrain, collect=collect_retrain, before_run=before_training,
-                description="retrain the pruned model")
+                description="retrain the pruned model",
+                promises=lambda ctx: {"model": promised_model(ctx, "retrain")})
