@@ -317,11 +317,9 @@ def _raise_terminated(signum, frame) -> None:
 
 
 def _docker_runner(config):
-    from tlt_pipe.runners.docker import DockerRunner
+    from tlt_pipe.runners import runner_for
 
-    docker = config.docker
-    return DockerRunner(gpus=docker.gpus, shm_size=docker.shm_size, ulimits=dict(docker.ulimits), user=docker.user,
-                        tty=docker.tty, network=docker.network, privileged=docker.privileged, ports=docker.ports)
+    return runner_for(config)
 
 
 def _register_optional_commands() -> None:

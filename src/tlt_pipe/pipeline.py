@@ -510,9 +510,3 @@ class Pipeline:
         record.image_id = result.image_id
         record.exit_code = result.exit_code
         record.oom_killed = result.oom_killed
-
-
-def run_pipeline(config: Config, run_dir: Path, *, key: str | None, events: Events,
-                 runner_factory: Callable[[], Runner], selection: Selection = Selection()) -> Manifest:
-    """The public entry point: run (or skip) every selected stage of config in run_dir."""
-    return Pipeline(config, run_dir, key=key, events=events, runner_factory=runner_factory).run(selection)

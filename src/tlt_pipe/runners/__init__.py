@@ -1,0 +1,18 @@
+"""Runners: the only code that talks to an execution system. `runner_for` builds the one a config asks for."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tlt_pipe.config import Config
+    from tlt_pipe.runners.base import Runner
+
+
+def runner_for(config: "Config") -> "Runner":
+    """The runner of a config, set up from its docker section (GPUs, shm, ulimits, user ...)."""
+    from tlt_pipe.runners.docker import DockerRunner
+
+    docker = config.docker
+    return DockerRunner(gpus=docker.gpus, shm_size=docker.shm_size, ulimits=dict(docker.ulimits), user=docker.user,
+                        tty=docker.tty, network=docker.network, privileged=docker.privileged, ports=docker.ports)

@@ -1,0 +1,47 @@
+"""The library API: load_config, plan and run, as a script would call them."""
+
+from __future__ import annotations
+
+import pytest
+
+import tlt_pipe
+from tlt_pipe.datasets.sample import sample_crpd
+from tlt_pipe.errors import ConfigError
+
+
+def _config(tmp_path):
+    sample_crpd(tmp_path / "crpd", 12, 0)
+    (tmp_path / "w.hdf5").write_bytes(b"\x89HDF\r\n\x1a\n")
+    path = tmp_path / "lpd.yaml"
+    path.write_text("network: ssd\ntoolkit: '3.21.11'\nname: lpd\n"
+                    "dataset: {format: crpd, path: crpd, classes: {lpd: lpd}, val_split: 25}\n"
+                    "model: {pretrained: w.hdf5}\n", encoding="utf-8")
+    return path
+
+
+def test_load_config_takes_overrides_like_set(tmp_path):
+    config = tlt_pipe.load_config(_config(tmp_path), overrides=["docker.gpus=0", "train.epochs=3"])
+    assert (config.docker.gpus, config.train.epochs) == (0, 3)
+    with pytest.raises(ConfigError, match="train.epochs"):
+        tlt_pipe.load_config(_config(tmp_path), overrides=["train.epochs=zero"])
+
+
+def test_plan_shows_every_stage_with_real_paths_and_starts_nothing(tmp_path):
+    config = tlt_pipe.load_config(_config(tmp_path))
+    steps = tlt_pipe.plan(config, run_dir=tmp_path / "run", key="k3y")
+    assert [s.name for s in steps][:3] == ["prepare", "tfrecords", "train"]
+    assert all(s.action == "run" for s in steps) and not (tmp_path / "run").exists()
+    engine = next(s for s in steps if s.name == "engine").argv
+    assert engine[-1] == "/tltpipe/run/export/ssd.etlt" and "***" in engine and "k3y" not in engine
+    assert [s.name for s in tlt_pipe.plan(config, run_dir=tmp_path / "run", stages="prune")] == ["prune"]
+    tail = tlt_pipe.plan(config, run_dir=tmp_path / "run", stages=("export", None))
+    assert [s.name for s in tail] == ["export", "engine", "inference"]
+
+
+def test_run_a_host_stage_and_skip_it_the_second_time(tmp_path):
+    config = tlt_pipe.load_config(_config(tmp_path))
+    manifest = tlt_pipe.run(config, run_dir=tmp_path / "run", stages="prepare", key="k3y")
+    record = manifest.stages["prepare"]
+    assert record.status == "succeeded" and record.metrics["train_images"] + record.metrics["val_images"] == 12
+    [again] = tlt_pipe.plan(config, run_dir=tmp_path / "run", stages="prepare")
+    assert again.action == "skip" and again.reason.startswith("up to date")
