@@ -122,7 +122,7 @@ def _execute(network: str | None, selection, *, config_path: Path, run_dir: Path
     events = _events(console, as_json=as_json and not dry_run, quiet=quiet)
     tracking = None if dry_run else open_tracking(config, events, run_dir, [read_key() or ""])
     pipeline = Pipeline(config, run_dir, key=read_key(), events=tracking or events,
-                        runner_factory=lambda: _docker_runner(config), config_source=str(config_path))
+                        runner_factory=lambda: _runner(config), config_source=str(config_path))
     if dry_run:
         steps = pipeline.dry_run(selection)
         if as_json:
@@ -244,6 +244,9 @@ def doctor(config_path: Path | None, toolkit: str, run_dir: Path | None, as_json
 
     if config_path is not None:
         config = load_config(config_path)
+        if config.runner.kind != "docker":
+            raise ConfigError(f"{config_path}: runner.kind is {config.runner.kind}: tltpipe doctor checks a Docker "
+                              "machine; the local runner runs TAO's commands from PATH (check `which <network>`)")
         run_dir = run_dir or config.default_run_dir()
         ctx = build_context(config, run_dir, None, None)
         images = [i for i in (ctx.image, ctx.deploy_image) if i]
@@ -316,10 +319,16 @@ def _raise_terminated(signum, frame) -> None:
     raise Terminated()
 
 
-def _docker_runner(config):
+def _runner(config):
     from tlt_pipe.runners import runner_for
 
     return runner_for(config)
+
+
+def _docker_runner(config):
+    from tlt_pipe.runners import docker_runner
+
+    return docker_runner(config)
 
 
 def _register_optional_commands() -> None:

@@ -10,7 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tlt_pipe.errors import ConfigError
-from tlt_pipe.registry import DATASET_FORMATS, DEFAULT_RUNS, DEFAULT_TOOLKIT, NETWORKS
+from tlt_pipe.registry import DATASET_FORMATS, DEFAULT_RUNS, DEFAULT_TOOLKIT, NETWORKS, RUNNERS
 from tlt_pipe.toolkits import normalize_version
 DataType = Literal["fp32", "fp16", "int8"]
 
@@ -195,6 +195,13 @@ class ClearmlTracking(_Model):
     task_name: str | None = None  # None: the run directory's name
 
 
+class RunnerConfig(_Model):
+    """Where each stage's command runs: docker (the TAO images, the default) or local (this machine's
+    PATH, host paths; a Jetson or a machine with the tools installed)."""
+
+    kind: Literal[RUNNERS] = "docker"
+
+
 class TrackingConfig(_Model):
     """Experiment tracking from the host side: a backend is on when its section is there (`mlflow: {}`)."""
 
@@ -218,6 +225,7 @@ class Config(_Model):
     engine: EngineConfig = EngineConfig()
     inference: InferenceConfig = InferenceConfig()
     docker: DockerConfig = DockerConfig()
+    runner: RunnerConfig = RunnerConfig()
     tracking: TrackingConfig = TrackingConfig()
     # Spec name (train, retrain, tfrecords, or experiment for both train and retrain) ->
     # dotted field path -> value; applied after rendering and checked against the spec schema.

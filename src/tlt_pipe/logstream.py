@@ -26,7 +26,11 @@ from __future__ import annotations
 
 import codecs
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import IO
+
+from tlt_pipe.secrets import redact
 
 _CONTROL = re.compile(r"([\r\n\b])")
 
@@ -97,3 +101,24 @@ class LineSplitter:
         self._at_cr = False
         self._redrawn = False
         self._last_progress = None
+
+
+def deliver(
+    lines: list[Line],
+    log_file: IO[str],
+    secrets: list[str],
+    on_line: Callable[[str], None] | None,
+    on_progress: Callable[[str], None] | None,
+) -> None:
+    """Log the complete lines first (so a callback that raises loses nothing), then call back."""
+    texts = [(redact(line.text, secrets), line.partial) for line in lines]
+    complete = [text for text, partial in texts if not partial]
+    if complete:
+        log_file.write("".join(text + "\n" for text in complete))
+        log_file.flush()
+    for text, partial in texts:
+        if partial:
+            if on_progress is not None:
+                on_progress(text)
+        elif on_line is not None:
+            on_line(text)

@@ -128,7 +128,7 @@ def build_context(config: Config, run_dir: Path, manifest: Manifest | None, key:
     done = {n: r for n, r in (manifest.stages.items() if manifest else []) if r.status == "succeeded"}
     ctx = Context(
         config=config, toolkit=toolkit, network=get_network(config.network, toolkit.version),
-        workspace=Workspace(run_dir=run_dir, inputs=tuple(inputs)), key=key,
+        workspace=Workspace(run_dir=run_dir, inputs=tuple(inputs), native=config.runner.kind == "local"), key=key,
         artifacts={}, metrics={n: r.metrics for n, r in done.items()},
         statuses={n: r.status for n, r in (manifest.stages.items() if manifest else [])},
         resume=selection.resume or selection.resume_epoch is not None, resume_epoch=selection.resume_epoch,
@@ -500,7 +500,8 @@ class Pipeline:
     def _run_container(self, step: Step, plan: StagePlan, record: StageRecord, log_path: Path) -> None:
         ws = build_context(self.config, self.run_dir, None, self.key).workspace
         env = tuple(sorted(self.config.docker.env.items())) + plan.env
-        task = Task(image=plan.image or "", argv=plan.argv, mounts=ws.mounts(), env=env, workdir=None,
+        task = Task(image=plan.image or "", argv=plan.argv, mounts=ws.mounts(), env=env,
+                    workdir=str(self.run_dir) if ws.native else None,
                     secrets=self.secrets)
         runner = self.runner
         labels = {"tltpipe.run": str(self.run_dir), "tltpipe.stage": step.name, "tltpipe.name": self.config.name}

@@ -19,6 +19,7 @@ INPUTS_MOUNT = PurePosixPath("/tltpipe/inputs")
 class Workspace:
     run_dir: Path  # absolute host path
     inputs: tuple[tuple[str, Path], ...] = ()  # (name, absolute host path), mounted read-only
+    native: bool = False  # commands run on the host (the local runner): their paths are host paths
 
     def host(self, relative: str) -> Path:
         """The host path of a run-relative path."""
@@ -28,13 +29,13 @@ class Workspace:
         """The container path of a run-relative path (a bare <stage.name> placeholder passes through)."""
         if relative.startswith("<"):
             return relative
-        return str(RUN_MOUNT / relative)
+        return str(self.run_dir / relative) if self.native else str(RUN_MOUNT / relative)
 
     def input_path(self, name: str) -> str:
         """The container path of a named outside input."""
         for input_name, host in self.inputs:
             if input_name == name:
-                return str(INPUTS_MOUNT / name / host.name)
+                return str(host) if self.native else str(INPUTS_MOUNT / name / host.name)
         raise KeyError(name)
 
     def mounts(self) -> tuple[Mount, ...]:

@@ -45,3 +45,18 @@ def test_run_a_host_stage_and_skip_it_the_second_time(tmp_path):
     assert record.status == "succeeded" and record.metrics["train_images"] + record.metrics["val_images"] == 12
     [again] = tlt_pipe.plan(config, run_dir=tmp_path / "run", stages="prepare")
     assert again.action == "skip" and again.reason.startswith("up to date")
+
+
+def test_runner_kind_picks_the_runner_and_the_paths(tmp_path):
+    from tlt_pipe.runners import runner_for
+    from tlt_pipe.runners.docker import DockerRunner
+    from tlt_pipe.runners.local import LocalRunner
+
+    docker = tlt_pipe.load_config(_config(tmp_path))
+    local = tlt_pipe.load_config(_config(tmp_path), overrides=["runner.kind=local"])
+    assert isinstance(runner_for(docker), DockerRunner) and isinstance(runner_for(local), LocalRunner)
+    [train] = tlt_pipe.plan(local, run_dir=tmp_path / "run", stages="train", key="s3cret-k3y")
+    assert train.argv[train.argv.index("-r") + 1] == str((tmp_path / "run" / "train").resolve())
+    assert train.argv[train.argv.index("-m") + 1] == str(tmp_path / "w.hdf5")
+    with pytest.raises(ConfigError, match="runner.kind"):
+        tlt_pipe.load_config(_config(tmp_path), overrides=["runner.kind=slurm"])

@@ -10,7 +10,17 @@ if TYPE_CHECKING:
 
 
 def runner_for(config: "Config") -> "Runner":
-    """The runner of a config, set up from its docker section (GPUs, shm, ulimits, user ...)."""
+    """The runner of a config: runner.kind local runs on this machine; docker is set up from the docker
+    section (GPUs, shm, ulimits, user ...)."""
+    if config.runner.kind == "local":
+        from tlt_pipe.runners.local import LocalRunner
+
+        return LocalRunner()
+    return docker_runner(config)
+
+
+def docker_runner(config: "Config") -> "Runner":
+    """The Docker runner set up from a config's docker section."""
     from tlt_pipe.runners.docker import DockerRunner
 
     docker = config.docker

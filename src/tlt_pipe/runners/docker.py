@@ -42,7 +42,7 @@ import docker.types
 import requests.exceptions
 
 from tlt_pipe.errors import DockerUnavailable, ImageMissing, TltPipeError
-from tlt_pipe.logstream import Line, LineSplitter
+from tlt_pipe.logstream import LineSplitter, deliver as _deliver
 from tlt_pipe.runners.base import OnLine
 from tlt_pipe.secrets import redact
 from tlt_pipe.task import RunResult, Task
@@ -594,27 +594,6 @@ def container_name(labels: Mapping[str, str]) -> str:
             parts.append(part)
     parts.append(uuid.uuid4().hex[:8])
     return "-".join(parts)
-
-
-def _deliver(
-    lines: list[Line],
-    log_file: IO[str],
-    secrets: list[str],
-    on_line: OnLine | None,
-    on_progress: OnProgress | None,
-) -> None:
-    """Log the complete lines first (so a callback that raises loses nothing), then call back."""
-    texts = [(redact(line.text, secrets), line.partial) for line in lines]
-    complete = [text for text, partial in texts if not partial]
-    if complete:
-        log_file.write("".join(text + "\n" for text in complete))
-        log_file.flush()
-    for text, partial in texts:
-        if partial:
-            if on_progress is not None:
-                on_progress(text)
-        elif on_line is not None:
-            on_line(text)
 
 
 @contextmanager

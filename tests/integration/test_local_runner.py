@@ -1,0 +1,99 @@
+"""runner: {kind: local} runs every stage as a process on this machine, through the same planner, logs,
+manifest, skip and Ctrl-C handling as Docker. TAO's commands are the emulator's, installed on a PATH
+of this test's own (no Docker involved)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from tltpipe_cli import KEY, assert_no_secret, manifest, start_tltpipe, tltpipe, wait_until
+
+EMULATOR = Path(__file__).resolve().parents[1] / "emulator"
+TOOLKIT = "3.21.11"  # TF image commands and the converter on one PATH, as on a machine with TAO installed
+
+CONFIG = """\
+network: ssd
+toolkit: "{toolkit}"
+name: lpd
+dataset: {{format: crpd, path: crpd, classes: {{lpd: lpd}}, val_split: 25}}
+model: {{arch: resnet, nlayers: 18, input_width: 320, input_height: 320, pretrained: resnet_18.hdf5}}
+train: {{epochs: 4, batch_size: 4, validation_period: 2}}
+retrain: {{epochs: 2}}
+runner: {{kind: local}}
+"""
+
+
+@pytest.fixture
+def tao_on_path(tmp_path, monkeypatch) -> Path:
+    """The emulator's TAO commands as executables on PATH."""
+    sys.path.insert(0, str(EMULATOR))
+    try:
+        from tao_emulator import catalog
+    finally:
+        sys.path.remove(str(EMULATOR))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for command in catalog.commands(TOOLKIT, "tf"):
+        script = bin_dir / command
+        script.write_text(f"#!{sys.executable}\nimport os, sys\nsys.path.insert(0, {str(EMULATOR)!r})\n"
+                          "from tao_emulator.main import entry\nentry(os.path.basename(sys.argv[0]), sys.argv[1:])\n")
+        script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("TAO_EMU_VERSION", TOOLKIT)
+    monkeypatch.setenv("TAO_EMU_ROLE", "tf")
+    return bin_dir
+
+
+def _config(sample: Path) -> Path:
+    path = sample / "local.yaml"
+    path.write_text(CONFIG.format(toolkit=TOOLKIT), encoding="utf-8")
+    return path
+
+
+def test_local_runner_runs_the_whole_chain_with_host_paths(tao_on_path, sample, tmp_path):
+    run_dir = tmp_path / "run"
+    done = tltpipe("run", "ssd", "--config", str(_config(sample)), "--run-dir", str(run_dir), cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]
+    stages = manifest(run_dir)["stages"]
+    assert all(s["status"] == "succeeded" for s in stages.values()), {n: s["status"] for n, s in stages.items()}
+    assert stages["train"]["image_id"] == "local"
+    train = stages["train"]["argv"]
+    assert train[train.index("-r") + 1] == str(run_dir.resolve() / "train") and "/tltpipe/" not in " ".join(train)
+    assert stages["evaluate"]["metrics"]["mAP"] > 0 and (run_dir / stages["engine"]["metrics"]["engine"]).is_file()
+    assert (run_dir / "logs" / "train.log").read_text().count("Epoch ") >= 4
+    assert_no_secret(run_dir, done.stdout, done.stderr)
+
+    again = tltpipe("run", "ssd", "--config", str(_config(sample)), "--run-dir", str(run_dir), "--json", cwd=tmp_path)
+    assert again.returncode == 0
+    events = [json.loads(line) for line in again.stdout.splitlines()]
+    assert {e["stage"] for e in events if e.get("event") == "stage_skipped"} == set(stages)
+
+
+def test_local_runner_stops_the_process_group_on_ctrl_c(tao_on_path, sample, tmp_path, monkeypatch):
+    monkeypatch.setenv("TAO_EMU_HANG", "1")
+    run_dir = tmp_path / "run"
+    proc = start_tltpipe("run", "ssd", "--config", str(_config(sample)), "--run-dir", str(run_dir), "--to", "train",
+                         cwd=tmp_path)
+    wait_until(lambda: (run_dir / "logs" / "train.log").is_file()
+               and "Epoch 1/4" in (run_dir / "logs" / "train.log").read_text(), what="training to start")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out[-2000:] + err[-2000:]
+    assert manifest(run_dir)["stages"]["train"]["status"] == "interrupted"
+    hanging = [p for p in Path("/proc").iterdir() if p.name.isdigit()
+               and _cmdline(p).startswith(sys.executable) and str(tao_on_path) in _cmdline(p)]
+    assert not hanging, "a TAO command outlived Ctrl-C"
+    assert KEY not in out + err
+
+
+def _cmdline(proc: Path) -> str:
+    try:
+        return (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
