@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from tlt_pipe.registry import DEFAULT_TOOLKIT
+
 Level = Literal["ok", "warn", "fail"]
 
 GIB = 1 << 30
@@ -47,7 +49,7 @@ class Facts:
     images: dict[str, bool | None] = field(default_factory=dict)  # image -> present locally (None: unknown)
     key_set: bool = False
     key_required: bool = False
-    toolkit: str = "5.0"
+    toolkit: str = DEFAULT_TOOLKIT
 
 
 def size_bytes(text: str) -> int | None:

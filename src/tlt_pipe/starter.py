@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tlt_pipe.networks import get_network
+from tlt_pipe.registry import DEFAULT_TOOLKIT
 from tlt_pipe.specs import render_template
 from tlt_pipe.toolkits import get_toolkit
 
@@ -11,7 +12,7 @@ _PRUNE = {"yolo_v4": (0.7, "union"), "yolo_v4_tiny": (0.7, "union"), "yolo_v3": 
 _NGC = "nvidia/tao/pretrained_object_detection:{tag}"
 
 
-def starter_config(network: str, *, toolkit: str = "5.0", dataset_format: str = "kitti",
+def starter_config(network: str, *, toolkit: str = DEFAULT_TOOLKIT, dataset_format: str = "kitti",
                    dataset_path: str = "data/plates", name: str | None = None) -> str:
     kit = get_toolkit(toolkit)
     net = get_network(network, kit.version)

@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from tlt_pipe.errors import ConfigError
+from tlt_pipe.toolkits import TOOLKITS
 
 # Architectures whose checkpoint and CSV names carry the layer count (ssd_resnet18_..., not ssd_mobilenet_v2_...).
 _NLAYERS_IN_NAME = ("resnet", "vgg", "darknet", "cspdarknet")
 # The layer count an architecture gets when the config names the architecture but not its depth.
 DEFAULT_NLAYERS = {"resnet": 18, "vgg": 16, "darknet": 53, "cspdarknet": 53}
-ALL_TOOLKITS = frozenset({"2.0", "3.21.11", "3.22.05", "4.0", "5.0"})
+ALL_TOOLKITS = frozenset(TOOLKITS)
 
 
 @dataclass(frozen=True)
