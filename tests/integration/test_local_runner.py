@@ -86,9 +86,7 @@ def test_local_runner_stops_the_process_group_on_ctrl_c(tao_on_path, sample, tmp
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, out[-2000:] + err[-2000:]
     assert manifest(run_dir)["stages"]["train"]["status"] == "interrupted"
-    hanging = [p for p in Path("/proc").iterdir() if p.name.isdigit()
-               and _cmdline(p).startswith(sys.executable) and str(tao_on_path) in _cmdline(p)]
-    assert not hanging, "a TAO command outlived Ctrl-C"
+    assert not _hanging(tao_on_path), "a TAO command outlived Ctrl-C"
     assert KEY not in out + err
 
 
@@ -97,3 +95,50 @@ def _cmdline(proc: Path) -> str:
         return (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
+
+
+def test_local_job_outlives_a_killed_tltpipe_and_the_next_run_adopts_it(tao_on_path, sample, tmp_path, monkeypatch):
+    monkeypatch.setenv("TAO_EMU_EPOCH_SECONDS", "0.6")
+    run_dir, config = _killed_during_train(sample, tmp_path, "Epoch 2/4")
+    assert manifest(run_dir)["stages"]["train"]["status"] == "running"
+    assert list((run_dir / ".tltpipe" / "jobs").iterdir()), "the job outlives a killed tltpipe"
+
+    monkeypatch.delenv("TAO_EMU_EPOCH_SECONDS")
+    done = tltpipe("run", "ssd", "--config", str(config), "--run-dir", str(run_dir), "--to", "train", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "of an earlier tltpipe process is running; waiting" in done.stdout
+    train = manifest(run_dir)["stages"]["train"]
+    assert train["status"] == "succeeded" and train["reason"] == "adopted from an earlier tltpipe process"
+    assert "Epoch 4/4" in _log(run_dir) and not list((run_dir / ".tltpipe" / "jobs").iterdir())
+    assert_no_secret(run_dir, done.stdout, done.stderr)
+
+
+def test_force_stops_a_job_left_running(tao_on_path, sample, tmp_path, monkeypatch):
+    monkeypatch.setenv("TAO_EMU_HANG", "1")
+    run_dir, config = _killed_during_train(sample, tmp_path, "Epoch 1/4")
+    monkeypatch.delenv("TAO_EMU_HANG")
+    done = tltpipe("run", "ssd", "--config", str(config), "--run-dir", str(run_dir), "--to", "train", "--force",
+                   cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "stopping container" in done.stdout and manifest(run_dir)["stages"]["train"]["status"] == "succeeded"
+    assert not _hanging(tao_on_path)
+
+
+def _killed_during_train(sample: Path, tmp_path: Path, line: str) -> tuple[Path, Path]:
+    """Start a run, wait for a line of the training log, then kill -9 tltpipe (not its job)."""
+    run_dir, config = tmp_path / "run", _config(sample)
+    proc = start_tltpipe("run", "ssd", "--config", str(config), "--run-dir", str(run_dir), "--to", "train",
+                         cwd=tmp_path)
+    wait_until(lambda: line in _log(run_dir), what=line)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    return run_dir, config
+
+
+def _log(run_dir: Path) -> str:
+    path = run_dir / "logs" / "train.log"
+    return path.read_text() if path.is_file() else ""
+
+
+def _hanging(bin_dir: Path) -> list[Path]:
+    return [p for p in Path("/proc").iterdir() if p.name.isdigit() and str(bin_dir) in _cmdline(p)]

@@ -1,30 +1,74 @@
 """The local runner: each stage's command as a process on this machine (`runner: {kind: local}`).
 
 For machines that have the TAO tools installed natively (a Jetson, a TAO container tltpipe itself
-runs in) and for tests. Paths in the commands are host paths (the workspace is not mounted anywhere),
-the output streams to the console and logs/<stage>.log exactly as from a container, and Ctrl-C or
-SIGTERM stops the command's whole process group (SIGTERM, then SIGKILL after a grace period).
+runs in) and for tests. Paths in the commands are host paths (the workspace is not mounted anywhere).
 
-The process starts in a session of its own, so a tltpipe killed with -9 leaves it running; finding
-and adopting such a process is not built yet (`find_containers` finds nothing), so the next run
-records that stage as interrupted.
+Each command runs under the job wrapper (runners/job.py) in a session of its own: the wrapper writes
+the redacted output to logs/<stage>.log, which this runner tails to the console, and the exit code to
+its job folder (<run>/.tltpipe/jobs/<stage>-<id>/). So Ctrl-C or SIGTERM stops the command (through
+the wrapper, SIGTERM then SIGKILL), and a tltpipe killed with -9 leaves it running for the next run
+to adopt (find_containers / wait_container) or stop (remove_container). The key never reaches a
+file: the wrapper gets it in its environment.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import subprocess
+import sys
+import time
+import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tlt_pipe.logstream import LineSplitter, deliver
+from tlt_pipe.runners import job as job_wrapper
 from tlt_pipe.runners.base import OnLine
 from tlt_pipe.task import RunResult, Task
 
 LOCAL_ID = "local"  # what the manifest records as the image id of a host process
 GRACE_S = 10.0
+
+
+JOBS = ".tltpipe/jobs"
+POLL_S = 0.1
+
+
+@dataclass
+class JobInfo:
+    """A command the local runner started: what recovery needs to find, wait for and stop it."""
+
+    id: str  # its job folder
+    name: str
+    labels: dict[str, str] = field(default_factory=dict)
+    status: str = "running"  # running | exited
+
+
+def _pid(job_dir: Path) -> int | None:
+    try:
+        return int((job_dir / "pid").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(job_dir: Path) -> bool:
+    """Whether the wrapper of this job still runs (checked by its command line, not the pid alone)."""
+    pid = _pid(job_dir)
+    try:
+        return pid is not None and str(job_dir).encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def _exit_code(job_dir: Path) -> int | None:
+    try:
+        return int((job_dir / "exit").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 class LocalRunner:
@@ -37,52 +81,117 @@ class LocalRunner:
     def ensure_image(self, image: str, on_line: OnLine | None = None) -> str:
         return LOCAL_ID
 
-    def find_containers(self, labels: Mapping[str, str] | None = None) -> list:
-        return []
-
-    def wait_container(self, container_id: str, secrets: Iterable[str] = ()) -> tuple[int, str, bool]:
-        raise NotImplementedError("the local runner adopts no process")
-
-    def remove_container(self, container_id: str) -> None:
-        raise NotImplementedError("the local runner adopts no process")
+    # -- running ---------------------------------------------------------------------------
 
     def run(self, task: Task, *, log_path: Path, labels: Mapping[str, str], on_line: OnLine | None = None,
             on_progress: OnLine | None = None) -> RunResult:
-        """Run the command to its end; output to the log and the callbacks, redacted, as the Docker runner does."""
+        """Run the command to its end under the job wrapper, streaming the log it writes."""
         secrets = [s for s in task.secrets if s]
         log_path = Path(log_path)
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "a", encoding="utf-8") as log_file:
-            if shutil.which(task.argv[0]) is None:
+        log_path.touch()
+        if shutil.which(task.argv[0]) is None:
+            with open(log_path, "a", encoding="utf-8") as log_file:
                 deliver(LineSplitter().feed(f"{task.argv[0]}: command not found (the local runner runs TAO's "
                                             "commands from this machine's PATH)\n"), log_file, secrets, on_line, None)
-                return RunResult(exit_code=127, image_id=LOCAL_ID, log_path=log_path)
-            env = {**os.environ, "PYTHONUNBUFFERED": "1", **dict(task.env)}
-            process = subprocess.Popen(list(task.argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL, env=env, cwd=task.workdir or None,
-                                       start_new_session=True)
-            splitter = LineSplitter()
-            try:
-                assert process.stdout is not None
-                for chunk in iter(lambda: process.stdout.read1(65536), b""):
-                    deliver(splitter.feed(chunk), log_file, secrets, on_line, on_progress)
-                deliver(splitter.close(), log_file, secrets, on_line, on_progress)
-                code = process.wait()
-            except BaseException:
-                deliver(splitter.close(), log_file, secrets, None, None)
-                self._stop(process)
-                raise
-        return RunResult(exit_code=code if code >= 0 else 128 - code, image_id=LOCAL_ID, log_path=log_path)
+            return RunResult(exit_code=127, image_id=LOCAL_ID, log_path=log_path)
+        job_dir = self._job_dir(labels)
+        job = {"argv": job_wrapper.tokenized(list(task.argv), secrets), "env": dict(task.env),
+               "cwd": task.workdir or os.getcwd(), "log": str(log_path), "labels": dict(labels),
+               "grace_s": self.grace_s}
+        (job_dir / "job.json").write_text(json.dumps(job, indent=1), encoding="utf-8")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **job_wrapper.secret_env(secrets)}
+        offset = log_path.stat().st_size
+        wrapper = subprocess.Popen([sys.executable, "-m", "tlt_pipe.runners.job", str(job_dir)], env=env,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+        (job_dir / "pid").write_text(str(wrapper.pid), encoding="utf-8")
+        try:
+            self._follow(log_path, offset, lambda: wrapper.poll() is not None, secrets, on_line)
+        except BaseException:
+            self._stop(wrapper.pid, job_dir)
+            shutil.rmtree(job_dir, ignore_errors=True)
+            raise
+        code = _exit_code(job_dir)
+        shutil.rmtree(job_dir, ignore_errors=True)
+        return RunResult(exit_code=wrapper.returncode if code is None else code, image_id=LOCAL_ID,
+                         log_path=log_path)
 
-    def _stop(self, process: subprocess.Popen) -> None:
-        """SIGTERM to the command's process group, SIGKILL after the grace period."""
-        for sig, wait in ((signal.SIGTERM, self.grace_s), (signal.SIGKILL, None)):
+    def _job_dir(self, labels: Mapping[str, str]) -> Path:
+        root = Path(labels["tltpipe.run"]) / JOBS
+        job_dir = root / f"{labels.get('tltpipe.stage', 'task')}-{uuid.uuid4().hex[:8]}"
+        job_dir.mkdir(parents=True, mode=0o700)
+        return job_dir
+
+    def _follow(self, log_path: Path, offset: int, done, secrets: list[str], on_line: OnLine | None) -> None:
+        """Hand every line the wrapper appends to on_line until it has exited and the log is read."""
+        splitter = LineSplitter()
+        with open(log_path, "rb") as log:
+            log.seek(offset)
+            while True:
+                finished = done()
+                chunk = log.read()
+                for line in splitter.feed(chunk) if chunk else []:
+                    if on_line is not None and not line.partial:
+                        on_line(job_wrapper.redact_line(line.text, secrets))
+                if finished and not chunk:
+                    return
+                if not chunk:
+                    time.sleep(POLL_S)
+
+    def _stop(self, pid: int | None, job_dir: Path) -> None:
+        """SIGTERM to the wrapper (it stops the command), SIGKILL to both after the grace period."""
+        if pid is None:
+            return
+        deadline = time.monotonic() + self.grace_s + 5
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        while _alive(job_dir) and time.monotonic() < deadline:
+            time.sleep(POLL_S)
+        if _alive(job_dir):
             try:
-                os.killpg(process.pid, sig)
+                os.killpg(pid, signal.SIGKILL)
             except ProcessLookupError:
-                return
+                pass
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+
+    # -- jobs left by a tltpipe that died --------------------------------------------------
+
+    def find_containers(self, labels: Mapping[str, str] | None = None) -> list[JobInfo]:
+        """The jobs of a run directory (labels must name it: tltpipe.run) carrying all the labels."""
+        wanted = dict(labels or {})
+        if "tltpipe.run" not in wanted:
+            return []
+        found = []
+        for job_file in sorted((Path(wanted["tltpipe.run"]) / JOBS).glob("*/job.json")):
             try:
-                process.wait(timeout=wait)
-                return
-            except subprocess.TimeoutExpired:
+                job = json.loads(job_file.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
                 continue
+            if all(job["labels"].get(k) == v for k, v in wanted.items()):
+                status = "running" if _alive(job_file.parent) else "exited"
+                found.append(JobInfo(id=str(job_file.parent), name=job_file.parent.name, labels=job["labels"],
+                                     status=status))
+        return found
+
+    def wait_container(self, container_id: str, secrets: Iterable[str] = ()) -> tuple[int, str, bool]:
+        """Wait for an adopted job: (exit code, its whole log, False). A job that died without an exit
+        code (the machine went down) counts as killed (137)."""
+        job_dir = Path(container_id)
+        while _alive(job_dir):
+            time.sleep(POLL_S)
+        job = json.loads((job_dir / "job.json").read_text(encoding="utf-8"))
+        code = _exit_code(job_dir)
+        text = Path(job["log"]).read_text(encoding="utf-8", errors="replace")
+        return (137 if code is None else code), text, False
+
+    def remove_container(self, container_id: str) -> None:
+        """Stop an adopted job if it still runs, and forget it."""
+        job_dir = Path(container_id)
+        if _alive(job_dir):
+            self._stop(_pid(job_dir), job_dir)
+        shutil.rmtree(job_dir, ignore_errors=True)

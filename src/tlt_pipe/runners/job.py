@@ -1,0 +1,85 @@
+"""The job wrapper the local runner starts: `python -m tlt_pipe.runners.job JOB_DIR`.
+
+It runs one stage's command detached from tltpipe (a session of its own), so a tltpipe killed with
+-9 leaves it running and a later tltpipe can adopt it. JOB_DIR/job.json says what to run; it never
+holds a secret: argv carries `{secret:N}` where the key goes, and the wrapper reads the values from
+its own environment (TLTPIPE_SECRET_N, readable only by the user) and fills them in. The command's
+output is redacted line by line and appended to the stage log, which tltpipe tails. At the end the
+exit code goes to JOB_DIR/exit (written atomically). Stopping a job is signalling its process group
+(the runner: SIGTERM, then SIGKILL after the grace period).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from tlt_pipe.logstream import LineSplitter, deliver
+
+SECRET_ENV = "TLTPIPE_SECRET_{}"
+SECRET_TOKEN = "{{secret:{}}}"
+
+
+def secret_env(secrets: list[str]) -> dict[str, str]:
+    return {SECRET_ENV.format(i): value for i, value in enumerate(secrets)}
+
+
+def tokenized(argv: list[str], secrets: list[str]) -> list[str]:
+    """argv with every secret replaced by its token (what job.json holds)."""
+    out = []
+    for arg in argv:
+        for i, value in enumerate(secrets):
+            arg = arg.replace(value, SECRET_TOKEN.format(i))
+        out.append(arg)
+    return out
+
+
+def redact_line(text: str, secrets: list[str]) -> str:
+    """A line as it may be shown (the wrapper has redacted the log; this guards the console too)."""
+    from tlt_pipe.secrets import redact
+
+    return redact(text, secrets)
+
+
+def _filled(argv: list[str], secrets: list[str]) -> list[str]:
+    out = []
+    for arg in argv:
+        for i, value in enumerate(secrets):
+            arg = arg.replace(SECRET_TOKEN.format(i), value)
+        out.append(arg)
+    return out
+
+
+def main(job_dir: Path) -> int:
+    job = json.loads((job_dir / "job.json").read_text(encoding="utf-8"))
+    secrets = []
+    while SECRET_ENV.format(len(secrets)) in os.environ:
+        secrets.append(os.environ.pop(SECRET_ENV.format(len(secrets))))
+    env = {**os.environ, **job["env"]}
+    # The command shares the wrapper's process group (a session of its own): whoever stops the job
+    # signals the group, the command and whatever it started. The wrapper outlives SIGTERM to keep
+    # reading what the command prints while it stops, then records its exit code.
+    child = subprocess.Popen(_filled(job["argv"], secrets), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             stdin=subprocess.DEVNULL, cwd=job["cwd"], env=env)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: None)  # a handler, not SIG_IGN: the command keeps the default
+    splitter = LineSplitter()
+    with open(job["log"], "a", encoding="utf-8") as log:
+        assert child.stdout is not None
+        for chunk in iter(lambda: child.stdout.read1(65536), b""):
+            deliver(splitter.feed(chunk), log, secrets, None, None)
+        deliver(splitter.close(), log, secrets, None, None)
+    code = child.wait()
+    code = code if code >= 0 else 128 - code
+    partial = job_dir / "exit.partial"
+    partial.write_text(str(code), encoding="utf-8")
+    os.replace(partial, job_dir / "exit")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1])))
