@@ -284,7 +284,7 @@ class Config(_Model):
         wanted = f"{model.input_width}x{model.input_height}"
         toolkit = info.data.get("toolkit")
         if toolkit and network.trains_on_resized(toolkit) and dataset is not None and dataset.resize != wanted:
-            where = "" if network.name == "detectnet_v2" else f" in toolkit {toolkit}"
+            where = "" if network.always_resized else f" in toolkit {toolkit}"
             raise ValueError(f"{network.name}{where} trains on images of its input size: dataset.resize is "
                              f"{dataset.resize}, the model input is {wanted}; set dataset.resize: {wanted} "
                              "or leave it out")

@@ -40,7 +40,7 @@ def _after(argv, flag):
 def _kind(network: str, path: str) -> str:
     if "tfrecords" in path:
         return "dataset_convert"
-    return "detectnet_v2_inference" if path == inference.DETECTNET_SPEC else network
+    return "detectnet_v2_inference" if path == inference.INFERENCE_SPEC else network
 
 
 @pytest.mark.parametrize("network, toolkit", SUPPORTED)
@@ -224,7 +224,7 @@ def test_detectnet_v2_masks_tutorial_on_tlt2(tmp_path):
     assert spec.model_config.load_graph and spec.model_config.pretrained_model_file == "/tltpipe/run/prune/model_pruned.tlt"
     assert [e.key for e in spec.postprocessing_config.target_class_config] == ["lpd"]
     assert spec.dataset_config.validation_data_source.tfrecords_path == "/tltpipe/run/data/tfrecords_val/val*"
-    infer = parse_spec(steps["inference"].plan.specs[inference.DETECTNET_SPEC], "2.0", "detectnet_v2_inference",
+    infer = parse_spec(steps["inference"].plan.specs[inference.INFERENCE_SPEC], "2.0", "detectnet_v2_inference",
                        source="i")
     assert infer.bbox_handler_config.kitti_dump
 

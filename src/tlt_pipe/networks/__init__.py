@@ -40,6 +40,13 @@ class Network:
     anchor_groups: tuple[str, ...] = ()  # YOLO: the spec's anchor shape fields, smallest first
     prune_reads_spec: bool = False  # YOLO's prune requires -e (the experiment spec)
     tlt2_export_spec: bool = True  # tlt-export takes -e (NVIDIA's TLT 2.0 DetectNet_v2 export does not)
+    # DetectNet_v2: its own TF image build on TAO 3, images resized offline to the input, INT8 calibration
+    # batches from a tensorfile on TLT 2 / TAO 3, and an inference spec of its own that names the model
+    # (no -m, no -t).
+    own_image: bool = False
+    always_resized: bool = False
+    int8_tensorfile: bool = False
+    inference_spec: str | None = None  # template of the inference spec, when inference reads one
     # Validation runs at every checkpoint (YOLO's eval_config has no validation period), not every
     # train.validation_period epochs; TLT 2.0's layout still had the field.
     validates_at_checkpoints: bool = False
@@ -64,7 +71,7 @@ class Network:
     def trains_on_resized(self, toolkit_version: str) -> bool:
         """Whether training reads images already at the model input size (no resizing in the
         data loader): DetectNet_v2 always, the TLT 2.0-layout networks in TLT 2.0."""
-        return self.name == "detectnet_v2" or self.tlt2_layout(toolkit_version)
+        return self.always_resized or self.tlt2_layout(toolkit_version)
 
     def validation_records(self, toolkit_version: str) -> bool:
         """Whether validation reads the val/ split from TFRecords (stage tfrecords_val)."""

@@ -42,6 +42,7 @@ NETWORKS = (
         name="detectnet_v2", family="detectnet_v2", checkpoint_prefix="model",
         output_nodes="output_cov/Sigmoid,output_bbox/BiasAdd", input_name="input_1", model_passing="results_dir",
         toolkits=ALL_TOOLKITS, check_spec=check_detectnet_spec, default_input=(960, 544), input_multiple=16,
-        dynamic_shape=False, tlt2_export_spec=False,
+        dynamic_shape=False, tlt2_export_spec=False, own_image=True, always_resized=True, int8_tensorfile=True,
+        inference_spec="detectnet_v2/inference.txt.j2",
     ),
 )

@@ -36,7 +36,7 @@ class Context:
     def image(self) -> str:
         if self.config.docker.image:
             return self.config.docker.image
-        return self.toolkit.detectnet_image if self.network.name == "detectnet_v2" else self.toolkit.image
+        return self.toolkit.detectnet_image if self.network.own_image else self.toolkit.image
 
     @property
     def deploy_image(self) -> str | None:

@@ -18,7 +18,7 @@ TENSORFILE = f"{DIR}/calibration.tensorfile"
 
 
 def applies(network: Network, toolkit: Toolkit, config: Config) -> bool:
-    return network.name == "detectnet_v2" and toolkit.calibrate_in_export and config.engine.data_type == "int8"
+    return network.int8_tensorfile and toolkit.calibrate_in_export and config.engine.data_type == "int8"
 
 
 @dataclass(frozen=True)

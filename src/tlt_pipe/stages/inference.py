@@ -1,7 +1,7 @@
 """inference: `<net> inference` of the retrained model on test images (default: the validation images).
 
-DetectNet_v2's TF-image inference takes its own spec (specs/inference.txt) that names the model,
-the classes and the per-class clustering; it has no -m or -t.
+A network whose inference reads a spec of its own (Network.inference_spec: DetectNet_v2's names the
+model, the classes and the per-class clustering) gets specs/inference.txt and no -m or -t.
 """
 
 from __future__ import annotations
@@ -11,16 +11,16 @@ from tlt_pipe.stages import Context, Outcome, Stage, StagePlan
 from tlt_pipe.stages.tfrecords import data_context
 
 DIR = "infer"
-DETECTNET_SPEC = "specs/inference.txt"
+INFERENCE_SPEC = "specs/inference.txt"
 
 
-def _detectnet_spec(ctx: Context, model: str) -> str:
+def _inference_spec(ctx: Context, model: str) -> str:
     return build_spec(
-        "detectnet_v2/inference.txt.j2",
+        ctx.network.inference_spec,
         {"data": data_context(ctx), "model": ctx.config.model, "model_path": ctx.container(model),
          "threshold": ctx.config.inference.threshold, "schema": ctx.toolkit.schema},
         schema=ctx.toolkit.schema,
-        kind="detectnet_v2_inference",
+        kind=f"{ctx.network.name}_inference",
         overrides=ctx.config.spec_overrides.get("inference"),
         source="inference",
     )
@@ -33,21 +33,21 @@ def plan(ctx: Context) -> StagePlan:
     else:
         root = ctx.artifact("prepare", "root", default="data/kitti")
         images, inputs, run_inputs = ctx.container(f"{root}/val/images"), (), (f"{root}/val/images",)
-    detectnet = ctx.network.name == "detectnet_v2"
-    specs = {DETECTNET_SPEC: _detectnet_spec(ctx, model)} if detectnet else {}
-    spec = DETECTNET_SPEC if detectnet else "specs/retrain.txt"
+    own_spec = ctx.network.inference_spec is not None
+    specs = {INFERENCE_SPEC: _inference_spec(ctx, model)} if own_spec else {}
+    spec = INFERENCE_SPEC if own_spec else "specs/retrain.txt"
     argv = [*ctx.command("inference"), "-e", ctx.container(spec)]
-    if not detectnet:
+    if not own_spec:
         argv += ["-m", ctx.container(model)]
     argv += ["-i", images]
     if ctx.toolkit.results_flag:
         argv += ["-r", ctx.container(DIR)]
-    elif detectnet:
+    elif own_spec:
         argv += ["-o", ctx.container(DIR)]  # writes images_annotated/ and labels/ there
     else:
         argv += ["-o", ctx.container(f"{DIR}/images"), "-l", ctx.container(f"{DIR}/labels")]
     argv += ctx.key_args()
-    if not detectnet:
+    if not own_spec:
         argv += ["-t", repr(ctx.config.inference.threshold)]
     return StagePlan(image=ctx.image, argv=tuple(argv), specs=specs, inputs=inputs,
                      run_inputs=(model, *run_inputs), outputs=(DIR,), clean=(DIR,))
