@@ -39,6 +39,7 @@ bench: install
 	$(PYTHON) bench/bench_convert.py --quick
 	$(PYTHON) bench/bench_anchors.py
 	$(PYTHON) bench/bench_startup.py
+	$(PYTHON) bench/bench_skip.py
 
 clean:
 	rm -rf runs examples/data .cache build *.egg-info

@@ -142,8 +142,9 @@ def build_context(config: Config, run_dir: Path, manifest: Manifest | None, key:
 
 
 
-def fingerprint_parts(stage: Stage, plan: StagePlan, ctx: Context, manifest: Manifest | None) -> dict[str, Any]:
-    """Everything whose change means the stage must run again."""
+def fingerprint_parts(stage: Stage, plan: StagePlan, ctx: Context, manifest: Manifest | None,
+                      trees: dict[str, str] | None = None) -> dict[str, Any]:
+    """Everything whose change means the stage must run again (trees: folders walked already)."""
     old = manifest.stages.get(stage.name) if manifest else None
     cache = {v["path"]: v for v in (old.inputs.values() if old else []) if isinstance(v, dict) and "path" in v}
     parts: dict[str, Any] = {
@@ -157,9 +158,9 @@ def fingerprint_parts(stage: Stage, plan: StagePlan, ctx: Context, manifest: Man
     for path, text in specs.items():
         parts[f"spec:{path}"] = digest_of({"text": text})
     for path in plan.inputs:
-        parts[f"input:{path}"] = path_fingerprint(Path(path), cache)
+        parts[f"input:{path}"] = path_fingerprint(Path(path), cache, trees)
     for rel in plan.run_inputs:
-        parts[f"run:{rel}"] = "pending" if is_pending(rel) else path_fingerprint(ctx.workspace.host(rel), cache)
+        parts[f"run:{rel}"] = "pending" if is_pending(rel) else path_fingerprint(ctx.workspace.host(rel), cache, trees)
     for need in stage.needs:
         record = manifest.stages.get(need) if manifest else None
         parts[f"upstream:{need}"] = record.fingerprint if record else None
@@ -171,9 +172,9 @@ def _changed(parts: Mapping[str, Any], old: Mapping[str, Any]) -> list[str]:
     return [k for k in keys if short(parts.get(k)) != short(old.get(k))]
 
 
-def _outputs_changed(record: StageRecord) -> str | None:
+def _outputs_changed(record: StageRecord, trees: dict[str, str] | None = None) -> str | None:
     for out in record.outputs:
-        now_fp = path_fingerprint(Path(out["path"]), {out["path"]: out})
+        now_fp = path_fingerprint(Path(out["path"]), {out["path"]: out}, trees)
         if now_fp["kind"] == "missing":
             return f"output {out['path']} is missing"
         if short(now_fp) != short(out):
@@ -191,7 +192,7 @@ def _extended_epochs(parts: Mapping[str, Any], record: StageRecord | None) -> tu
     return None
 
 
-def decide(stage: Stage, parts: Mapping[str, Any], record: StageRecord | None, *, force: bool,
+def decide(stage: Stage, parts: Mapping[str, Any], record: StageRecord | None, *, force: bool, trees=None,
            upstream_will_run: str | None) -> tuple[Literal["run", "skip"], str]:
     if force:
         return "run", "forced (--force)"
@@ -206,7 +207,7 @@ def decide(stage: Stage, parts: Mapping[str, Any], record: StageRecord | None, *
     changed = _changed(parts, record.inputs)
     if changed:
         return "run", "changed: " + ", ".join(k.replace(":", " ", 1) for k in changed[:4])
-    missing = _outputs_changed(record)
+    missing = _outputs_changed(record, trees)
     if missing:
         return "run", missing
     return "skip", f"up to date (inputs and outputs unchanged since {record.ended})"
@@ -225,6 +226,9 @@ class Pipeline:
         self._runner: Runner | None = None
         self.source = config_source
         self.stages = stages_for(config)
+        # Folder fingerprints walked in this command, forgotten whenever a stage may have written: an
+        # unchanged 300,000-image dataset is walked once, not once per planning pass.
+        self._trees: dict[str, str] = {}
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -252,9 +256,10 @@ class Pipeline:
         """Plan one stage against the manifest as it is now (the stages before it may have just run)."""
         ctx = build_context(self.config, self.run_dir, manifest, self.key, selection)
         plan = stage.plan(ctx)
-        parts = fingerprint_parts(stage, plan, ctx, manifest)
+        parts = fingerprint_parts(stage, plan, ctx, manifest, self._trees)
         record = manifest.stages.get(stage.name) if manifest else None
-        action, reason = decide(stage, parts, record, force=selection.force, upstream_will_run=upstream_will_run)
+        action, reason = decide(stage, parts, record, force=selection.force, trees=self._trees,
+                                upstream_will_run=upstream_will_run)
         extended = _extended_epochs(parts, record) if action == "run" else None
         if extended is not None:
             longer = stage.plan(replace(ctx, extend=True))
@@ -262,7 +267,7 @@ class Pipeline:
                 plan = longer
                 reason = (f"epochs raised from {extended[0]} to {extended[1]}: continuing from epoch "
                           f"{plan.resumed_from['epoch']}")
-                return Step(stage.name, "run", reason, plan, fingerprint_parts(stage, plan, ctx, manifest),
+                return Step(stage.name, "run", reason, plan, fingerprint_parts(stage, plan, ctx, manifest, self._trees),
                             self.secrets)
         if plan.resumed_from is not None and (action == "run" or selection.resume_epoch is not None):
             action, reason = "run", f"resuming from epoch {plan.resumed_from['epoch']} ({plan.resumed_from['reason']})"
@@ -348,6 +353,12 @@ class Pipeline:
         return self._runner
 
     def _execute(self, step: Step, manifest: Manifest, selection: Selection) -> None:
+        try:
+            self._execute_step(step, manifest, selection)
+        finally:
+            self._trees.clear()
+
+    def _execute_step(self, step: Step, manifest: Manifest, selection: Selection) -> None:
         stage = next(s for s in self.stages if s.name == step.name)
         ctx = build_context(self.config, self.run_dir, manifest, self.key, selection)
         plan = step.plan
@@ -445,6 +456,7 @@ class Pipeline:
         self.runner.remove_container(info.id)
         ctx = build_context(self.config, self.run_dir, manifest, self.key)
         record.reason = "adopted from an earlier tltpipe process"
+        self._trees.clear()
         try:
             self._conclude(stage, ctx, stage.plan(ctx), record, log_path, secrets)
         except TltPipeError as exc:

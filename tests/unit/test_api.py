@@ -60,3 +60,25 @@ def test_runner_kind_picks_the_runner_and_the_paths(tmp_path):
     assert train.argv[train.argv.index("-m") + 1] == str(tmp_path / "w.hdf5")
     with pytest.raises(ConfigError, match="runner.kind"):
         tlt_pipe.load_config(_config(tmp_path), overrides=["runner.kind=slurm"])
+
+
+def test_an_up_to_date_run_walks_each_folder_once(tmp_path, monkeypatch):
+    """The skip decision fingerprints the dataset and the prepared copy once per command, however
+    often planning asks (a 300,000-image dataset is walked once, not four times)."""
+    from collections import Counter
+
+    from tlt_pipe import fingerprint
+
+    config = tlt_pipe.load_config(_config(tmp_path))
+    tlt_pipe.run(config, run_dir=tmp_path / "run", stages="prepare", key="k3y")
+    walked: Counter = Counter()
+    original = fingerprint.tree_fingerprint
+
+    def counting(root):
+        walked[str(root)] += 1
+        return original(root)
+
+    monkeypatch.setattr(fingerprint, "tree_fingerprint", counting)
+    manifest = tlt_pipe.run(config, run_dir=tmp_path / "run", stages="prepare", key="k3y")
+    assert manifest.stages["prepare"].status == "succeeded"
+    assert walked and set(walked.values()) == {1}, walked
