@@ -1,6 +1,7 @@
 """runner: {kind: local} runs every stage as a process on this machine, through the same planner, logs,
 manifest, skip and Ctrl-C handling as Docker. TAO's commands are the emulator's, installed on a PATH
-of this test's own (no Docker involved)."""
+of this test's own (no Docker involved), which also makes these the executor's fast tests: skip,
+a changed value re-running what depends on it, failure, interruption, resume and adoption."""
 
 from __future__ import annotations
 
@@ -142,3 +143,43 @@ def _log(run_dir: Path) -> str:
 
 def _hanging(bin_dir: Path) -> list[Path]:
     return [p for p in Path("/proc").iterdir() if p.name.isdigit() and str(bin_dir) in _cmdline(p)]
+
+
+def test_a_changed_value_reruns_its_stage_and_the_ones_after_it(tao_on_path, sample, tmp_path):
+    run_dir, config = tmp_path / "run", _config(sample)
+    first = tltpipe("run", "ssd", "--config", str(config), "--run-dir", str(run_dir), "--to", "evaluate_retrain",
+                    cwd=tmp_path)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    again = tltpipe("run", "ssd", "--config", str(config), "--run-dir", str(run_dir), "--to", "evaluate_retrain",
+                    "--set", "prune.threshold=0.3", "--json", cwd=tmp_path)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    events = [json.loads(line) for line in again.stdout.splitlines()]
+    skipped = {e["stage"] for e in events if e.get("event") == "stage_skipped"}
+    started = [e["stage"] for e in events if e.get("event") == "stage_started"]
+    assert skipped == {"prepare", "tfrecords", "train", "evaluate"}
+    assert started == ["prune", "retrain", "evaluate_retrain"]
+
+
+def test_a_failed_stage_stops_the_run_and_names_its_log(tao_on_path, sample, tmp_path, monkeypatch):
+    monkeypatch.setenv("TAO_EMU_FAIL_SUBCOMMAND", "prune")
+    run_dir = tmp_path / "run"
+    done = tltpipe("run", "ssd", "--config", str(_config(sample)), "--run-dir", str(run_dir), cwd=tmp_path)
+    assert done.returncode == 1
+    assert "logs/prune.log" in done.stderr and "injected failure in prune" in done.stderr
+    stages = manifest(run_dir)["stages"]
+    assert stages["prune"]["status"] == "failed" and stages["evaluate"]["status"] == "succeeded"
+    assert "retrain" not in stages or stages["retrain"]["status"] != "succeeded"
+
+
+def test_resume_continues_an_interrupted_training_from_its_checkpoint(tao_on_path, sample, tmp_path, monkeypatch):
+    monkeypatch.setenv("TAO_EMU_FAIL_AT_EPOCH", "3")
+    run_dir, config = tmp_path / "run", _config(sample)
+    failed = tltpipe("run", "ssd", "--config", str(config), "--run-dir", str(run_dir), "--to", "train", cwd=tmp_path)
+    assert failed.returncode == 1 and manifest(run_dir)["stages"]["train"]["status"] == "failed"
+    monkeypatch.delenv("TAO_EMU_FAIL_AT_EPOCH")
+    done = tltpipe("run", "ssd", "--config", str(config), "--run-dir", str(run_dir), "--to", "train", "--resume",
+                   cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    train = manifest(run_dir)["stages"]["train"]
+    assert train["status"] == "succeeded" and train["resumed_from"]["epoch"] == 2
+    assert "--initial_epoch 3" in " ".join(train["argv"]) and str(run_dir.resolve()) in " ".join(train["argv"])
