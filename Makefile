@@ -3,7 +3,7 @@ PYTHON ?= python3
 EMULATOR_TF ?= tltpipe-emulator:tf-5.0
 EMULATOR_DEPLOY ?= tltpipe-emulator:deploy-5.0
 # No GPU here, and an engine without CAP_SYS_RESOURCE cannot raise memlock to TAO's "unlimited".
-DEMO_SETS = --set docker.gpus=0 --set docker.image=$(EMULATOR_TF) --set docker.deploy_image=$(EMULATOR_DEPLOY) \
+DEMO_SETS = --set runner.gpus=0 --set runner.image=$(EMULATOR_TF) --set runner.deploy_image=$(EMULATOR_DEPLOY) \
 	--set 'docker.ulimits={memlock: 8388608, stack: 67108864}'
 
 .PHONY: install docker emulator sample demo test unit bench clean

@@ -1,7 +1,7 @@
 """tltpipe as a library: what `tltpipe run` does, callable from Python.
 
     import tlt_pipe
-    config = tlt_pipe.load_config("lpd.yaml", overrides=["docker.gpus=0"])
+    config = tlt_pipe.load_config("lpd.yaml", overrides=["runner.gpus=0"])
     for step in tlt_pipe.plan(config):
         print(step.name, step.action, step.reason, " ".join(step.argv))
     manifest = tlt_pipe.run(config, stages=("train", "evaluate"))

@@ -66,7 +66,7 @@ def _run_options(func):
         click.option("--quiet", is_flag=True, envvar="TLTPIPE_QUIET",
                      help="Hide container output (it is always in logs/<stage>.log)."),
         click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-                     help="Override a config key, e.g. --set docker.gpus=0 (repeatable)."),
+                     help="Override a config key, e.g. --set runner.gpus=0 (repeatable)."),
         click.option("--mounts", "mounts_file", type=click.Path(path_type=Path), default=None,
                      help="Honour the Envs and DockerOptions of a tao launcher file (~/.tao_mounts.json)."),
         click.option("--resume", is_flag=True, help="Continue unfinished training from its newest complete checkpoint."),
@@ -111,6 +111,8 @@ def _execute(network: str | None, selection, *, config_path: Path, run_dir: Path
     from tlt_pipe.tracking import open_tracking
 
     config = load_config(config_path, network=network, sets=sets)
+    for note in config.notes:
+        click.echo(f"tltpipe: note: {config_path}: {note}", err=True)
     if mounts_file is not None:
         from tlt_pipe.launcher_mounts import apply_launcher_mounts
 
@@ -250,7 +252,7 @@ def doctor(config_path: Path | None, toolkit: str, run_dir: Path | None, as_json
         run_dir = run_dir or config.default_run_dir()
         ctx = build_context(config, run_dir, None, None)
         images = [i for i in (ctx.image, ctx.deploy_image) if i]
-        gpus, shm, kit = config.docker.gpus, config.docker.shm_size, ctx.toolkit
+        gpus, shm, kit = config.runner.gpus, config.docker.shm_size, ctx.toolkit
     else:
         kit = get_toolkit(normalize_version(toolkit))
         images = [i for i in (kit.image, kit.deploy_image) if i]

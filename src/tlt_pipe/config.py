@@ -155,24 +155,15 @@ class InferenceConfig(_Model):
 
 
 class DockerConfig(_Model):
-    gpus: Literal["all", "none"] | int | list[int] = "all"
+    """What only the Docker runner uses (image, deploy_image, gpus and env moved to runner:)."""
+
     shm_size: str = "16G"
-    image: str | None = None
-    deploy_image: str | None = None
     ulimits: dict[str, int] = {"memlock": -1, "stack": 67108864}
-    env: dict[str, str] = {}
     user: str | None = None  # None: your uid:gid, so outputs are yours; "" keeps the image's user
     network: str | None = None
     privileged: bool = False
     ports: dict[str, int | str] = {}
     tty: bool = True
-
-    @field_validator("gpus")
-    @classmethod
-    def _gpus(cls, value: Any) -> Any:
-        if isinstance(value, int) and value != 0:
-            raise ValueError("an integer gpus must be 0 (no GPU); use 'all' or a list of device indices")
-        return value
 
 
 class MlflowTracking(_Model):
@@ -196,10 +187,25 @@ class ClearmlTracking(_Model):
 
 
 class RunnerConfig(_Model):
-    """Where each stage's command runs: docker (the TAO images, the default) or local (this machine's
-    PATH, host paths; a Jetson or a machine with the tools installed)."""
+    """Where each stage's command runs, and what every runner needs: docker (the TAO images, the default)
+    or local (this machine's PATH, host paths; a Jetson or a machine with the tools installed)."""
 
     kind: Literal[RUNNERS] = "docker"
+    image: str | None = None  # the TF1 image; default: the toolkit's (docker.image before)
+    deploy_image: str | None = None  # the TAO Deploy image; default: the toolkit's
+    gpus: Literal["all", "none"] | int | list[int] = "all"  # "all", "none"/0, or device indices
+    env: dict[str, str] = {}  # environment of every task
+
+    @field_validator("gpus")
+    @classmethod
+    def _gpus(cls, value: Any) -> Any:
+        if isinstance(value, int) and value != 0:
+            raise ValueError("an integer gpus must be 0 (no GPU); use 'all' or a list of device indices")
+        return value
+
+
+# Keys that moved from docker: to runner: (older configs keep working, with a note).
+MOVED_TO_RUNNER = ("image", "deploy_image", "gpus", "env")
 
 
 class TrackingConfig(_Model):
@@ -226,10 +232,30 @@ class Config(_Model):
     inference: InferenceConfig = InferenceConfig()
     docker: DockerConfig = DockerConfig()
     runner: RunnerConfig = RunnerConfig()
+    notes: list[str] = Field(default=[], exclude=True)  # deprecations met while loading, for the user
     tracking: TrackingConfig = TrackingConfig()
     # Spec name (train, retrain, tfrecords, or experiment for both train and retrain) ->
     # dotted field path -> value; applied after rendering and checked against the spec schema.
     spec_overrides: dict[Literal["experiment", "train", "retrain", "tfrecords", "inference"], dict[str, Any]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data: Any) -> Any:
+        """docker.image, docker.deploy_image, docker.gpus and docker.env are runner.* now."""
+        if not isinstance(data, dict) or not isinstance(data.get("docker"), dict):
+            return data
+        docker = dict(data["docker"])
+        moved = {key: docker.pop(key) for key in MOVED_TO_RUNNER if key in docker}
+        if not moved:
+            return data
+        runner = data.get("runner") if isinstance(data.get("runner"), dict) else {}
+        both = [key for key in moved if key in runner]
+        if both:
+            raise ValueError(f"docker.{both[0]} and runner.{both[0]} are both set; keep runner.{both[0]}")
+        notes = list(data.get("notes") or [])
+        notes.append(f"docker.{', docker.'.join(moved)}: these keys are runner.* now (runner: "
+                     f"{{{', '.join(moved)}}}); the docker: spelling still works")
+        return {**data, "docker": docker, "runner": {**runner, **moved}, "notes": notes}
 
     @model_validator(mode="before")
     @classmethod
@@ -394,7 +420,7 @@ def _apply_sets(data: dict, sets: list[str] | tuple[str, ...]) -> dict[tuple[str
     for item in sets:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--set {item}: expected KEY=VALUE, e.g. docker.gpus=0")
+            raise ConfigError(f"--set {item}: expected KEY=VALUE, e.g. runner.gpus=0")
         try:
             value = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError:

@@ -23,7 +23,7 @@ _KNOWN: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"could not select device driver|no CUDA-capable device|CUDA_ERROR_NO_DEVICE|"
                 r"NVIDIA driver on your system is too old", re.I),
      "GPU not visible: install the NVIDIA Container Toolkit (nvidia-container-runtime) and check "
-     "`docker info` lists the nvidia runtime, or set docker.gpus: 0 for CPU-only tasks"),
+     "`docker info` lists the nvidia runtime, or set runner.gpus: 0 for CPU-only tasks"),
     (re.compile(r"ResourceExhaustedError|out of memory|OOM when allocating", re.I),
      "out of GPU memory: lower train.batch_size or the input size"),
     (re.compile(r"Cannot find input file|No such file or directory", re.I),

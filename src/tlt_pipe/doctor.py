@@ -76,10 +76,10 @@ def judge(facts: Facts) -> list[Check]:
             checks.append(Check("nvidia runtime", "ok", f"runtimes: {', '.join(runtimes)}"))
         elif facts.gpus_requested:
             checks.append(Check("nvidia runtime", "fail", f"no nvidia runtime (runtimes: {', '.join(runtimes) or '-'})",
-                                "install the NVIDIA Container Toolkit and restart dockerd, or set docker.gpus: 0 "
+                                "install the NVIDIA Container Toolkit and restart dockerd, or set runner.gpus: 0 "
                                 "to run without a GPU"))
         else:
-            checks.append(Check("nvidia runtime", "ok", "not needed: the config asks for no GPU (docker.gpus)"))
+            checks.append(Check("nvidia runtime", "ok", "not needed: the config asks for no GPU (runner.gpus)"))
     if facts.gpu_names:
         checks.append(Check("gpus", "ok", f"{len(facts.gpu_names)}: {'; '.join(facts.gpu_names)}"))
     elif facts.gpus_requested:

@@ -72,13 +72,13 @@ def apply_launcher_mounts(config: Config, path: Path) -> tuple[Config, list[str]
     settings = parse_launcher_mounts(text, str(path))
     docker = config.docker
     chosen = {k: v for k, v in settings.docker.items() if k not in docker.model_fields_set}
-    env = {**settings.env, **docker.env}
+    runner = config.runner.model_copy(update={"env": {**settings.env, **config.runner.env}})
     notes = []
     if settings.mounts:
         notes.append(f"{path}: its {settings.mounts} Mounts are not needed: tltpipe mounts the run directory and "
                      "every input itself")
     try:
-        updated = docker.model_validate({**docker.model_dump(), **chosen, "env": env})
+        updated = docker.model_validate({**docker.model_dump(), **chosen})
     except ValueError as exc:
         raise ConfigError(f"{path}: DockerOptions: {str(exc).splitlines()[-1].strip()}") from None
-    return config.model_copy(update={"docker": updated}), notes
+    return config.model_copy(update={"docker": updated, "runner": runner}), notes

@@ -511,7 +511,7 @@ class Pipeline:
 
     def _run_container(self, step: Step, plan: StagePlan, record: StageRecord, log_path: Path) -> None:
         ws = build_context(self.config, self.run_dir, None, self.key).workspace
-        env = tuple(sorted(self.config.docker.env.items())) + plan.env
+        env = tuple(sorted(self.config.runner.env.items())) + plan.env
         task = Task(image=plan.image or "", argv=plan.argv, mounts=ws.mounts(), env=env,
                     workdir=str(self.run_dir) if ws.native else None,
                     secrets=self.secrets)

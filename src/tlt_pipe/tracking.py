@@ -20,7 +20,7 @@ ConfigError. Starting the tracked run is the first thing the command does; if th
 command stops there. Once stages run, a tracking failure never stops a run: it is reported as one
 line and tracking stops for that backend. Params come from the resolved config, which holds no
 model key; every value is redacted against the key all the same, the tracking section (its URI may
-carry credentials) is left out and docker.env values are masked.
+carry credentials) is left out and runner.env values are masked.
 """
 
 from __future__ import annotations
@@ -69,9 +69,9 @@ def metric_key(*parts: str) -> str:
 
 def flatten_params(config: Config, secrets: Iterable[str] = ()) -> dict[str, str]:
     """The resolved config as dotted keys and string values, without the tracking section and
-    with docker.env values masked; every value redacted against secrets."""
+    with runner.env values masked; every value redacted against secrets."""
     data = config.model_dump(mode="json", exclude={"tracking"})
-    data["docker"]["env"] = {k: "***" for k in data["docker"].get("env", {})}
+    data["runner"]["env"] = {k: "***" for k in data["runner"].get("env", {})}
     flat: dict[str, str] = {}
     secrets = [s for s in secrets if s]
 

@@ -53,7 +53,7 @@ def _config_text(network: str, toolkit: str, variant: str) -> str:
     return (f"network: {network}\ntoolkit: '{toolkit}'\nname: c\n"
             "dataset: {path: data, classes: {plate: lpd, car: vehicle}}\n"
             "model: {pretrained: w.hdf5}\ntrain: {epochs: 4, batch_size: 4}\n"
-            "docker: {gpus: 0}\n" + _EXTRA[variant])
+            "runner: {gpus: 0}\n" + _EXTRA[variant])
 
 
 def _finished(config, toolkit, network) -> Manifest:

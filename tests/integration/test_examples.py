@@ -39,8 +39,8 @@ def test_example_runs_end_to_end_on_the_emulator(emulator_images, sample_dir, tm
     toolkit = str(written["toolkit"])
     images = emulator_images[toolkit]
     run_dir = tmp_path / "run"
-    sets = [f"docker.image={images['image']}", f"docker.deploy_image={json.dumps(images['deploy_image'])}",
-            "docker.gpus=0", "docker.ulimits={memlock: 8388608, stack: 67108864}", "docker.shm_size=1G"]
+    sets = [f"runner.image={images['image']}", f"runner.deploy_image={json.dumps(images['deploy_image'])}",
+            "runner.gpus=0", "docker.ulimits={memlock: 8388608, stack: 67108864}", "docker.shm_size=1G"]
     args = [arg for item in sets for arg in ("--set", item)]
     done = tltpipe("run", written["network"], "--config", str(config), "--run-dir", str(run_dir), *args, cwd=sample_dir, timeout=600)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]

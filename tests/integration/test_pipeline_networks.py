@@ -29,11 +29,12 @@ model: {{pretrained: resnet_18.hdf5{model}}}
 train: {{epochs: 4, batch_size: 4, {schedule}: 2}}
 retrain: {{epochs: 2}}
 engine: {{data_type: {data_type}}}
-docker:
+runner:
   gpus: 0
-  shm_size: 1G
   image: "{image}"
   deploy_image: {deploy}
+docker:
+  shm_size: 1G
   ulimits: {{memlock: 8388608, stack: 67108864}}
 {extra}"""
 

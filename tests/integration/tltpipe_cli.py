@@ -23,12 +23,13 @@ train: {{epochs: 6, batch_size: 4, validation_period: 2}}
 prune: {{threshold: 0.1, equalization: intersection}}
 retrain: {{epochs: 4}}
 inference: {{threshold: 0.4}}
-docker:
+runner:
   gpus: 0
-  shm_size: 1G
   image: "{image}"
   deploy_image: {deploy}
   env: {env}
+docker:
+  shm_size: 1G
   ulimits: {{memlock: 8388608, stack: 67108864}}   # an unprivileged engine cannot raise memlock further
 
 """

@@ -15,7 +15,7 @@ dataset:
 model: {{arch: resnet, nlayers: 18, input_width: 320, input_height: 320, pretrained: resnet_18.hdf5}}
 train: {{epochs: 4, batch_size: 8, validation_period: 2}}
 retrain: {{epochs: 3}}
-docker: {{gpus: 0}}
+runner: {{gpus: 0}}
 """
 
 

@@ -20,8 +20,8 @@ def _config(tmp_path):
 
 
 def test_load_config_takes_overrides_like_set(tmp_path):
-    config = tlt_pipe.load_config(_config(tmp_path), overrides=["docker.gpus=0", "train.epochs=3"])
-    assert (config.docker.gpus, config.train.epochs) == (0, 3)
+    config = tlt_pipe.load_config(_config(tmp_path), overrides=["runner.gpus=0", "train.epochs=3"])
+    assert (config.runner.gpus, config.train.epochs) == (0, 3)
     with pytest.raises(ConfigError, match="train.epochs"):
         tlt_pipe.load_config(_config(tmp_path), overrides=["train.epochs=zero"])
 

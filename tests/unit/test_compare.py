@@ -15,7 +15,7 @@ from tlt_pipe.manifest import Manifest, StageRecord, save_manifest
 def make_run(path, *, epochs, mAP, ap, duration):
     path.mkdir(parents=True)
     config = {"network": "ssd", "name": path.name, "train": {"epochs": epochs, "batch_size": 4},
-              "docker": {"gpus": 0}}
+              "runner": {"gpus": 0}}
     if epochs > 6:
         config["prune"] = {"threshold": 0.3}
     (path / "config.yaml").write_text(yaml.safe_dump(config))

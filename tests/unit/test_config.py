@@ -62,8 +62,8 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path):
 
 def test_set_overrides_and_their_errors():
     text = "network: ssd\nname: a\ndataset: {path: x}\n"
-    config = parse_config(text, source="a", base_dir=Path("/tmp"), sets=["docker.gpus=0", "train.epochs=7"])
-    assert config.docker.gpus == 0 and config.train.epochs == 7
+    config = parse_config(text, source="a", base_dir=Path("/tmp"), sets=["runner.gpus=0", "train.epochs=7"])
+    assert config.runner.gpus == 0 and config.train.epochs == 7
     assert _error(text, sets=["train.epochs=zero"]).startswith("--set train.epochs=zero: train.epochs:")
     assert _error(text, sets=["oops"]).startswith("--set oops: expected KEY=VALUE")
 
@@ -101,3 +101,16 @@ def test_tracker_credentials_are_refused_in_the_config():
     assert "s3cret" not in message
     ok = parse_config(text.replace("me:s3cret@", ""), source="a", base_dir=Path("/tmp"))
     assert ok.tracking.mlflow.tracking_uri == "https://mlflow.example"
+
+
+def test_docker_spelling_of_runner_keys_still_works_with_a_note(tmp_path):
+    text = ("network: ssd\nname: x\ndataset: {path: d}\n"
+            "docker: {gpus: 0, image: my/tao:tf, env: {A: b}, shm_size: 2G}\n")
+    config = parse_config(text, source="old.yaml", base_dir=tmp_path)
+    assert (config.runner.gpus, config.runner.image, config.runner.env) == (0, "my/tao:tf", {"A": "b"})
+    assert config.docker.shm_size == "2G"
+    assert config.notes == ["docker.image, docker.gpus, docker.env: these keys are runner.* now (runner: "
+                            "{image, gpus, env}); the docker: spelling still works"]
+    assert "notes" not in config.model_dump()
+    with pytest.raises(ConfigError, match="docker.gpus and runner.gpus are both set; keep runner.gpus"):
+        parse_config(text + "runner: {gpus: all}\n", source="old.yaml", base_dir=tmp_path)

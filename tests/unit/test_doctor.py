@@ -82,7 +82,7 @@ def test_doctor_command(monkeypatch, tmp_path):
 
 def test_doctor_with_a_config_without_gpus(monkeypatch, tmp_path):
     (tmp_path / "c.yaml").write_text("network: ssd\nname: x\ndataset: {path: d}\n"
-                                     "docker: {gpus: 0, image: tao:tf, deploy_image: tao:deploy}\n")
+                                     "runner: {gpus: 0, image: tao:tf, deploy_image: tao:deploy}\n")
     monkeypatch.setattr(cli, "_docker_runner", lambda config: FakeRunner())
     monkeypatch.setattr("tlt_pipe.doctor.gpu_names", lambda: None)
     monkeypatch.chdir(tmp_path)

@@ -16,7 +16,7 @@ def _file(tmp_path, data) -> str:
 
 
 def test_envs_and_docker_options_carry_over_where_the_config_is_silent(write_config, tmp_path):
-    config = load_config(write_config())  # sets docker.gpus only
+    config = load_config(write_config())  # sets runner.gpus only
     mounts = _file(tmp_path, {
         "Mounts": [{"source": "/home/me/data", "destination": "/workspace/data"}],
         "Envs": [{"variable": "CUDA_CACHE_MAXSIZE", "value": "4294967296"}],
@@ -25,9 +25,9 @@ def test_envs_and_docker_options_carry_over_where_the_config_is_silent(write_con
     })
     updated, notes = apply_launcher_mounts(config, mounts)
     d = updated.docker
-    assert (d.shm_size, d.user, d.network, d.gpus) == ("32G", "1000:1000", "host", 0)
+    assert (d.shm_size, d.user, d.network, updated.runner.gpus) == ("32G", "1000:1000", "host", 0)
     assert d.ulimits == {"memlock": -1, "stack": 67108864}
-    assert d.env == {"CUDA_CACHE_MAXSIZE": "4294967296"}
+    assert updated.runner.env == {"CUDA_CACHE_MAXSIZE": "4294967296"}
     assert notes and "Mounts are not needed" in notes[0]
 
 

@@ -24,7 +24,7 @@ def _pipeline(tmp_path, network, toolkit, extra=""):
     (tmp_path / "data").mkdir(exist_ok=True)
     (tmp_path / "w.hdf5").write_bytes(b"\x89HDF\r\n\x1a\n")
     text = (f"network: {network}\ntoolkit: '{toolkit}'\nname: t\ndataset: {{path: data, classes: {{plate: lpd}}}}\n"
-            f"model: {{pretrained: w.hdf5}}\ndocker: {{gpus: 0}}\n{extra}")
+            f"model: {{pretrained: w.hdf5}}\nrunner: {{gpus: 0}}\n{extra}")
     config = parse_config(text, source="t.yaml", base_dir=tmp_path)
     return Pipeline(config, tmp_path / "run", key="k3y", events=NoEvents())
 
@@ -289,7 +289,7 @@ def test_init_writes_a_valid_config_for_every_network(tmp_path, network):
     toolkit = "5.0"
     text = starter_config(network, toolkit=toolkit, dataset_path="data")
     (tmp_path / "data").mkdir()
-    config = parse_config(text, source="init.yaml", base_dir=tmp_path, sets=["docker.gpus=0"])
+    config = parse_config(text, source="init.yaml", base_dir=tmp_path, sets=["runner.gpus=0"])
     assert config.network == network and config.model.arch == NETWORKS[network].default_arch
     steps = Pipeline(config, tmp_path / "run", key=None, events=NoEvents()).dry_run(Selection())
     assert steps[-1].name == "inference"

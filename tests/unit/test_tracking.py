@@ -82,14 +82,14 @@ class Recorder:
 TRACKED = """\
 tracking:
   mlflow: {experiment: lpd}
-docker: {gpus: 0, env: {HTTP_PROXY: "http://user:pw@proxy"}}
+runner: {gpus: 0, env: {HTTP_PROXY: "http://user:pw@proxy"}}
 spec_overrides: {train: {training_config.note: "key %s"}}
 """ % KEY
 
 
 @pytest.fixture
 def config(write_config):
-    text = write_config().read_text().replace("docker: {gpus: 0}\n", "")
+    text = write_config().read_text().replace("runner: {gpus: 0}\n", "")
     path = write_config().parent / "tracked.yaml"
     path.write_text(text + TRACKED)
     return load_config(path)
@@ -143,7 +143,7 @@ def test_params_are_the_flattened_resolved_config_without_the_key(config, tmp_pa
     assert params["model.arch"] == "resnet" and params["model.freeze_blocks"] == "[0, 1]"
     assert params["dataset.classes.plate"] == "lpd" and params["network"] == "ssd"
     assert params["dataset.path"] == str(tmp_path / "data")
-    assert params["docker.env.HTTP_PROXY"] == "***"  # env values are never sent
+    assert params["runner.env.HTTP_PROXY"] == "***"  # env values are never sent
     assert params["spec_overrides.train.training_config.note"] == "key ***"
     assert not any(k.startswith("tracking") for k in params)
     assert KEY not in json.dumps(tracker.calls, default=str)

@@ -20,9 +20,9 @@ def runner_for(config: "Config") -> "Runner":
 
 
 def docker_runner(config: "Config") -> "Runner":
-    """The Docker runner set up from a config's docker section."""
+    """The Docker runner set up from a config's runner (GPUs) and docker sections."""
     from tlt_pipe.runners.docker import DockerRunner
 
     docker = config.docker
-    return DockerRunner(gpus=docker.gpus, shm_size=docker.shm_size, ulimits=dict(docker.ulimits), user=docker.user,
+    return DockerRunner(gpus=config.runner.gpus, shm_size=docker.shm_size, ulimits=dict(docker.ulimits), user=docker.user,
                         tty=docker.tty, network=docker.network, privileged=docker.privileged, ports=docker.ports)

@@ -34,13 +34,13 @@ class Context:
 
     @property
     def image(self) -> str:
-        if self.config.docker.image:
-            return self.config.docker.image
+        if self.config.runner.image:
+            return self.config.runner.image
         return self.toolkit.detectnet_image if self.network.own_image else self.toolkit.image
 
     @property
     def deploy_image(self) -> str | None:
-        return self.config.docker.deploy_image or self.toolkit.deploy_image
+        return self.config.runner.deploy_image or self.toolkit.deploy_image
 
     def artifact(self, stage: str, name: str, default: Any = None) -> Any:
         """A named artifact of an earlier stage: as it recorded it, else as promised when planning (a real
