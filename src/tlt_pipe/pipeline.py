@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from tlt_pipe import __version__, registry
-from tlt_pipe.config import Config, dump_resolved
+from tlt_pipe.config import Config, dump_resolved, parse_config
 from tlt_pipe.diagnosis import diagnose, log_tail
 from tlt_pipe.errors import ConfigError, Interrupted, StageFailed, TltPipeError
 from tlt_pipe.fingerprint import digest_of, path_fingerprint, short
@@ -454,7 +454,8 @@ class Pipeline:
         log_path = self.run_dir / (record.log or f"logs/{name}.log")
         write_atomic(log_path, text)  # the container's whole output replaces the log the dead process left
         self.runner.remove_container(info.id)
-        ctx = build_context(self.config, self.run_dir, manifest, self.key)
+        # What the job ran was planned from the config of the run that started it, not today's.
+        ctx = build_context(self._recorded_config(), self.run_dir, manifest, self.key)
         record.reason = "adopted from an earlier tltpipe process"
         self._trees.clear()
         try:
@@ -463,6 +464,14 @@ class Pipeline:
             self._finish(record, "failed", started, manifest, name, error=str(exc))
             return
         self._finish(record, "succeeded", started, manifest, name)
+
+    def _recorded_config(self) -> Config:
+        """The resolved config the run directory's last run recorded (config.yaml), else this one."""
+        path = self.run_dir / "config.yaml"
+        try:
+            return parse_config(path.read_text(encoding="utf-8"), source=str(path), base_dir=self.run_dir)
+        except (OSError, ConfigError):
+            return self.config
 
     def _finish(self, record: StageRecord, status: str, started: float, manifest: Manifest, name: str,
                 error: str | None = None) -> None:
