@@ -18,7 +18,8 @@ from pathlib import Path
 from tlt_pipe.config import Config
 from tlt_pipe.config import load_config as _load
 from tlt_pipe.manifest import Manifest
-from tlt_pipe.pipeline import Events, Pipeline, Selection, Step
+from tlt_pipe.pipeline import Events, Pipeline
+from tlt_pipe.planner import Selection, Step
 from tlt_pipe.runners import runner_for
 from tlt_pipe.runners.base import Runner
 from tlt_pipe.secrets import read_key

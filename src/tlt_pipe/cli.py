@@ -86,7 +86,7 @@ def _run_options(func):
 def run(network: str, from_stage: str | None, to_stage: str | None, force: bool, resume: bool,
         resume_epoch: int | None, **options) -> None:
     """Run the whole pipeline (or --from/--to a part of it); up-to-date stages are skipped."""
-    from tlt_pipe.pipeline import Selection
+    from tlt_pipe.planner import Selection
 
     _execute(network, Selection(from_stage, to_stage, force, resume, resume_epoch), **options)
 
@@ -96,7 +96,7 @@ def run(network: str, from_stage: str | None, to_stage: str | None, force: bool,
 @_run_options
 def stage(stage_name: str, force: bool, resume: bool, resume_epoch: int | None, **options) -> None:
     """Run one stage; its inputs come from the run directory's manifest (for CI jobs)."""
-    from tlt_pipe.pipeline import Selection
+    from tlt_pipe.planner import Selection
 
     _execute(None, Selection(stage_name, stage_name, force, resume, resume_epoch), **options)
 
@@ -241,7 +241,7 @@ def doctor(config_path: Path | None, toolkit: str, run_dir: Path | None, as_json
     from tlt_pipe.config import load_config
     from tlt_pipe.console import make_console
     from tlt_pipe.doctor import gather, judge
-    from tlt_pipe.pipeline import build_context
+    from tlt_pipe.planner import build_context
     from tlt_pipe.toolkits import get_toolkit, normalize_version
 
     if config_path is not None:

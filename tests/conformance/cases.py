@@ -13,7 +13,7 @@ from pathlib import Path
 from tlt_pipe.config import parse_config
 from tlt_pipe.manifest import Manifest, StageRecord
 from tlt_pipe.networks import NETWORKS
-from tlt_pipe.pipeline import Selection, build_context, stages_for
+from tlt_pipe.planner import Selection, build_context, stages_for
 from tlt_pipe.stages import Context, StagePlan
 from tlt_pipe.stages import train as train_stage
 from tlt_pipe.toolkits import TOOLKITS

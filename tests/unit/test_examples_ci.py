@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from tlt_pipe.pipeline import STAGE_NAMES
+from tlt_pipe.planner import STAGE_NAMES
 
 WORKFLOW = Path(__file__).resolve().parents[2] / "examples" / "ci" / "github-actions.yml"
 

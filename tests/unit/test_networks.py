@@ -7,7 +7,8 @@ import pytest
 from tlt_pipe.config import parse_config
 from tlt_pipe.errors import ConfigError, SpecError
 from tlt_pipe.networks import NETWORKS
-from tlt_pipe.pipeline import Pipeline, Selection, stages_for
+from tlt_pipe.pipeline import Pipeline
+from tlt_pipe.planner import Selection, stages_for
 from tlt_pipe.specs import parse_spec
 from tlt_pipe.stages import calibration, inference
 from tlt_pipe.toolkits import TOOLKITS
@@ -254,7 +255,7 @@ def test_int8_calibration_moves_with_the_toolkit(tmp_path):
 
 
 def test_calibration_never_asks_for_more_images_than_there_are(tmp_path):
-    from tlt_pipe.pipeline import build_context
+    from tlt_pipe.planner import build_context
     from tlt_pipe.manifest import Manifest, StageRecord
 
     pipeline = _pipeline(tmp_path, "ssd", "3.21.11", "engine: {data_type: int8, cal_batches: 10}\n")
@@ -301,7 +302,7 @@ def test_init_writes_a_valid_config_for_every_network(tmp_path, network):
 
 def _resumable(tmp_path, network, files):
     from tlt_pipe.manifest import Manifest, StageRecord
-    from tlt_pipe.pipeline import build_context
+    from tlt_pipe.planner import build_context
 
     pipeline = _pipeline(tmp_path, network, "5.0")
     for rel in files:

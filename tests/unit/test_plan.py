@@ -8,7 +8,8 @@ from tlt_pipe.config import load_config
 from tlt_pipe.errors import ConfigError
 from tlt_pipe.fingerprint import digest_of, path_fingerprint
 from tlt_pipe.manifest import Manifest, StageRecord
-from tlt_pipe.pipeline import ALL_STAGES, Pipeline, Selection, decide
+from tlt_pipe.pipeline import Pipeline
+from tlt_pipe.planner import ALL_STAGES, Selection, decide
 
 # The SSD chain: every stage but the extras other networks add.
 STAGE_NAMES = [s.name for s in ALL_STAGES if s.name not in ("tfrecords_val", "anchors", "calibration_tensorfile")]
@@ -100,7 +101,7 @@ def test_key_is_required_for_encrypted_toolkits(write_config, tmp_path):
 def test_missing_upstream_is_named(write_config, tmp_path):
     pipeline = _pipeline(write_config, tmp_path)
     with pytest.raises(ConfigError, match="stage export needs retrain, which has not succeeded"):
-        pipeline._check_upstream(Selection("export", "export"), None)
+        pipeline.planner.check_upstream(Selection("export", "export"), None)
 
 
 def _record(parts, outputs=()):

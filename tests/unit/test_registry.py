@@ -13,7 +13,7 @@ from tlt_pipe import registry
 def test_registries_match_what_implements_them():
     from tlt_pipe.datasets.formats import FORMATS
     from tlt_pipe.networks import NETWORKS
-    from tlt_pipe.pipeline import ALL_STAGES
+    from tlt_pipe.planner import ALL_STAGES
 
     assert set(registry.NETWORKS) == set(NETWORKS)
     assert registry.DATASET_FORMATS == FORMATS

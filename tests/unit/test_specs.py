@@ -7,7 +7,7 @@ from tlt_pipe.config import load_config
 from tlt_pipe.errors import SpecError
 from tlt_pipe.networks import get_network
 from tlt_pipe.networks.ssd import check_ssd_spec
-from tlt_pipe.pipeline import build_context
+from tlt_pipe.planner import build_context
 from tlt_pipe.spec_schema import message_class
 from tlt_pipe.specs import apply_overrides, build_spec, parse_spec, pb_string
 from tlt_pipe.stages import tfrecords, train

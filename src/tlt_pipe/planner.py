@@ -1,0 +1,265 @@
+"""Planning: what a run does, stage by stage (run or skip, and why), from the config, the manifest and
+the files on disk. Pure but for reading the disk; nothing here starts a task.
+
+    Config --stages_for--> (Stage, ...) --Planner.plan--> [Step]  (each with its StagePlan and fingerprint)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from tlt_pipe import registry
+from tlt_pipe.config import Config
+from tlt_pipe.errors import ConfigError
+from tlt_pipe.fingerprint import digest_of, path_fingerprint, short
+from tlt_pipe.manifest import Manifest, StageRecord
+from tlt_pipe.networks import get_network
+from tlt_pipe.secrets import redact_argv
+from tlt_pipe.stages import Context, Stage, StagePlan, is_pending
+from tlt_pipe.stages import anchors, calibration, engine, evaluate, export, inference, prepare, prune, tfrecords, train
+from tlt_pipe.toolkits import get_toolkit
+from tlt_pipe.workspace import Workspace
+
+# Every stage of every network, in run order; a network runs the common chain plus its extras.
+ALL_STAGES: tuple[Stage, ...] = (
+    prepare.STAGE, tfrecords.STAGE, tfrecords.VALIDATION, anchors.STAGE, train.TRAIN, evaluate.EVALUATE,
+    prune.STAGE, train.RETRAIN, evaluate.EVALUATE_RETRAIN, calibration.STAGE, export.STAGE, engine.STAGE,
+    inference.STAGE,
+)
+# What the CLI accepts (registry.STAGE_NAMES, in this order); stages_for says what a run has.
+STAGE_NAMES = registry.STAGE_NAMES
+if tuple(s.name for s in ALL_STAGES) != STAGE_NAMES:  # pragma: no cover - a stage added in one place only
+    raise RuntimeError("planner.ALL_STAGES and registry.STAGE_NAMES disagree")
+# Extra stage -> the stages that read what it writes.
+_EXTRA_NEEDED_BY = {"tfrecords_val": ("train",), "anchors": ("train",), "calibration_tensorfile": ("export",)}
+
+
+def stages_for(config: Config) -> tuple[Stage, ...]:
+    """The stages a config runs, in order: the common chain plus its network's extras
+    (ConfigError when the toolkit does not ship the network)."""
+    toolkit = get_toolkit(config.toolkit)
+    network = get_network(config.network, toolkit.version)
+    extras = {"tfrecords_val": tfrecords.validation_records(network, toolkit.version), "anchors": anchors.applies(network),
+              "calibration_tensorfile": calibration.applies(network, toolkit, config)}
+    chosen = [anchors.stage_for(config) if s.name == "anchors" else s for s in ALL_STAGES if extras.get(s.name, True)]
+    added = [name for name, wanted in extras.items() if wanted]
+    return tuple(replace(s, needs=s.needs + tuple(n for n in added if s.name in _EXTRA_NEEDED_BY[n]))
+                 for s in chosen)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One stage as planned: run it or skip it, and why."""
+
+    name: str
+    action: Literal["run", "skip"]
+    reason: str
+    plan: StagePlan
+    parts: Mapping[str, Any] = field(default_factory=dict)  # fingerprint parts
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+
+    @property
+    def argv(self) -> list[str]:
+        return redact_argv(self.plan.argv, self.secrets)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"stage": self.name, "action": self.action, "reason": self.reason,
+                "image": self.plan.image, "argv": self.argv}
+
+
+@dataclass(frozen=True)
+class Selection:
+    from_stage: str | None = None
+    to_stage: str | None = None
+    force: bool = False
+    resume: bool = False
+    resume_epoch: int | None = None
+
+    def names(self, stages: tuple[Stage, ...]) -> list[str]:
+        available = [s.name for s in stages]
+        for value in (self.from_stage, self.to_stage):
+            if value is not None and value not in STAGE_NAMES:
+                raise ConfigError(f"unknown stage {value!r}; stages: {', '.join(STAGE_NAMES)}")
+            if value is not None and value not in available:
+                raise ConfigError(f"stage {value!r} does not exist for this network and toolkit; "
+                                  f"its stages: {', '.join(available)}")
+        start = available.index(self.from_stage) if self.from_stage else 0
+        end = available.index(self.to_stage) if self.to_stage else len(available) - 1
+        if start > end:
+            raise ConfigError(f"--from {self.from_stage} comes after --to {self.to_stage}")
+        return available[start:end + 1]
+
+
+# --- planning (pure given the manifest and the disk) -------------------------------------------
+
+def build_context(config: Config, run_dir: Path, manifest: Manifest | None, key: str | None,
+                  selection: Selection = Selection()) -> Context:
+    toolkit = get_toolkit(config.toolkit)
+    inputs = []
+    if config.model.pretrained:
+        inputs.append(("pretrained", config.model.pretrained))
+    if config.inference.images:
+        inputs.append(("images", config.inference.images))
+    done = {n: r for n, r in (manifest.stages.items() if manifest else []) if r.status == "succeeded"}
+    ctx = Context(
+        config=config, toolkit=toolkit, network=get_network(config.network, toolkit.version),
+        workspace=Workspace(run_dir=run_dir, inputs=tuple(inputs), native=config.runner.kind == "local"), key=key,
+        artifacts={}, metrics={n: r.metrics for n, r in done.items()},
+        statuses={n: r.status for n, r in (manifest.stages.items() if manifest else [])},
+        resume=selection.resume or selection.resume_epoch is not None, resume_epoch=selection.resume_epoch,
+    )
+    # What each stage promises (paths fixed by the network and toolkit), overlaid by what it recorded.
+    promised = {s.name: dict(s.promises(ctx)) for s in stages_for(config) if s.promises is not None}
+    artifacts = {n: {**promised.get(n, {}), **done[n].artifacts} if n in done else promised[n]
+                 for n in {*promised, *done}}
+    return replace(ctx, artifacts=artifacts)
+
+
+
+
+def fingerprint_parts(stage: Stage, plan: StagePlan, ctx: Context, manifest: Manifest | None,
+                      trees: dict[str, str] | None = None) -> dict[str, Any]:
+    """Everything whose change means the stage must run again (trees: folders walked already)."""
+    old = manifest.stages.get(stage.name) if manifest else None
+    cache = {v["path"]: v for v in (old.inputs.values() if old else []) if isinstance(v, dict) and "path" in v}
+    parts: dict[str, Any] = {
+        "image": plan.image or "host",
+        "argv": " ".join(redact_argv(plan.fresh_argv or plan.argv, [ctx.key] if ctx.key else [])),
+        "params": digest_of(plan.params),
+    }
+    if plan.epochs is not None:
+        parts["epochs"] = plan.epochs
+    specs = plan.fingerprint_specs if plan.fingerprint_specs is not None else plan.specs
+    for path, text in specs.items():
+        parts[f"spec:{path}"] = digest_of({"text": text})
+    for path in plan.inputs:
+        parts[f"input:{path}"] = path_fingerprint(Path(path), cache, trees)
+    for rel in plan.run_inputs:
+        parts[f"run:{rel}"] = "pending" if is_pending(rel) else path_fingerprint(ctx.workspace.host(rel), cache, trees)
+    for need in stage.needs:
+        record = manifest.stages.get(need) if manifest else None
+        parts[f"upstream:{need}"] = record.fingerprint if record else None
+    return parts
+
+
+def _changed(parts: Mapping[str, Any], old: Mapping[str, Any]) -> list[str]:
+    keys = sorted(set(parts) | set(old))
+    return [k for k in keys if short(parts.get(k)) != short(old.get(k))]
+
+
+def _outputs_changed(record: StageRecord, trees: dict[str, str] | None = None) -> str | None:
+    for out in record.outputs:
+        now_fp = path_fingerprint(Path(out["path"]), {out["path"]: out}, trees)
+        if now_fp["kind"] == "missing":
+            return f"output {out['path']} is missing"
+        if short(now_fp) != short(out):
+            return f"output {out['path']} changed since it was written"
+    return None
+
+
+def _extended_epochs(parts: Mapping[str, Any], record: StageRecord | None) -> tuple[int, int] | None:
+    """(old, new) epoch counts when a finished training run differs only by a higher epoch count."""
+    if record is None or record.status != "succeeded" or "epochs" not in record.inputs:
+        return None
+    old, new = record.inputs["epochs"], parts.get("epochs")
+    if _changed(parts, record.inputs) == ["epochs"] and isinstance(new, int) and new > old:
+        return old, new
+    return None
+
+
+def decide(stage: Stage, parts: Mapping[str, Any], record: StageRecord | None, *, force: bool, trees=None,
+           upstream_will_run: str | None) -> tuple[Literal["run", "skip"], str]:
+    if force:
+        return "run", "forced (--force)"
+    if upstream_will_run:
+        return "run", f"after {upstream_will_run} runs"
+    if record is None:
+        return "run", "has not run yet"
+    if record.status == "pending":
+        return "run", record.reason or "has not run yet"
+    if record.status != "succeeded":
+        return "run", f"last attempt {record.status}"
+    changed = _changed(parts, record.inputs)
+    if changed:
+        return "run", "changed: " + ", ".join(k.replace(":", " ", 1) for k in changed[:4])
+    missing = _outputs_changed(record, trees)
+    if missing:
+        return "run", missing
+    return "skip", f"up to date (inputs and outputs unchanged since {record.ended})"
+
+
+# --- execution ----------------------------------------------------------------------------------
+
+
+class Planner:
+    """Plans the stages of one config in one run directory. Folder fingerprints are remembered for the
+    command (forget() after a stage may have written), so a large unchanged dataset is walked once."""
+
+    def __init__(self, config: Config, run_dir: Path, key: str | None):
+        self.config = config
+        self.run_dir = run_dir
+        self.key = key
+        self.stages = stages_for(config)
+        self._trees: dict[str, str] = {}
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return (self.key,) if self.key else ()
+
+    def forget(self) -> None:
+        """Files may have changed (a stage ran): fingerprint folders afresh."""
+        self._trees.clear()
+
+    def plan(self, selection: Selection, manifest: Manifest | None) -> list[Step]:
+        """The steps of the selection; stages already planned to run make their dependents run too."""
+        names = selection.names(self.stages)
+        steps: list[Step] = []
+        will_run: set[str] = set()
+        for stage in self.stages:
+            if stage.name not in names:
+                continue
+            upstream = next((n for n in stage.needs if n in will_run), None)
+            step = self.step(stage, manifest, selection, upstream)
+            if step.action == "run":
+                will_run.add(stage.name)
+            steps.append(step)
+        return steps
+
+    def step(self, stage: Stage, manifest: Manifest | None, selection: Selection,
+              upstream_will_run: str | None) -> Step:
+        """Plan one stage against the manifest as it is now (the stages before it may have just run)."""
+        ctx = build_context(self.config, self.run_dir, manifest, self.key, selection)
+        plan = stage.plan(ctx)
+        parts = fingerprint_parts(stage, plan, ctx, manifest, self._trees)
+        record = manifest.stages.get(stage.name) if manifest else None
+        action, reason = decide(stage, parts, record, force=selection.force, trees=self._trees,
+                                upstream_will_run=upstream_will_run)
+        extended = _extended_epochs(parts, record) if action == "run" else None
+        if extended is not None:
+            longer = stage.plan(replace(ctx, extend=True))
+            if longer.resumed_from is not None:
+                plan = longer
+                reason = (f"epochs raised from {extended[0]} to {extended[1]}: continuing from epoch "
+                          f"{plan.resumed_from['epoch']}")
+                return Step(stage.name, "run", reason, plan, fingerprint_parts(stage, plan, ctx, manifest, self._trees),
+                            self.secrets)
+        if plan.resumed_from is not None and (action == "run" or selection.resume_epoch is not None):
+            action, reason = "run", f"resuming from epoch {plan.resumed_from['epoch']} ({plan.resumed_from['reason']})"
+        return Step(stage.name, action, reason, plan, parts, self.secrets)
+
+    def check_upstream(self, selection: Selection, manifest: Manifest | None) -> None:
+        names = selection.names(self.stages)
+        for stage in self.stages:
+            if stage.name not in names:
+                continue
+            for need in stage.needs:
+                if need in names:
+                    continue
+                record = manifest.stages.get(need) if manifest else None
+                if record is None or record.status != "succeeded":
+                    state = record.status if record else "never ran"
+                    raise ConfigError(f"stage {stage.name} needs {need}, which has not succeeded in {self.run_dir} "
+                                      f"({state}); run it first (tltpipe stage {need} ...)")
