@@ -10,8 +10,7 @@ if TYPE_CHECKING:
 
 
 def runner_for(config: "Config") -> "Runner":
-    """The runner of a config: runner.kind local runs on this machine; docker is set up from the docker
-    section (GPUs, shm, ulimits, user ...)."""
+    """The runner of a config's runner.kind: local runs on this machine; docker in the TAO images."""
     if config.runner.kind == "local":
         from tlt_pipe.runners.local import LocalRunner
 
