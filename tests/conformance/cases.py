@@ -61,7 +61,7 @@ def _finished(config, toolkit, network) -> Manifest:
     ext = toolkit.checkpoint_ext
     model = config.model
     manifest = Manifest(tltpipe="t", name="c", network=network.name, toolkit=toolkit.version)
-    if network.model_passing == "results_dir":
+    if network.model_passing.final_model_only:
         trained = {"model": f"train/weights/model.{ext}", "epoch": 4}
         retrained = {"model": f"retrain/weights/model.{ext}", "epoch": 4}
     else:
@@ -86,7 +86,7 @@ def _checkpoints(ctx: Context, name: str) -> None:
     """Two complete checkpoints of an interrupted training run (the resume variant)."""
     model = ctx.config.model
     for epoch in (1, 2):
-        if ctx.network.model_passing == "results_dir":
+        if ctx.network.model_passing.final_model_only:
             rel = f"{name}/model.epoch-{epoch}.ckzip"
         else:
             rel = f"{name}/weights/{ctx.network.checkpoint_name(model.arch, model.nlayers, epoch, ctx.toolkit.checkpoint_ext)}"

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
 
 from tlt_pipe.errors import ConfigError
+from tlt_pipe.networks.passing import ModelPassing
 from tlt_pipe.toolkits import TOOLKITS
 
 # Architectures whose checkpoint and CSV names carry the layer count (ssd_resnet18_..., not ssd_mobilenet_v2_...).
@@ -26,7 +26,7 @@ class Network:
     checkpoint_prefix: str  # weights/<prefix>_<arch><nlayers>_epoch_<NNN>.<ext>
     output_nodes: str  # converter -o
     input_name: str  # converter -p input name for dynamic-shape models
-    model_passing: Literal["flag", "spec", "results_dir"]  # how pretrained/resume/pruned models reach train
+    model_passing: ModelPassing  # how pretrained/resume/pruned models reach train (networks/passing.py)
     toolkits: frozenset[str]  # versions whose toolkit ships this network
     labels_with_background: bool = False
     # The architecture and input size `tltpipe init` and an empty `model:` section use.

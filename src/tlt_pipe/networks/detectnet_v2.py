@@ -8,6 +8,7 @@ have the training resolution (multiples of 16).
 from __future__ import annotations
 
 from tlt_pipe.networks import ALL_TOOLKITS, Network, checks
+from tlt_pipe.networks.passing import RESULTS_DIR
 
 SECTIONS = ("dataset_config", "augmentation_config", "postprocessing_config", "model_config",
             "evaluation_config", "cost_function_config", "training_config", "bbox_rasterizer_config")
@@ -40,7 +41,7 @@ def check_detectnet_spec(message) -> list[str]:
 NETWORKS = (
     Network(
         name="detectnet_v2", family="detectnet_v2", checkpoint_prefix="model",
-        output_nodes="output_cov/Sigmoid,output_bbox/BiasAdd", input_name="input_1", model_passing="results_dir",
+        output_nodes="output_cov/Sigmoid,output_bbox/BiasAdd", input_name="input_1", model_passing=RESULTS_DIR,
         toolkits=ALL_TOOLKITS, check_spec=check_detectnet_spec, default_input=(960, 544), input_multiple=16,
         dynamic_shape=False, tlt2_export_spec=False, own_image=True, always_resized=True, int8_tensorfile=True,
         inference_spec="detectnet_v2/inference.txt.j2",

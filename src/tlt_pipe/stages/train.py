@@ -1,13 +1,7 @@
 """train and retrain: `<net> train` with the rendered experiment spec; picks the best checkpoint.
 
-How the starting model reaches train depends on the network (Network.model_passing):
-- "flag" (SSD, DSSD, RetinaNet): -m MODEL; resume is -m CHECKPOINT --initial_epoch N+1.
-- "spec" (YOLO): training_config.pretrain_model_path | pruned_model_path | resume_model_path;
-  a resumed run gets its own spec (specs/<stage>.resume.txt) naming the checkpoint file as TAO
-  wrote it (the start epoch is read from that name).
-- "results_dir" (DetectNet_v2): model_config.pretrained_model_file (the pruned model with
-  load_graph for retrain); resuming is re-running in the same results directory, which
-  continues after its newest model.epoch-<N>.ckzip.
+How the starting model reaches train, and how a run resumes, is the network's answer
+(Network.model_passing, networks/passing.py); this stage only asks it.
 """
 
 from __future__ import annotations
@@ -26,14 +20,10 @@ from tlt_pipe.stages import PENDING_EPOCH, Context, Outcome, Stage, StagePlan
 from tlt_pipe.stages.anchors import shapes as anchor_shapes
 from tlt_pipe.stages.tfrecords import data_context
 
-DETECTNET_CKPT_EXT = "ckzip"
-
-
 def experiment_spec(ctx: Context, train: TrainConfig, *, source: str, start: dict | None = None) -> str:
     """The experiment spec for train (source='train') or retrain (source='retrain').
 
-    start: where a "spec"/"results_dir" network starts: {"field": spec field, "path": container path}
-    (DetectNet_v2 adds "load_graph")."""
+    start: the spec's view of the start model (ModelPassing.start_in_spec)."""
     overrides = {**ctx.config.spec_overrides.get("experiment", {}),
                  **ctx.config.spec_overrides.get("retrain" if source.startswith("retrain") else "train", {})}
     return build_spec(
@@ -57,9 +47,7 @@ def history_copy(log: str) -> str:
 
 def _checkpoint_dir(ctx: Context, name: str) -> tuple[str, str]:
     """(run-relative folder, extension) of the checkpoints a training run can resume from."""
-    if ctx.network.model_passing == "results_dir":
-        return name, DETECTNET_CKPT_EXT
-    return f"{name}/weights", ctx.toolkit.checkpoint_ext
+    return ctx.network.model_passing.checkpoints(name, ctx.toolkit.checkpoint_ext)
 
 
 def _resume_point(ctx: Context, name: str) -> ResumePoint | None:
@@ -76,7 +64,7 @@ def _resume_point(ctx: Context, name: str) -> ResumePoint | None:
     found = parsers.checkpoint_epochs(files, ext)
     sized = {epoch: (fname, (weights / fname).stat().st_size) for epoch, fname in found.items()}
     point = choose_resume_point(sized, _completed_epoch(ctx, name), ctx.resume_epoch, where=f"{folder}/")
-    if point is not None and ctx.network.model_passing == "results_dir" and found and point.epoch != max(found):
+    if point is not None and ctx.network.model_passing.final_model_only and found and point.epoch != max(found):
         raise ConfigError(f"--resume-epoch {point.epoch}: {ctx.network.name} always resumes from its newest "
                           f"checkpoint ({folder}/{found[max(found)]}); remove the newer ones to go back further")
     return point
@@ -98,7 +86,7 @@ def _completed_epoch(ctx: Context, name: str) -> int | None:
 def promised_model(ctx: Context, results: str) -> str:
     """The model a training run leaves: DetectNet_v2's final weights, else the checkpoint of the epoch
     it selects (pending until the run ends)."""
-    if ctx.network.model_passing == "results_dir":
+    if ctx.network.model_passing.final_model_only:
         return f"{results}/weights/{ctx.network.checkpoint_prefix}.{ctx.toolkit.checkpoint_ext}"
     model = ctx.config.model
     name = ctx.network.checkpoint_name(model.arch, model.nlayers, PENDING_EPOCH, ctx.toolkit.checkpoint_ext)
@@ -107,16 +95,6 @@ def promised_model(ctx: Context, results: str) -> str:
 
 def _training_config(ctx: Context, name: str) -> TrainConfig:
     return ctx.config.train if name == "train" else ctx.config.retrain_resolved
-
-
-def _start(ctx: Context, name: str, model: str | None) -> dict:
-    """The spec's view of the starting model (empty for "flag" networks, which take -m)."""
-    passing = ctx.network.model_passing
-    if model is None or passing == "flag":
-        return {}
-    if passing == "results_dir":
-        return {"field": "pretrained_model_file", "path": model, "load_graph": name == "retrain"}
-    return {"field": "pretrain_model_path" if name == "train" else "pruned_model_path", "path": model}
 
 
 def resume_spec_path(name: str) -> str:
@@ -128,15 +106,16 @@ def _train_plan(ctx: Context, *, name: str, train: TrainConfig, start_model: str
     spec_path = f"specs/{name}.txt"
     model = ctx.config.model
     passing = ctx.network.model_passing
+    start = passing.start_in_spec(name, start_model)
     tail = ["--gpus", "1"] + (["--use_amp"] if train.use_amp else [])
 
     def command(spec: str, *model_args: str) -> tuple[str, ...]:
         return (*ctx.command("train"), "-e", ctx.container(spec), "-r", ctx.container(name), *ctx.key_args(),
                 *model_args, *tail)
 
-    fresh = command(spec_path, *(["-m", start_model] if start_model and passing == "flag" else []))
+    fresh = command(spec_path, *passing.start_args(start_model))
     outputs: tuple[str, ...] = (name,)
-    if passing != "results_dir":
+    if not passing.final_model_only:
         outputs += (f"{name}/{ctx.network.training_csv(model.arch, model.nlayers)}",)
     point = _resume_point(ctx, name)
     argv, resumed_from = fresh, None
@@ -144,18 +123,18 @@ def _train_plan(ctx: Context, *, name: str, train: TrainConfig, start_model: str
         folder, _ = _checkpoint_dir(ctx, name)
         checkpoint = f"{folder}/{point.checkpoint}"
         resumed_from = {"epoch": point.epoch, "checkpoint": checkpoint, "reason": point.reason}
-        if passing == "flag":
-            argv = command(spec_path, "-m", ctx.container(checkpoint), "--initial_epoch", str(point.epoch + 1))
-        elif passing == "spec":
+        if passing.resume_spec:
             argv = command(resume_spec_path(name))
+        else:  # flags, or nothing: a results folder continues by itself
+            argv = command(spec_path, *passing.resume_args(ctx.container(checkpoint), point.epoch))
     return StagePlan(
         image=ctx.image,
         argv=argv,
         fresh_argv=fresh if argv != fresh else None,
-        specs={spec_path: experiment_spec(ctx, train, source=name, start=_start(ctx, name, start_model))},
+        specs={spec_path: experiment_spec(ctx, train, source=name, start=start)},
         epochs=train.epochs,
         fingerprint_specs={spec_path: experiment_spec(ctx, train.model_copy(update={"epochs": 1}), source=name,
-                                                      start=_start(ctx, name, start_model))},
+                                                      start=start)},
         inputs=inputs,
         run_inputs=("data/kitti", "data/tfrecords", *run_inputs),
         outputs=outputs,
@@ -165,7 +144,7 @@ def _train_plan(ctx: Context, *, name: str, train: TrainConfig, start_model: str
 
 
 def plan_train(ctx: Context) -> StagePlan:
-    if ctx.network.model_passing == "results_dir" and ctx.config.evaluate.epoch is not None:
+    if ctx.network.model_passing.final_model_only and ctx.config.evaluate.epoch is not None:
         raise ConfigError(f"evaluate.epoch: {ctx.network.name} keeps only its final model, so no epoch can be "
                           "chosen; remove evaluate.epoch")
     pretrained = ctx.config.model.pretrained
@@ -187,7 +166,7 @@ def _collect_final_model(ctx: Context, results: str, log_text: str) -> Outcome:
     if not ctx.workspace.host(final).is_file():
         raise ValueError(f"training wrote no final model {final}")
     folder = ctx.workspace.host(results)
-    epochs = parsers.checkpoint_epochs([p.name for p in folder.iterdir()], DETECTNET_CKPT_EXT)
+    epochs = parsers.checkpoint_epochs([p.name for p in folder.iterdir()], _checkpoint_dir(ctx, results)[1])
     last = max(epochs, default=_training_config(ctx, results).epochs)
     result = parsers.parse_detectnet_eval(log_text)
     metrics = {
@@ -201,7 +180,7 @@ def _collect_final_model(ctx: Context, results: str, log_text: str) -> Outcome:
 
 def collect_training(ctx: Context, results: str, *, chosen_epoch: int | None, log_text: str = "") -> Outcome:
     """Best checkpoint of a results directory: highest mAP in the log (ties: later), else the last one."""
-    if ctx.network.model_passing == "results_dir":
+    if ctx.network.model_passing.final_model_only:
         return _collect_final_model(ctx, results, log_text)
     model = ctx.config.model
     rows = _merged_history(ctx, f"{results}/{ctx.network.training_csv(model.arch, model.nlayers)}")
@@ -250,7 +229,7 @@ def before_training(ctx: Context, plan: StagePlan) -> None:
     if plan.resumed_from is None:
         return
     name = plan.outputs[0]
-    if ctx.network.model_passing == "spec":
+    if ctx.network.model_passing.resume_spec:
         start = {"field": "resume_model_path", "path": ctx.container(plan.resumed_from["checkpoint"])}
         text = experiment_spec(ctx, _training_config(ctx, name), source=f"{name}.resume", start=start)
         write_atomic(ctx.workspace.host(resume_spec_path(name)), text)
