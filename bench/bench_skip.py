@@ -58,7 +58,7 @@ def dataset(count: int) -> Path:
     (root / "w.hdf5").write_bytes(b"\x89HDF\r\n\x1a\n")
     (root / "bench.yaml").write_text(
         "network: ssd\nname: bench\ndataset: {format: kitti, path: kitti, classes: {lpd: lpd}}\n"
-        "model: {pretrained: w.hdf5}\ndocker: {gpus: 0}\n", encoding="utf-8")
+        "model: {pretrained: w.hdf5}\nrunner: {gpus: 0}\n", encoding="utf-8")
     done.touch()
     return root
 

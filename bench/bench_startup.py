@@ -72,7 +72,7 @@ def main() -> None:
             "tao --help (nvidia-tao 6.26.3)": [str(tao_launcher()), "--help"],
             "tltpipe --help": [tltpipe(), "--help"],
             "tltpipe run --dry-run": [tltpipe(), "run", "ssd", "--config", str(config), "--dry-run",
-                                      "--set", "docker.gpus=0"],
+                                      "--set", "runner.gpus=0"],
         }
         for argv in commands.values():  # warm the file cache once
             once(argv, folder)
