@@ -304,12 +304,12 @@ def gc(dry_run: bool) -> None:
     from tlt_pipe.runners.docker import DockerRunner
 
     runner = DockerRunner()
-    orphans = [c for c in runner.find_containers()
+    orphans = [c for c in runner.find_jobs()
                if not is_held(Path(c.labels.get("tltpipe.run", "/nonexistent")))]
     for info in orphans:
         where = f"{info.labels.get('tltpipe.run', '?')} stage {info.labels.get('tltpipe.stage', '?')}"
         if not dry_run:
-            runner.remove_container(info.id)
+            runner.remove_job(info.id)
         click.echo(f"{'would remove' if dry_run else 'removed'} {info.name} ({info.status}; {where})")
     if not orphans:
         click.echo("no orphaned tltpipe containers")

@@ -195,25 +195,25 @@ class Pipeline:
         record.artifacts = dict(outcome.artifacts)
         record.outputs = [path_fingerprint(ctx.workspace.host(o)) for o in plan.outputs]
 
-    # containers left behind by a tltpipe process that died ------------------------
+    # jobs left behind by a tltpipe process that died ------------------------------
     def _recover(self, manifest: Manifest, selection: Selection) -> None:
-        """Stages a dead tltpipe left 'running': adopt their containers (wait, then record the result),
-        or stop them with --force; with no container left, the stage was interrupted."""
+        """Stages a dead tltpipe left 'running': adopt their jobs (a container, a host process: wait, then
+        record the result), or stop them with --force; with no job left, the stage was interrupted."""
         unfinished = [n for n, r in manifest.stages.items() if r.status == "running"]
         if not unfinished:
             return
-        containers = {c.labels.get("tltpipe.stage"): c
-                      for c in self.runner.find_containers({"tltpipe.run": str(self.run_dir)})}
+        jobs = {c.labels.get("tltpipe.stage"): c
+                      for c in self.runner.find_jobs({"tltpipe.run": str(self.run_dir)})}
         for name in unfinished:
-            record, info = manifest.stages[name], containers.get(name)
+            record, info = manifest.stages[name], jobs.get(name)
             if info is None:
                 record.status, record.error = "interrupted", "tltpipe stopped while this stage ran"
                 save_manifest(self.run_dir, manifest)
                 continue
             if selection.force:
-                self.events.line(name, f"stopping container {info.name} left by an earlier tltpipe (--force)")
-                self.runner.remove_container(info.id)
-                record.status, record.error = "interrupted", "its container was stopped with --force"
+                self.events.line(name, f"stopping job {info.name} left by an earlier tltpipe (--force)")
+                self.runner.remove_job(info.id)
+                record.status, record.error = "interrupted", "its job was stopped with --force"
                 save_manifest(self.run_dir, manifest)
                 continue
             self._adopt(name, info, manifest)
@@ -221,14 +221,14 @@ class Pipeline:
     def _adopt(self, name: str, info, manifest: Manifest) -> None:
         stage = next(s for s in self.stages if s.name == name)
         record = manifest.stages[name]
-        self.events.line(name, f"container {info.name} of an earlier tltpipe process is {info.status}; waiting "
+        self.events.line(name, f"job {info.name} of an earlier tltpipe process is {info.status}; waiting "
                                "for it to finish, then recording it (--force stops it instead)")
         secrets = list(self.secrets)
         started = time.monotonic()
-        record.exit_code, text, record.oom_killed = self.runner.wait_container(info.id, secrets)
+        record.exit_code, text, record.oom_killed = self.runner.wait_job(info.id, secrets)
         log_path = self.run_dir / (record.log or f"logs/{name}.log")
         write_atomic(log_path, text)  # the container's whole output replaces the log the dead process left
-        self.runner.remove_container(info.id)
+        self.runner.remove_job(info.id)
         # What the job ran was planned from the config of the run that started it, not today's.
         ctx = build_context(self._recorded_config(), self.run_dir, manifest, self.key)
         record.reason = "adopted from an earlier tltpipe process"

@@ -122,7 +122,7 @@ def sh(script: str, **fields) -> Task:
 
 
 def leftovers(runner: DockerRunner, labels: dict) -> list:
-    return runner.find_containers({LABEL_RUN: labels[LABEL_RUN]})
+    return runner.find_jobs({LABEL_RUN: labels[LABEL_RUN]})
 
 
 def test_exit_zero_output_streamed_live_and_logged(runner, labels, tmp_path):
@@ -315,11 +315,11 @@ def test_orphans_are_found_stopped_and_removed(engine, runner, labels):
         assert info.id == orphan.id and info.status == "running"
         runner.stop_container(info.id, timeout=1)
         assert leftovers(runner, labels)[0].status == "exited"
-        runner.remove_container(info.id)
+        runner.remove_job(info.id)
         assert leftovers(runner, labels) == []
-        runner.remove_container(info.id)  # gone already: fine
+        runner.remove_job(info.id)  # gone already: fine
         with pytest.raises(TltPipeError, match="not created by tltpipe"):
-            runner.remove_container(foreign.id)
+            runner.remove_job(foreign.id)
     finally:
         foreign.remove(force=True)
         try:

@@ -121,7 +121,7 @@ def test_force_stops_a_job_left_running(tao_on_path, sample, tmp_path, monkeypat
     done = tltpipe("run", "ssd", "--config", str(config), "--run-dir", str(run_dir), "--to", "train", "--force",
                    cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "stopping container" in done.stdout and manifest(run_dir)["stages"]["train"]["status"] == "succeeded"
+    assert "stopping job" in done.stdout and manifest(run_dir)["stages"]["train"]["status"] == "succeeded"
     assert not _hanging(tao_on_path)
 
 

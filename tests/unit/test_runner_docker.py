@@ -18,7 +18,8 @@ from urllib3.exceptions import ProtocolError
 
 from tlt_pipe.errors import DockerUnavailable, ImageMissing, Interrupted, TltPipeError
 from tlt_pipe.runners import docker as runner_docker
-from tlt_pipe.runners.docker import ContainerInfo, DockerRunner, container_name, device_requests
+from tlt_pipe.runners.base import JobInfo
+from tlt_pipe.runners.docker import DockerRunner, container_name, device_requests
 from tlt_pipe.task import Mount, RunResult, Task
 
 IMAGE = "nvcr.io/nvidia/tao/tao-toolkit:5.0.0-tf1.15.5"
@@ -698,7 +699,7 @@ def test_connect_failures_are_one_line(monkeypatch, cause, reason):
 def test_missing_socket_is_docker_unavailable(tmp_path):
     runner = DockerRunner(base_url=f"unix://{tmp_path}/docker.sock")
     with pytest.raises(DockerUnavailable, match=r"docker\.sock: No such file or directory; is dockerd"):
-        runner.find_containers()
+        runner.find_jobs()
 
 
 def test_dead_socket_is_docker_unavailable(tmp_path):
@@ -801,7 +802,7 @@ def test_ensure_image_pulls_with_progress():
 def test_find_containers_filters_on_tltpipe_label(tmp_path):
     client = FakeClient()
     client.containers.create(name="tltpipe-lpd-train-1", labels={"tltpipe": "1", "tltpipe.run": "lpd"})
-    found = DockerRunner(client=client).find_containers({"tltpipe.run": "lpd"})
+    found = DockerRunner(client=client).find_jobs({"tltpipe.run": "lpd"})
     (call,) = client.names("list")
     assert call[1] == {
         "all": True,
@@ -809,11 +810,11 @@ def test_find_containers_filters_on_tltpipe_label(tmp_path):
         "ignore_removed": True,
     }
     assert found == [
-        ContainerInfo(
+        JobInfo(
             id="c0ffee1", name="tltpipe-lpd-train-1", status="created", labels={"tltpipe": "1", "tltpipe.run": "lpd"}
         )
     ]
-    DockerRunner(client=client).find_containers()
+    DockerRunner(client=client).find_jobs()
     assert client.names("list")[1][1]["filters"] == {"label": ["tltpipe=1"]}
 
 
@@ -825,9 +826,9 @@ def test_stop_and_remove_container():
     assert ("stop", 10) in client.calls
     runner.stop_container(container.id, timeout=0)
     assert ("stop", 0) in client.calls
-    runner.remove_container(container.id)
+    runner.remove_job(container.id)
     assert ("remove", True, True) in client.calls and not client.existing
-    runner.remove_container(container.id)  # already gone: fine
+    runner.remove_job(container.id)  # already gone: fine
     runner.stop_container(container.id)
 
 
@@ -836,7 +837,7 @@ def test_foreign_containers_are_never_touched():
     container = client.containers.create(name="someone-elses", labels={})
     runner = DockerRunner(client=client)
     with pytest.raises(TltPipeError, match="not created by tltpipe"):
-        runner.remove_container(container.id)
+        runner.remove_job(container.id)
     with pytest.raises(TltPipeError, match="not created by tltpipe"):
         runner.stop_container(container.id)
     assert client.names("remove") == [] and client.names("stop") == []

@@ -1,15 +1,26 @@
-"""The interface every runner (Docker today; Kubernetes or Slurm later) implements."""
+"""The interface every runner (docker, local; Slurm next) implements."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from tlt_pipe.task import RunResult, Task
 
-# Called with each complete line of container output (secrets already redacted).
+# Called with each complete line of a task's output (secrets already redacted).
 OnLine = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """One task a runner started (a container, a host process, a batch job), as found again later."""
+
+    id: str
+    name: str
+    status: str  # running, exited, created, ...
+    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 class Runner(Protocol):
@@ -39,14 +50,14 @@ class Runner(Protocol):
         """The image's local id, fetching it first if the runner can; a clear error when it cannot."""
         ...
 
-    def find_containers(self, labels: Mapping[str, str] | None = None) -> list:
-        """Containers this runner started (running or not) carrying all the labels."""
+    def find_jobs(self, labels: Mapping[str, str] | None = None) -> list[JobInfo]:
+        """Jobs this runner started (running or not) carrying all the labels: what recovery adopts."""
         ...
 
-    def wait_container(self, container_id: str, secrets: Iterable[str] = ()) -> tuple[int, str, bool]:
-        """Wait for a container to exit: (exit code, its output with secrets redacted, OOM-killed)."""
+    def wait_job(self, job_id: str, secrets: Iterable[str] = ()) -> tuple[int, str, bool]:
+        """Wait for a job to end: (exit code, its whole output with secrets redacted, OOM-killed)."""
         ...
 
-    def remove_container(self, container_id: str) -> None:
-        """Remove a container, stopping it first if it runs."""
+    def remove_job(self, job_id: str) -> None:
+        """Forget a job, stopping it first if it runs."""
         ...

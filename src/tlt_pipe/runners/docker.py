@@ -32,7 +32,6 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -43,13 +42,13 @@ import requests.exceptions
 
 from tlt_pipe.errors import DockerUnavailable, ImageMissing, TltPipeError
 from tlt_pipe.logstream import LineSplitter, deliver as _deliver
-from tlt_pipe.runners.base import OnLine
+from tlt_pipe.runners.base import JobInfo, OnLine
 from tlt_pipe.secrets import redact
 from tlt_pipe.task import RunResult, Task
 
 log = logging.getLogger(__name__)
 
-# Every container tltpipe creates carries LABEL=1; find_containers and the orphan helpers
+# Every container tltpipe creates carries LABEL=1; find_jobs and the orphan helpers
 # only ever see and touch those.
 LABEL = "tltpipe"
 LABEL_RUN = "tltpipe.run"
@@ -69,16 +68,6 @@ _CONNECTION_ERRORS = (
 )
 
 _NAME_PART = re.compile(r"[^A-Za-z0-9_.-]+")
-
-
-@dataclass(frozen=True)
-class ContainerInfo:
-    """A container tltpipe created, as found on the engine."""
-
-    id: str
-    name: str
-    status: str  # created, running, exited, ...
-    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 class DockerRunner:
@@ -486,14 +475,14 @@ class DockerRunner:
 
     # -- orphans ---------------------------------------------------------------------------
 
-    def find_containers(self, labels: Mapping[str, str] | None = None) -> list[ContainerInfo]:
+    def find_jobs(self, labels: Mapping[str, str] | None = None) -> list[JobInfo]:
         """Containers tltpipe created (running or not) that carry all the given labels."""
         filters = {"label": [f"{LABEL}=1"] + [f"{k}={v}" for k, v in (labels or {}).items()]}
         client = self._docker()
         with self._engine():
             found = client.containers.list(all=True, filters=filters, ignore_removed=True)
         return [
-            ContainerInfo(id=c.id, name=c.name, status=c.status, labels=dict(c.labels or {}))
+            JobInfo(id=c.id, name=c.name, status=c.status, labels=dict(c.labels or {}))
             for c in found
         ]
 
@@ -510,7 +499,7 @@ class DockerRunner:
         except docker.errors.APIError as exc:
             raise TltPipeError(f"cannot stop container {container_id}: {_reason(exc)}") from None
 
-    def remove_container(self, container_id: str) -> None:
+    def remove_job(self, container_id: str) -> None:
         """Remove a tltpipe container, killing it if it still runs. A missing one is fine."""
         container = self._own_container(container_id)
         if container is None:
@@ -523,7 +512,7 @@ class DockerRunner:
         except docker.errors.APIError as exc:
             raise TltPipeError(f"cannot remove container {container_id}: {_reason(exc)}") from None
 
-    def wait_container(self, container_id: str, secrets: Iterable[str] = ()) -> tuple[int, str, bool]:
+    def wait_job(self, container_id: str, secrets: Iterable[str] = ()) -> tuple[int, str, bool]:
         """Wait for a tltpipe container (e.g. one left by a killed tltpipe) to exit; then
         (exit code, its whole output with secrets redacted, OOM-killed). Does not remove it."""
         container = self._own_container(container_id)

@@ -7,7 +7,7 @@ Each command runs under the job wrapper (runners/job.py) in a session of its own
 the redacted output to logs/<stage>.log, which this runner tails to the console, and the exit code to
 its job folder (<run>/.tltpipe/jobs/<stage>-<id>/). So Ctrl-C or SIGTERM stops the command (through
 the wrapper, SIGTERM then SIGKILL), and a tltpipe killed with -9 leaves it running for the next run
-to adopt (find_containers / wait_container) or stop (remove_container). The key never reaches a
+to adopt (find_jobs / wait_job) or stop (remove_job). The key never reaches a
 file: the wrapper gets it in its environment.
 """
 
@@ -22,12 +22,11 @@ import sys
 import time
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from tlt_pipe.logstream import LineSplitter, deliver
 from tlt_pipe.runners import job as job_wrapper
-from tlt_pipe.runners.base import OnLine
+from tlt_pipe.runners.base import JobInfo, OnLine
 from tlt_pipe.task import RunResult, Task
 
 LOCAL_ID = "local"  # what the manifest records as the image id of a host process
@@ -36,16 +35,6 @@ GRACE_S = 10.0
 
 JOBS = ".tltpipe/jobs"
 POLL_S = 0.1
-
-
-@dataclass
-class JobInfo:
-    """A command the local runner started: what recovery needs to find, wait for and stop it."""
-
-    id: str  # its job folder
-    name: str
-    labels: dict[str, str] = field(default_factory=dict)
-    status: str = "running"  # running | exited
 
 
 def _pid(job_dir: Path) -> int | None:
@@ -161,7 +150,7 @@ class LocalRunner:
 
     # -- jobs left by a tltpipe that died --------------------------------------------------
 
-    def find_containers(self, labels: Mapping[str, str] | None = None) -> list[JobInfo]:
+    def find_jobs(self, labels: Mapping[str, str] | None = None) -> list[JobInfo]:
         """The jobs of a run directory (labels must name it: tltpipe.run) carrying all the labels."""
         wanted = dict(labels or {})
         if "tltpipe.run" not in wanted:
@@ -178,10 +167,10 @@ class LocalRunner:
                                      status=status))
         return found
 
-    def wait_container(self, container_id: str, secrets: Iterable[str] = ()) -> tuple[int, str, bool]:
+    def wait_job(self, job_id: str, secrets: Iterable[str] = ()) -> tuple[int, str, bool]:
         """Wait for an adopted job: (exit code, its whole log, False). A job that died without an exit
         code (the machine went down) counts as killed (137)."""
-        job_dir = Path(container_id)
+        job_dir = Path(job_id)
         while _alive(job_dir):
             time.sleep(POLL_S)
         job = json.loads((job_dir / "job.json").read_text(encoding="utf-8"))
@@ -189,9 +178,9 @@ class LocalRunner:
         text = Path(job["log"]).read_text(encoding="utf-8", errors="replace")
         return (137 if code is None else code), text, False
 
-    def remove_container(self, container_id: str) -> None:
+    def remove_job(self, job_id: str) -> None:
         """Stop an adopted job if it still runs, and forget it."""
-        job_dir = Path(container_id)
+        job_dir = Path(job_id)
         if _alive(job_dir):
             self._stop(_pid(job_dir), job_dir)
         shutil.rmtree(job_dir, ignore_errors=True)
