@@ -242,6 +242,8 @@ class Config(_Model):
     @classmethod
     def _moved_keys(cls, data: Any) -> Any:
         """docker.image, docker.deploy_image, docker.gpus and docker.env are runner.* now."""
+        if isinstance(data, dict) and "notes" in data:  # what loading tells the user, never a config key
+            raise ValueError("notes: unknown key (check the spelling; `tltpipe init` writes every key)")
         if not isinstance(data, dict) or not isinstance(data.get("docker"), dict):
             return data
         docker = dict(data["docker"])
@@ -252,9 +254,8 @@ class Config(_Model):
         both = [key for key in moved if key in runner]
         if both:
             raise ValueError(f"docker.{both[0]} and runner.{both[0]} are both set; keep runner.{both[0]}")
-        notes = list(data.get("notes") or [])
-        notes.append(f"docker.{', docker.'.join(moved)}: these keys are runner.* now (runner: "
-                     f"{{{', '.join(moved)}}}); the docker: spelling still works")
+        notes = [f"docker.{', docker.'.join(moved)}: these keys are runner.* now (runner: "
+                 f"{{{', '.join(moved)}}}); the docker: spelling still works"]
         return {**data, "docker": docker, "runner": {**runner, **moved}, "notes": notes}
 
     @model_validator(mode="before")

@@ -114,3 +114,5 @@ def test_docker_spelling_of_runner_keys_still_works_with_a_note(tmp_path):
     assert "notes" not in config.model_dump()
     with pytest.raises(ConfigError, match="docker.gpus and runner.gpus are both set; keep runner.gpus"):
         parse_config(text + "runner: {gpus: all}\n", source="old.yaml", base_dir=tmp_path)
+    with pytest.raises(ConfigError, match="notes: unknown key"):
+        parse_config(text + "notes: [hello]\n", source="old.yaml", base_dir=tmp_path)
