@@ -55,6 +55,7 @@ def _filled(argv: list[str], secrets: list[str]) -> list[str]:
 
 
 def main(job_dir: Path) -> int:
+    (job_dir / "pid").write_text(str(os.getpid()), encoding="utf-8")  # found again even if tltpipe dies now
     job = json.loads((job_dir / "job.json").read_text(encoding="utf-8"))
     secrets = []
     while SECRET_ENV.format(len(secrets)) in os.environ:

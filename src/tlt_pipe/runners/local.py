@@ -128,7 +128,7 @@ class LocalRunner:
                     time.sleep(POLL_S)
 
     def _stop(self, pid: int | None, job_dir: Path) -> None:
-        """SIGTERM to the wrapper (it stops the command), SIGKILL to both after the grace period."""
+        """SIGTERM to the job's process group (the wrapper and the command), SIGKILL after the grace period."""
         if pid is None:
             return
         deadline = time.monotonic() + self.grace_s + 5
