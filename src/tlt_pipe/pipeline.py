@@ -57,7 +57,7 @@ class Pipeline:
     @property
     def secrets(self) -> tuple[str, ...]:
         """What must never be printed or written: the model key."""
-        return (self.key,) if self.key else ()
+        return self.planner.secrets
 
     def _check_inputs(self) -> None:
         cfg = self.config

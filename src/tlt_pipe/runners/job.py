@@ -28,30 +28,23 @@ def secret_env(secrets: list[str]) -> dict[str, str]:
     return {SECRET_ENV.format(i): value for i, value in enumerate(secrets)}
 
 
-def tokenized(argv: list[str], secrets: list[str]) -> list[str]:
-    """argv with every secret replaced by its token (what job.json holds)."""
+def _swap(argv: list[str], pairs: list[tuple[str, str]]) -> list[str]:
     out = []
     for arg in argv:
-        for i, value in enumerate(secrets):
-            arg = arg.replace(value, SECRET_TOKEN.format(i))
+        for old, new in pairs:
+            arg = arg.replace(old, new)
         out.append(arg)
     return out
 
 
-def redact_line(text: str, secrets: list[str]) -> str:
-    """A line as it may be shown (the wrapper has redacted the log; this guards the console too)."""
-    from tlt_pipe.secrets import redact
-
-    return redact(text, secrets)
+def tokenized(argv: list[str], secrets: list[str]) -> list[str]:
+    """argv with every secret replaced by its token (what job.json holds)."""
+    return _swap(argv, [(value, SECRET_TOKEN.format(i)) for i, value in enumerate(secrets)])
 
 
 def _filled(argv: list[str], secrets: list[str]) -> list[str]:
-    out = []
-    for arg in argv:
-        for i, value in enumerate(secrets):
-            arg = arg.replace(SECRET_TOKEN.format(i), value)
-        out.append(arg)
-    return out
+    """argv with every token replaced by its secret (what the command gets)."""
+    return _swap(argv, [(SECRET_TOKEN.format(i), value) for i, value in enumerate(secrets)])
 
 
 def main(job_dir: Path) -> int:

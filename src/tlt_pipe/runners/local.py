@@ -27,6 +27,7 @@ from pathlib import Path
 from tlt_pipe.logstream import LineSplitter, deliver
 from tlt_pipe.runners import job as job_wrapper
 from tlt_pipe.runners.base import JobInfo, OnLine
+from tlt_pipe.secrets import redact
 from tlt_pipe.task import RunResult, Task
 
 LOCAL_ID = "local"  # what the manifest records as the image id of a host process
@@ -121,7 +122,7 @@ class LocalRunner:
                 chunk = log.read()
                 for line in splitter.feed(chunk) if chunk else []:
                     if on_line is not None and not line.partial:
-                        on_line(job_wrapper.redact_line(line.text, secrets))
+                        on_line(redact(line.text, secrets))  # the wrapper redacted the log; guard the console too
                 if finished and not chunk:
                     return
                 if not chunk:
