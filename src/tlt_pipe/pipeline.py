@@ -17,7 +17,7 @@ from tlt_pipe.diagnosis import diagnose, log_tail
 from tlt_pipe.errors import ConfigError, Interrupted, StageFailed, TltPipeError
 from tlt_pipe.fingerprint import digest_of, path_fingerprint
 from tlt_pipe.manifest import Manifest, StageRecord, load_manifest, now, save_manifest, write_atomic
-from tlt_pipe.planner import Planner, Selection, Step, build_context
+from tlt_pipe.planner import Planner, Selection, Step, build_context, workspace_for
 from tlt_pipe.runlock import RunLock
 from tlt_pipe.runners.base import Runner
 from tlt_pipe.secrets import redact, scrub_files
@@ -294,7 +294,7 @@ class Pipeline:
             stage.run_on_host(ctx, plan, emit)
 
     def _run_container(self, step: Step, plan: StagePlan, record: StageRecord, log_path: Path) -> None:
-        ws = build_context(self.config, self.run_dir, None, self.key).workspace
+        ws = workspace_for(self.config, self.run_dir)
         env = tuple(sorted(self.config.runner.env.items())) + plan.env
         task = Task(image=plan.image or "", argv=plan.argv, mounts=ws.mounts(), env=env,
                     workdir=str(self.run_dir) if ws.native else None,

@@ -95,18 +95,23 @@ class Selection:
 
 # --- planning (pure given the manifest and the disk) -------------------------------------------
 
-def build_context(config: Config, run_dir: Path, manifest: Manifest | None, key: str | None,
-                  selection: Selection = Selection()) -> Context:
-    toolkit = get_toolkit(config.toolkit)
+def workspace_for(config: Config, run_dir: Path) -> Workspace:
+    """Where a run's files are, on the host and as its tasks see them."""
     inputs = []
     if config.model.pretrained:
         inputs.append(("pretrained", config.model.pretrained))
     if config.inference.images:
         inputs.append(("images", config.inference.images))
+    return Workspace(run_dir=run_dir, inputs=tuple(inputs), native=config.runner.kind == "local")
+
+
+def build_context(config: Config, run_dir: Path, manifest: Manifest | None, key: str | None,
+                  selection: Selection = Selection()) -> Context:
+    toolkit = get_toolkit(config.toolkit)
     done = {n: r for n, r in (manifest.stages.items() if manifest else []) if r.status == "succeeded"}
     ctx = Context(
         config=config, toolkit=toolkit, network=get_network(config.network, toolkit.version),
-        workspace=Workspace(run_dir=run_dir, inputs=tuple(inputs), native=config.runner.kind == "local"), key=key,
+        workspace=workspace_for(config, run_dir), key=key,
         artifacts={}, metrics={n: r.metrics for n, r in done.items()},
         statuses={n: r.status for n, r in (manifest.stages.items() if manifest else [])},
         resume=selection.resume or selection.resume_epoch is not None, resume_epoch=selection.resume_epoch,
