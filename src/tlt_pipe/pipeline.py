@@ -89,8 +89,8 @@ class Pipeline:
             self.events.plan(self.run_dir, steps)
             self._ensure_images(steps)
             write_atomic(self.run_dir / "config.yaml", dump_resolved(self.config))
-            for name in [s.name for s in steps]:  # re-planned one by one: earlier stages' artifacts are now known
-                step = self.planner.step(next(s for s in self.stages if s.name == name), manifest, selection, None)
+            for name in [s.name for s in steps]:  # planned again only where an earlier stage has run since
+                step = self.planner.step(self.planner.stage(name), manifest, selection, None)
                 if step.action == "skip":
                     self.events.stage_skipped(step)
                     continue
@@ -134,8 +134,8 @@ class Pipeline:
             self.planner.forget()
 
     def _execute_step(self, step: Step, manifest: Manifest, selection: Selection) -> None:
-        stage = next(s for s in self.stages if s.name == step.name)
-        ctx = build_context(self.config, self.run_dir, manifest, self.key, selection)
+        stage = self.planner.stage(step.name)
+        ctx = step.context or build_context(self.config, self.run_dir, manifest, self.key, selection, stage)
         plan = step.plan
         log_path = self.run_dir / "logs" / f"{step.name}.log"
         record = StageRecord(status="running", reason=step.reason, started=now(), image=plan.image,
@@ -219,7 +219,7 @@ class Pipeline:
             self._adopt(name, info, manifest)
 
     def _adopt(self, name: str, info, manifest: Manifest) -> None:
-        stage = next(s for s in self.stages if s.name == name)
+        stage = self.planner.stage(name)
         record = manifest.stages[name]
         self.events.line(name, f"job {info.name} of an earlier tltpipe process is {info.status}; waiting "
                                "for it to finish, then recording it (--force stops it instead)")
@@ -230,7 +230,7 @@ class Pipeline:
         write_atomic(log_path, text)  # the container's whole output replaces the log the dead process left
         self.runner.remove_job(info.id)
         # What the job ran was planned from the config of the run that started it, not today's.
-        ctx = build_context(self._recorded_config(), self.run_dir, manifest, self.key)
+        ctx = build_context(self._recorded_config(), self.run_dir, manifest, self.key, stage=stage)
         record.reason = "adopted from an earlier tltpipe process"
         self.planner.forget()
         try:

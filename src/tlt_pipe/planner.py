@@ -19,35 +19,49 @@ from tlt_pipe.manifest import Manifest, StageRecord
 from tlt_pipe.networks import get_network
 from tlt_pipe.secrets import redact_argv
 from tlt_pipe.stages import Context, Stage, StagePlan, is_pending
-from tlt_pipe.stages import anchors, calibration, engine, evaluate, export, inference, prepare, prune, tfrecords, train
+from tlt_pipe.stages import (anchors, calibration, engine, evaluate, export, inference, prepare, prune, retrain,
+                             tfrecords, train)
 from tlt_pipe.toolkits import get_toolkit
 from tlt_pipe.workspace import Workspace
 
 # Every stage of every network, in run order; a network runs the common chain plus its extras.
 ALL_STAGES: tuple[Stage, ...] = (
     prepare.STAGE, tfrecords.STAGE, tfrecords.VALIDATION, anchors.STAGE, train.TRAIN, evaluate.EVALUATE,
-    prune.STAGE, train.RETRAIN, evaluate.EVALUATE_RETRAIN, calibration.STAGE, export.STAGE, engine.STAGE,
+    prune.STAGE, retrain.STAGE, evaluate.EVALUATE_RETRAIN, calibration.STAGE, export.STAGE, engine.STAGE,
     inference.STAGE,
 )
 # What the CLI accepts (registry.STAGE_NAMES, in this order); stages_for says what a run has.
 STAGE_NAMES = registry.STAGE_NAMES
 if tuple(s.name for s in ALL_STAGES) != STAGE_NAMES:  # pragma: no cover - a stage added in one place only
     raise RuntimeError("planner.ALL_STAGES and registry.STAGE_NAMES disagree")
-# Extra stage -> the stages that read what it writes.
-_EXTRA_NEEDED_BY = {"tfrecords_val": ("train",), "anchors": ("train",), "calibration_tensorfile": ("export",)}
 
 
 def stages_for(config: Config) -> tuple[Stage, ...]:
-    """The stages a config runs, in order: the common chain plus its network's extras
-    (ConfigError when the toolkit does not ship the network)."""
+    """The stages a config runs, in order: the common chain plus its network's extras, each with the
+    stages it needs (ConfigError when the toolkit does not ship the network)."""
     toolkit = get_toolkit(config.toolkit)
     network = get_network(config.network, toolkit.version)
     extras = {"tfrecords_val": tfrecords.validation_records(network, toolkit.version), "anchors": anchors.applies(network),
               "calibration_tensorfile": calibration.applies(network, toolkit, config)}
     chosen = [anchors.stage_for(config) if s.name == "anchors" else s for s in ALL_STAGES if extras.get(s.name, True)]
-    added = [name for name, wanted in extras.items() if wanted]
-    return tuple(replace(s, needs=s.needs + tuple(n for n in added if s.name in _EXTRA_NEEDED_BY[n]))
-                 for s in chosen)
+    return with_needs(tuple(chosen))
+
+
+def with_needs(stages: tuple[Stage, ...]) -> tuple[Stage, ...]:
+    """Each stage with `needs` derived from what it reads: the stages of this run that produce those
+    artifacts, less any another of them already needs (what a stage needs directly)."""
+    present = {s.name for s in stages}
+    closure: dict[str, set[str]] = {}  # stage -> every stage it needs, transitively
+    result = []
+    for stage in stages:
+        read = list(dict.fromkeys(h.stage for h in stage.reads if h.stage in present and h.stage != stage.name))
+        unknown = [n for n in read if n not in closure]
+        if unknown:  # pragma: no cover - a stage ordered before what it reads
+            raise RuntimeError(f"stage {stage.name} reads {', '.join(unknown)}, which runs after it")
+        direct = tuple(n for n in read if not any(n in closure[m] for m in read if m != n))
+        closure[stage.name] = set(read).union(*(closure[n] for n in read))
+        result.append(replace(stage, needs=direct))
+    return tuple(result)
 
 
 @dataclass(frozen=True)
@@ -60,6 +74,7 @@ class Step:
     plan: StagePlan
     parts: Mapping[str, Any] = field(default_factory=dict)  # fingerprint parts
     secrets: tuple[str, ...] = field(default=(), repr=False)
+    context: Context | None = field(default=None, repr=False, compare=False)  # what it was planned from
 
     @property
     def argv(self) -> list[str]:
@@ -106,7 +121,8 @@ def workspace_for(config: Config, run_dir: Path) -> Workspace:
 
 
 def build_context(config: Config, run_dir: Path, manifest: Manifest | None, key: str | None,
-                  selection: Selection = Selection()) -> Context:
+                  selection: Selection = Selection(), stage: Stage | None = None) -> Context:
+    """What a stage sees when planning (stage: the one planned, which may read only what it declares)."""
     toolkit = get_toolkit(config.toolkit)
     done = {n: r for n, r in (manifest.stages.items() if manifest else []) if r.status == "succeeded"}
     ctx = Context(
@@ -115,13 +131,17 @@ def build_context(config: Config, run_dir: Path, manifest: Manifest | None, key:
         artifacts={}, metrics={n: r.metrics for n, r in done.items()},
         statuses={n: r.status for n, r in (manifest.stages.items() if manifest else [])},
         resume=selection.resume or selection.resume_epoch is not None, resume_epoch=selection.resume_epoch,
+        readable=frozenset(stage.reads) if stage is not None else None,
     )
     # What each stage promises (paths fixed by the network and toolkit), overlaid by what it recorded.
-    promised = {s.name: dict(s.promises(ctx)) for s in stages_for(config) if s.promises is not None}
-    artifacts = {n: {**promised.get(n, {}), **done[n].artifacts} if n in done else promised[n]
-                 for n in {*promised, *done}}
+    promised: dict[str, dict[str, Any]] = {}
+    for producer in stages_for(config):
+        for handle in producer.produces:
+            value = handle.promise(ctx) if handle.promise is not None else None
+            if value is not None:
+                promised.setdefault(handle.stage, {})[handle.name] = value
+    artifacts = {n: {**promised.get(n, {}), **(done[n].artifacts if n in done else {})} for n in {*promised, *done}}
     return replace(ctx, artifacts=artifacts)
-
 
 
 
@@ -200,8 +220,12 @@ def decide(stage: Stage, parts: Mapping[str, Any], record: StageRecord | None, *
 
 
 class Planner:
-    """Plans the stages of one config in one run directory. Folder fingerprints are remembered for the
-    command (forget() after a stage may have written), so a large unchanged dataset is walked once."""
+    """Plans the stages of one config in one run directory.
+
+    Each stage is planned once per command: its step (and the context it was planned from) is kept
+    and given again until a stage it depends on has a new record, i.e. has run since. Folder
+    fingerprints are remembered for the command too (forget() after a stage may have written), so a
+    large unchanged dataset is walked once."""
 
     def __init__(self, config: Config, run_dir: Path, key: str | None):
         self.config = config
@@ -209,6 +233,15 @@ class Planner:
         self.key = key
         self.stages = stages_for(config)
         self._trees: dict[str, str] = {}
+        self._upstream: dict[str, tuple[str, ...]] = {}  # stage -> every stage it depends on
+        for stage in self.stages:
+            self._upstream[stage.name] = tuple(dict.fromkeys(
+                n for need in stage.needs for n in (*self._upstream[need], need)))
+        self._steps: dict[str, tuple[str, Step]] = {}  # stage -> (state it was planned in, step)
+        self.planned = 0  # stages planned (not given again): what the memo saves is testable
+
+    def stage(self, name: str) -> Stage:
+        return next(s for s in self.stages if s.name == name)
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -234,9 +267,23 @@ class Planner:
         return steps
 
     def step(self, stage: Stage, manifest: Manifest | None, selection: Selection,
-              upstream_will_run: str | None) -> Step:
+             upstream_will_run: str | None) -> Step:
         """Plan one stage against the manifest as it is now (the stages before it may have just run)."""
-        ctx = build_context(self.config, self.run_dir, manifest, self.key, selection)
+        state = digest_of({"selection": repr(selection), "upstream_will_run": upstream_will_run,
+                           "records": {n: manifest.stages[n].model_dump(mode="json")
+                                       for n in (*self._upstream[stage.name], stage.name)
+                                       if manifest is not None and n in manifest.stages}})
+        kept = self._steps.get(stage.name)
+        if kept is not None and kept[0] == state:
+            return kept[1]
+        step = self._plan_step(stage, manifest, selection, upstream_will_run)
+        self.planned += 1
+        self._steps[stage.name] = (state, step)
+        return step
+
+    def _plan_step(self, stage: Stage, manifest: Manifest | None, selection: Selection,
+                   upstream_will_run: str | None) -> Step:
+        ctx = build_context(self.config, self.run_dir, manifest, self.key, selection, stage)
         plan = stage.plan(ctx)
         parts = fingerprint_parts(stage, plan, ctx, manifest, self._trees)
         record = manifest.stages.get(stage.name) if manifest else None
@@ -250,10 +297,10 @@ class Planner:
                 reason = (f"epochs raised from {extended[0]} to {extended[1]}: continuing from epoch "
                           f"{plan.resumed_from['epoch']}")
                 return Step(stage.name, "run", reason, plan, fingerprint_parts(stage, plan, ctx, manifest, self._trees),
-                            self.secrets)
+                            self.secrets, ctx)
         if plan.resumed_from is not None and (action == "run" or selection.resume_epoch is not None):
             action, reason = "run", f"resuming from epoch {plan.resumed_from['epoch']} ({plan.resumed_from['reason']})"
-        return Step(stage.name, action, reason, plan, parts, self.secrets)
+        return Step(stage.name, action, reason, plan, parts, self.secrets, ctx)
 
     def check_upstream(self, selection: Selection, manifest: Manifest | None) -> None:
         names = selection.names(self.stages)

@@ -113,13 +113,13 @@ def plan_config(config, run_dir: Path, variant: str = "fp32") -> list[Planned]:
         manifest = Manifest(tltpipe="t", name="c", network=network.name, toolkit=toolkit.version)
         manifest.stages["train"] = StageRecord(status="interrupted")
         selection = Selection(resume_epoch=2)
-    ctx = build_context(config, run_dir, manifest, KEY, selection)
     if variant == "resume":
-        _checkpoints(ctx, "train")
+        _checkpoints(build_context(config, run_dir, manifest, KEY, selection), "train")
     planned = []
     for stage in stages_for(config):
         if variant == "resume" and stage.name != "train":
             continue
+        ctx = build_context(config, run_dir, manifest, KEY, selection, stage)  # reads only what it declares
         plan = stage.plan(ctx)
         if plan.image is None:  # host stages (prepare, native anchors)
             continue

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from google.protobuf import text_format
 
+from tlt_pipe.stages import export, retrain, train
 from tests.conformance.cases import KEY, Planned
 from tests.reference import deploy_cli, protos
 
@@ -111,19 +112,19 @@ def _expected(planned: Planned, task: str, role: str) -> dict:
         return {"experiment_spec_file": spec, "results_dir": c(stage), **keyed}
     if task == "evaluate":
         trained = "train" if stage == "evaluate" else "retrain"
-        model = c(ctx.artifact(trained, "model"))
+        model = c(ctx.read(train.MODEL if trained == "train" else retrain.MODEL))
         out = {"experiment_spec": c(f"specs/{trained}.txt"), "model_path": model, **keyed}
         if role == "deploy" or ctx.toolkit.results_flag:
             out["results_dir"] = c(stage)
         return out
     if task == "prune":
-        out = {"model": c(ctx.artifact("train", "model")), "pruning_threshold": cfg.prune.threshold,
+        out = {"model": c(ctx.read(train.MODEL)), "pruning_threshold": cfg.prune.threshold,
                "equalization_criterion": cfg.prune.equalization, **keyed}
         if ctx.network.prune_reads_spec:
             out["experiment_spec_path"] = c("specs/train.txt")
         return out
     if task == "export":
-        out = {"model": c(ctx.artifact("retrain", "model")), "gen_ds_config": ctx.toolkit.export_ds_config, **keyed}
+        out = {"model": c(ctx.read(retrain.MODEL)), "gen_ds_config": ctx.toolkit.export_ds_config, **keyed}
         if ctx.network.tlt2_export_spec or not ctx.toolkit.legacy_commands:
             out["experiment_spec"] = c("specs/retrain.txt")
         return out
@@ -131,14 +132,14 @@ def _expected(planned: Planned, task: str, role: str) -> dict:
         return {"experiment_spec_file": c("specs/retrain.txt")}
     if task == "gen_trt_engine":
         e = cfg.engine
-        out = {"model_path": c(ctx.artifact("export", "model")), "experiment_spec": c("specs/retrain.txt"),
+        out = {"model_path": c(ctx.read(export.MODEL)), "experiment_spec": c("specs/retrain.txt"),
                "results_dir": c("engine"), "data_type": e.data_type, "max_batch_size": e.max_batch_size}
         if e.workspace_mb:
             out["max_workspace_size"] = math.ceil(e.workspace_mb / 1024)  # GB
         return out
     if task == "converter":
         e, m = cfg.engine, cfg.model
-        out = {"input_file": c(ctx.artifact("export", "model")), "key": KEY, "data_type": e.data_type,
+        out = {"input_file": c(ctx.read(export.MODEL)), "key": KEY, "data_type": e.data_type,
                "input_dims": f"{m.input_channels},{m.input_height},{m.input_width}",
                "outputs": ctx.network.output_nodes, "max_batch_size": e.max_batch_size}
         if e.workspace_mb:
@@ -147,7 +148,7 @@ def _expected(planned: Planned, task: str, role: str) -> dict:
     if task == "inference":
         out = {"image_dir": c("data/kitti/val/images"), **keyed}
         if ctx.network.name != "detectnet_v2" or role == "deploy":
-            out["model_path"] = c(ctx.artifact("retrain", "model"))
+            out["model_path"] = c(ctx.read(retrain.MODEL))
         if ctx.toolkit.results_flag or role == "deploy":
             out["results_dir"] = c("infer")
         return out

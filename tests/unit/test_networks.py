@@ -84,7 +84,7 @@ def test_tlt2_plans_validate_on_tfrecords_of_resized_images(tmp_path, network):
     assert data.WhichOneof("dataset_split_type") == "validation_data_source"
     assert data.validation_data_source.tfrecords_path == "/tltpipe/run/data/tfrecords_val/val*"
     assert data.data_sources[0].tfrecords_path == "/tltpipe/run/data/tfrecords/train*"
-    assert data.image_extension == "jpg"
+    assert data.image_extension == "<prepare.image_extension>"  # the dataset decides it: pending until prepare ran
     pre = spec.augmentation_config.preprocessing
     width, height = NETWORKS[network].default_input
     assert (pre.output_image_width, pre.output_image_height, pre.output_image_channel) == (width, height, 3)
@@ -109,7 +109,7 @@ def test_yolo_start_models_are_spec_fields(tmp_path):
     assert retrain_spec.training_config.WhichOneof("load_model") == "pruned_model_path"
     assert retrain_spec.training_config.regularizer.type == 0  # NO_REG
     assert train_spec.yolov4_config.small_anchor_shape == "<anchors.small_anchor_shape>"
-    assert train_spec.dataset_config.image_extension == "jpg"
+    assert train_spec.dataset_config.image_extension == "<prepare.image_extension>"
     assert "-m" not in steps["train"].argv and "--initial_epoch" not in steps["train"].argv
 
 

@@ -143,3 +143,27 @@ def test_a_config_change_replans_the_affected_stage_and_everything_after(write_c
     assert actions["prune"][0] == "run" and "argv" in actions["prune"][1]
     assert actions["retrain"] == ("run", "after prune runs")
     assert all(actions[n][0] == "run" for n in STAGE_NAMES[STAGE_NAMES.index("prune"):])
+
+
+def test_needs_follow_from_what_each_stage_reads(tmp_path):
+    """No stage declares what it needs: it is what the stages whose artifacts it reads come to, less what
+    another of them already needs. A network's extra stage (anchors, tfrecords_val, the DetectNet_v2
+    tensorfile) is needed where it is read, and not at all where the run does not have it."""
+    from tlt_pipe.config import parse_config
+    from tlt_pipe.planner import stages_for
+
+    def needs(network, toolkit, extra=""):
+        (tmp_path / "data").mkdir(exist_ok=True)
+        text = f"network: {network}\ntoolkit: '{toolkit}'\nname: n\ndataset: {{path: data}}\n{extra}"
+        return {s.name: s.needs for s in stages_for(parse_config(text, source="n.yaml", base_dir=tmp_path))}
+
+    ssd = needs("ssd", "5.0")
+    assert ssd == {"prepare": (), "tfrecords": ("prepare",), "train": ("tfrecords",), "evaluate": ("train",),
+                   "prune": ("train",), "retrain": ("prune",), "evaluate_retrain": ("retrain",),
+                   "export": ("retrain",), "engine": ("export",), "inference": ("retrain",)}
+    yolo = needs("yolo_v4", "5.0")
+    assert yolo["anchors"] == ("prepare",) and yolo["train"] == ("tfrecords", "anchors")
+    detectnet = needs("detectnet_v2", "3.21.11", "engine: {data_type: int8}\n")
+    assert detectnet["train"] == ("tfrecords", "tfrecords_val")
+    assert detectnet["calibration_tensorfile"] == ("retrain",)
+    assert detectnet["export"] == ("calibration_tensorfile",)  # which itself needs retrain

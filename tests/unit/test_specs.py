@@ -10,7 +10,7 @@ from tlt_pipe.networks.ssd import check_ssd_spec
 from tlt_pipe.planner import build_context
 from tlt_pipe.spec_schema import message_class
 from tlt_pipe.specs import apply_overrides, build_spec, parse_spec, pb_string
-from tlt_pipe.stages import tfrecords, train
+from tlt_pipe.stages import retrain, tfrecords, train
 
 TOOLKITS = ["2.0", "3.21.11", "3.22.05", "4.0", "5.0"]
 
@@ -39,7 +39,7 @@ def test_class_name_with_a_quote_does_not_break_the_spec(write_config, tmp_path)
 @pytest.mark.parametrize("toolkit", TOOLKITS)
 def test_every_ssd_template_renders_to_a_valid_spec(write_config, tmp_path, toolkit):
     ctx = _ctx(write_config, tmp_path, toolkit)
-    for plan in (tfrecords.plan(ctx), train.plan_train(ctx), train.plan_retrain(ctx)):
+    for plan in (tfrecords.plan(ctx), train.plan_train(ctx), retrain.plan(ctx)):
         for path, text in plan.specs.items():
             kind = "dataset_convert" if "tfrecords" in path else "ssd"
             spec = parse_spec(text, ctx.toolkit.schema, kind, source=path)
@@ -54,9 +54,9 @@ def test_train_and_retrain_specs_carry_the_config(write_config, tmp_path):
     assert spec.augmentation_config.output_width == 320
     assert spec.ssd_config.arch == "resnet" and spec.ssd_config.nlayers == 18
     assert spec.dataset_config.validation_data_sources[0].label_directory_path == "/tltpipe/run/data/kitti/val/labels"
-    retrain = parse_spec(train.plan_retrain(ctx).specs["specs/retrain.txt"], "5.0", "ssd", source="r")
-    assert retrain.training_config.num_epochs == 3
-    assert retrain.training_config.regularizer.type == 0  # NO_REG
+    again = parse_spec(retrain.plan(ctx).specs["specs/retrain.txt"], "5.0", "ssd", source="r")
+    assert again.training_config.num_epochs == 3
+    assert again.training_config.regularizer.type == 0  # NO_REG
 
 
 def test_spec_overrides_set_any_field_and_are_checked(write_config, tmp_path):
@@ -64,7 +64,7 @@ def test_spec_overrides_set_any_field_and_are_checked(write_config, tmp_path):
             "  retrain: {training_config.regularizer: {type: L2, weight: 0.001}}\n"
     ctx = _ctx(write_config, tmp_path, extra=extra)
     t = parse_spec(train.plan_train(ctx).specs["specs/train.txt"], "5.0", "ssd", source="t")
-    r = parse_spec(train.plan_retrain(ctx).specs["specs/retrain.txt"], "5.0", "ssd", source="r")
+    r = parse_spec(retrain.plan(ctx).specs["specs/retrain.txt"], "5.0", "ssd", source="r")
     assert (t.training_config.n_workers, t.nms_config.top_k) == (3, 50)
     assert r.training_config.regularizer.type == 2 and r.training_config.regularizer.weight == pytest.approx(0.001)
 
@@ -102,6 +102,6 @@ def test_loader_checks_reject_out_of_range_values(write_config, tmp_path):
     with pytest.raises(SpecError, match=r"train: nms_config.confidence_threshold: 1.5 is not in \(0, 1\)"):
         build_spec("ssd/experiment.txt.j2",
                    {"network": "ssd", "model": ctx.config.model, "train": ctx.config.train,
-                    "data": tfrecords.data_context(ctx)},
+                    "data": tfrecords.data_context(ctx, records=True)},
                    schema="5.0", kind="ssd", overrides={"nms_config.confidence_threshold": 1.5},
                    check=get_network("ssd", "5.0").check_spec, source="train")

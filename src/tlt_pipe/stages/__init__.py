@@ -1,6 +1,9 @@
-"""Stages are declarative: a name, the stages they need, a pure function that plans the work
-(argv, specs, inputs, outputs) from the run context, and a function that turns results into
-metrics and named artifacts for the stages after it. No stage imports docker.
+"""Stages are declarative: a name, the artifacts it reads and produces, a pure function that plans
+the work (argv, specs, inputs, outputs) from the run context, and a function that turns results
+into metrics and artifacts for the stages after it. No stage imports docker.
+
+Artifacts are typed handles (`Artifact`): a stage reads `ctx.read(prune.MODEL)`, never a string key,
+and what it may read is declared (`Stage.reads`), so the stages it needs follow from it.
 """
 
 from __future__ import annotations
@@ -14,6 +17,32 @@ from tlt_pipe.config import Config
 from tlt_pipe.networks import Network
 from tlt_pipe.toolkits import Toolkit, task_command
 from tlt_pipe.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A handle on one thing a stage produces: the producing stage and the name it is recorded under
+    in the manifest (its artifacts, or its metrics when in_metrics).
+
+    promise(ctx), where given, is its value before the stage has run (a path the network and toolkit
+    fix), with a part only the run decides marked pending (PENDING_EPOCH). What the stage records
+    when it runs replaces it. Without a promise the value is pending until the stage has run."""
+
+    stage: str
+    name: str
+    promise: Callable[["Context"], Any] | None = field(default=None, compare=False, repr=False)
+    in_metrics: bool = field(default=False, compare=False)
+
+    @property
+    def pending(self) -> str:
+        return f"<{self.stage}.{self.name}>"
+
+    def __str__(self) -> str:
+        return f"{self.stage}.{self.name}"
+
+
+class UndeclaredRead(RuntimeError):
+    """A stage read an artifact it does not declare in Stage.reads (a bug in the stage)."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +60,7 @@ class Context:
     resume: bool = False  # --resume: unfinished training continues from its newest complete checkpoint
     resume_epoch: int | None = None  # --resume-epoch N: continue from epoch N exactly
     extend: bool = False  # a finished training run whose epoch count was raised continues from its last epoch
+    readable: frozenset[Artifact] | None = None  # what the stage being planned declares it reads (None: anything)
 
     @property
     def image(self) -> str:
@@ -42,13 +72,14 @@ class Context:
     def deploy_image(self) -> str | None:
         return self.config.runner.deploy_image or self.toolkit.deploy_image
 
-    def artifact(self, stage: str, name: str, default: Any = None) -> Any:
-        """A named artifact of an earlier stage: as it recorded it, else as promised when planning (a real
-        path, pending parts marked), else a <stage.name> placeholder."""
-        value = self.artifacts.get(stage, {}).get(name)
-        if value is None:
-            return default if default is not None else f"<{stage}.{name}>"
-        return value
+    def read(self, handle: Artifact) -> Any:
+        """An artifact of an earlier stage: as it recorded it, else as promised (a real path, pending parts
+        marked), else pending (`<stage.name>`)."""
+        if self.readable is not None and handle not in self.readable:
+            raise UndeclaredRead(f"{handle} is read by a stage that does not declare it in Stage.reads")
+        source = self.metrics if handle.in_metrics else self.artifacts
+        value = source.get(handle.stage, {}).get(handle.name)
+        return handle.pending if value is None else value
 
     def command(self, subcommand: str) -> list[str]:
         return task_command(self.toolkit, self.network.task_name(self.toolkit.legacy_commands), subcommand)
@@ -93,7 +124,6 @@ class Outcome:
 @dataclass(frozen=True)
 class Stage:
     name: str
-    needs: tuple[str, ...]
     plan: Callable[[Context], StagePlan]
     # Reads what the stage wrote (files in the run directory, its log text) and says what it produced.
     collect: Callable[[Context, StagePlan, str], Outcome]
@@ -102,10 +132,12 @@ class Stage:
     # Called just before the stage runs (after cleaning), e.g. to keep history TAO will overwrite.
     before_run: Callable[[Context, StagePlan], None] | None = None
     description: str = ""
-    # The artifacts whose paths are known before the stage runs (name -> run-relative path), so the
-    # stages after it plan with real paths. A part only the run decides is marked <like this>
-    # (PENDING_EPOCH); what the stage records when it ran replaces these.
-    promises: Callable[[Context], Mapping[str, str]] | None = None
+    # The artifacts of other stages it may read (a superset: some are read only in some configurations),
+    # and the artifacts it produces (those with a promise are known before it runs).
+    reads: tuple[Artifact, ...] = ()
+    produces: tuple[Artifact, ...] = ()
+    # The stages it needs: derived by the planner from `reads` (planner.stages_for), never declared.
+    needs: tuple[str, ...] = ()
 
 
 PENDING_EPOCH = "<best>"  # the checkpoint epoch a training run selects when it ends

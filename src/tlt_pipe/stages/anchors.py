@@ -16,10 +16,15 @@ from tlt_pipe.anchors import anchor_groups, compute_anchors, format_anchor_shape
 from tlt_pipe.config import Config
 from tlt_pipe.errors import ConfigError
 from tlt_pipe.networks import Network
-from tlt_pipe.stages import Context, Outcome, Stage, StagePlan
+from tlt_pipe.stages import Artifact, Context, Outcome, Stage, StagePlan, prepare
 
 DIR = "anchors"
 OUTPUT = f"{DIR}/anchors.json"
+
+# The anchor shape strings the train and retrain specs take, one per group a network has
+# (Network.anchor_groups: YOLOv3/v4 small, mid and big; YOLOv4-tiny mid and big).
+SHAPES = {name: Artifact("anchors", name) for name in ("small_anchor_shape", "mid_anchor_shape", "big_anchor_shape")}
+ANCHORS = Artifact("anchors", "anchors")  # every anchor, [width, height], as clustered
 
 
 def applies(network: Network) -> bool:
@@ -37,11 +42,11 @@ def anchor_count(ctx: Context) -> int:
 
 def shapes(ctx: Context) -> dict[str, str]:
     """The anchor shape strings for the spec (placeholders until the anchors stage has run)."""
-    return {name: ctx.artifact("anchors", name) for name in ctx.network.anchor_groups}
+    return {name: ctx.read(SHAPES[name]) for name in ctx.network.anchor_groups}
 
 
 def _labels_and_images(ctx: Context) -> tuple[str, str]:
-    root = ctx.artifact("prepare", "root", default="data/kitti")
+    root = ctx.read(prepare.ROOT)
     return f"{root}/train/labels", f"{root}/train/images"
 
 
@@ -85,10 +90,12 @@ def collect(ctx: Context, plan_: StagePlan, log_text: str) -> Outcome:
                    artifacts={"anchors": [list(a) for a in anchors], **formatted})
 
 
-STAGE = Stage(name="anchors", needs=("prepare",), plan=plan, collect=collect, run_on_host=run_on_host,
-              description="YOLO anchor shapes from the training boxes")
-TAO = Stage(name="anchors", needs=("prepare",), plan=plan, collect=collect,
-            description="YOLO anchor shapes from the container's kmeans")
+STAGE = Stage(name="anchors", plan=plan, collect=collect, run_on_host=run_on_host,
+              description="YOLO anchor shapes from the training boxes",
+              reads=(prepare.ROOT,), produces=(ANCHORS, *SHAPES.values()))
+TAO = Stage(name="anchors", plan=plan, collect=collect,
+            description="YOLO anchor shapes from the container's kmeans",
+            reads=(prepare.ROOT,), produces=(ANCHORS, *SHAPES.values()))
 
 
 def stage_for(config: Config) -> Stage:

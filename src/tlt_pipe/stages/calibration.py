@@ -10,11 +10,14 @@ from dataclasses import dataclass
 
 from tlt_pipe.config import Config
 from tlt_pipe.networks import Network
-from tlt_pipe.stages import Context, Outcome, Stage, StagePlan
+from tlt_pipe.stages import Artifact, Context, Outcome, Stage, StagePlan, prepare, retrain
 from tlt_pipe.toolkits import Toolkit
 
 DIR = "calibration"
-TENSORFILE = f"{DIR}/calibration.tensorfile"
+TENSORFILE_PATH = f"{DIR}/calibration.tensorfile"
+TENSORFILE = Artifact("calibration_tensorfile", "tensorfile", promise=lambda ctx: TENSORFILE_PATH)
+# What the calibration arithmetic reads (every stage that calls calibration() declares it).
+READS = (prepare.ROOT, prepare.TRAIN_IMAGES)
 
 
 def applies(network: Network, toolkit: Toolkit, config: Config) -> bool:
@@ -35,8 +38,9 @@ class Calibration:
 
 def calibration(ctx: Context) -> Calibration:
     """Batches of the training images: at most engine.cal_batches, never more images than there are."""
-    root = ctx.artifact("prepare", "root", default="data/kitti")
-    available = ctx.metrics.get("prepare", {}).get("train_images")
+    root = ctx.read(prepare.ROOT)
+    available = ctx.read(prepare.TRAIN_IMAGES)
+    available = available if isinstance(available, int) else None
     if applies(ctx.network, ctx.toolkit, ctx.config):
         size = ctx.config.retrain_resolved.batch_size  # the tensorfile batches with the training batch size
     else:
@@ -50,18 +54,19 @@ def calibration(ctx: Context) -> Calibration:
 
 def plan(ctx: Context) -> StagePlan:
     cal = calibration(ctx)
-    argv = [*ctx.command("calibration_tensorfile"), "-e", ctx.container("specs/retrain.txt"),
-            "-o", ctx.container(TENSORFILE), "-m", str(cal.batches)]
-    return StagePlan(image=ctx.image, argv=tuple(argv), run_inputs=("specs/retrain.txt", cal.image_dir),
-                     outputs=(TENSORFILE,), clean=(DIR,))
+    spec = ctx.read(retrain.SPEC)
+    argv = [*ctx.command("calibration_tensorfile"), "-e", ctx.container(spec),
+            "-o", ctx.container(TENSORFILE_PATH), "-m", str(cal.batches)]
+    return StagePlan(image=ctx.image, argv=tuple(argv), run_inputs=(spec, cal.image_dir),
+                     outputs=(TENSORFILE_PATH,), clean=(DIR,))
 
 
 def collect(ctx: Context, plan_: StagePlan, log_text: str) -> Outcome:
     cal = calibration(ctx)
     return Outcome(metrics={"calibration_images": cal.images, "batches": cal.batches, "batch_size": cal.batch_size},
-                   artifacts={"tensorfile": TENSORFILE})
+                   artifacts={"tensorfile": TENSORFILE_PATH})
 
 
-STAGE = Stage(name="calibration_tensorfile", needs=("retrain",), plan=plan, collect=collect,
+STAGE = Stage(name="calibration_tensorfile", plan=plan, collect=collect,
               description="INT8 calibration tensorfile (DetectNet_v2 on TLT 2 / TAO 3)",
-              promises=lambda ctx: {"tensorfile": TENSORFILE})
+              reads=(retrain.SPEC, *READS), produces=(TENSORFILE,))

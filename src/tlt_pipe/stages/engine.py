@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import math
 
-from tlt_pipe.stages import Context, Outcome, Stage, StagePlan
-from tlt_pipe.stages.calibration import calibration
+from tlt_pipe.stages import Artifact, Context, Outcome, Stage, StagePlan, calibration, export, retrain
 
 DIR = "engine"
+
+ENGINE = Artifact("engine", "engine",
+                  promise=lambda ctx: f"{DIR}/{ctx.network.checkpoint_prefix}.{ctx.config.engine.data_type}.engine")
 
 
 def _converter(ctx: Context, model: str, engine: str) -> tuple[str | None, list[str], tuple[str, ...]]:
@@ -26,8 +28,8 @@ def _converter(ctx: Context, model: str, engine: str) -> tuple[str | None, list[
         argv += ["-p", f"{ctx.network.input_name},1x{shape},{opt}x{shape},{cfg.max_batch_size}x{shape}"]
     run_inputs: tuple[str, ...] = (model,)
     if cfg.data_type == "int8":
-        cache = ctx.artifact("export", "cal_cache")
-        argv += ["-c", ctx.container(cache), "-b", str(calibration(ctx).batch_size)]
+        cache = ctx.read(export.CAL_CACHE_FILE)
+        argv += ["-c", ctx.container(cache), "-b", str(calibration.calibration(ctx).batch_size)]
         run_inputs += (cache,)
     if cfg.workspace_mb:  # the converter counts bytes
         argv += ["-w", str(cfg.workspace_mb * 1024 * 1024)]
@@ -37,16 +39,17 @@ def _converter(ctx: Context, model: str, engine: str) -> tuple[str | None, list[
 
 def _gen_trt_engine(ctx: Context, model: str, engine: str) -> tuple[str | None, list[str], tuple[str, ...]]:
     cfg = ctx.config.engine
-    argv = [*ctx.command("gen_trt_engine"), "-m", ctx.container(model), "-e", ctx.container("specs/retrain.txt"),
+    spec = ctx.read(retrain.SPEC)
+    argv = [*ctx.command("gen_trt_engine"), "-m", ctx.container(model), "-e", ctx.container(spec),
             "-r", ctx.container(DIR), *ctx.key_args(), "--engine_file", ctx.container(engine),
             "--data_type", cfg.data_type, "--max_batch_size", str(cfg.max_batch_size)]
     if cfg.opt_batch_size:
         argv += ["--opt_batch_size", str(cfg.opt_batch_size)]
     if cfg.workspace_mb:  # gen_trt_engine counts whole GB
         argv += ["--max_workspace_size", str(math.ceil(cfg.workspace_mb / 1024))]
-    run_inputs: tuple[str, ...] = (model, "specs/retrain.txt")
+    run_inputs: tuple[str, ...] = (model, spec)
     if cfg.data_type == "int8":
-        cal = calibration(ctx)
+        cal = calibration.calibration(ctx)
         argv += ["--cal_image_dir", ctx.container(cal.image_dir), "--cal_cache_file", ctx.container(f"{DIR}/cal.bin"),
                  "--batch_size", str(cal.batch_size), "--batches", str(cal.batches)]
         run_inputs += (cal.image_dir,)
@@ -62,13 +65,9 @@ def builder(ctx: Context) -> str:
     return "converter"
 
 
-def promises(ctx: Context) -> dict[str, str]:
-    return {"engine": f"{DIR}/{ctx.network.checkpoint_prefix}.{ctx.config.engine.data_type}.engine"}
-
-
 def plan(ctx: Context) -> StagePlan:
-    model = ctx.artifact("export", "model")
-    engine = promises(ctx)["engine"]
+    model = ctx.read(export.MODEL)
+    engine = ENGINE.promise(ctx)
     build = _gen_trt_engine if builder(ctx) == "gen_trt_engine" else _converter
     image, argv, run_inputs = build(ctx, model, engine)
     return StagePlan(image=image, argv=tuple(argv), run_inputs=run_inputs, outputs=(engine,), clean=(DIR,),
@@ -80,9 +79,9 @@ def collect(ctx: Context, plan_: StagePlan, log_text: str) -> Outcome:
     size = ctx.workspace.host(engine).stat().st_size
     metrics = {"engine": engine, "engine_bytes": size}
     if ctx.config.engine.data_type == "int8" and builder(ctx) == "gen_trt_engine":
-        metrics["calibration_images"] = calibration(ctx).images
+        metrics["calibration_images"] = calibration.calibration(ctx).images
     return Outcome(metrics=metrics, artifacts={"engine": engine})
 
 
-STAGE = Stage(name="engine", needs=("export",), plan=plan, collect=collect, description="build the TensorRT engine",
-              promises=promises)
+STAGE = Stage(name="engine", plan=plan, collect=collect, description="build the TensorRT engine",
+              reads=(export.MODEL, export.CAL_CACHE_FILE, retrain.SPEC, *calibration.READS), produces=(ENGINE,))

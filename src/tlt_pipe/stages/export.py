@@ -8,9 +8,11 @@ from the training images, or for DetectNet_v2 from the calibration tensorfile.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from tlt_pipe import parsers
-from tlt_pipe.stages import Context, Outcome, Stage, StagePlan
-from tlt_pipe.stages.calibration import applies, calibration
+from tlt_pipe.stages import Artifact, Context, Outcome, Stage, StagePlan, calibration, retrain
+from tlt_pipe.stages.calibration import applies
 
 DIR = "export"
 CAL_CACHE = f"{DIR}/cal.bin"
@@ -21,39 +23,36 @@ def int8_in_export(ctx: Context) -> bool:
     return ctx.toolkit.calibrate_in_export and ctx.config.engine.data_type == "int8"
 
 
-def calibration_images(ctx: Context) -> str:
-    return ctx.container(calibration(ctx).image_dir)
+def _ds_file(name: str) -> Callable[[Context], str | None]:
+    return lambda ctx: f"{DIR}/{name}" if ctx.toolkit.export_ds_config else None
 
 
-def promises(ctx: Context) -> dict[str, str]:
-    """The exported model, its DeepStream files (TAO 3 on) and the INT8 cache when export calibrates."""
-    out = {"model": f"{DIR}/{ctx.network.checkpoint_prefix}.{ctx.toolkit.export_ext}"}
-    if ctx.toolkit.export_ds_config:
-        out.update(labels=f"{DIR}/labels.txt", nvinfer_config=f"{DIR}/nvinfer_config.txt")
-    if int8_in_export(ctx):
-        out["cal_cache"] = CAL_CACHE
-    return out
+MODEL = Artifact("export", "model", promise=lambda ctx: f"{DIR}/{ctx.network.checkpoint_prefix}.{ctx.toolkit.export_ext}")
+LABELS = Artifact("export", "labels", promise=_ds_file("labels.txt"))  # DeepStream's files: TAO 3 on
+NVINFER_CONFIG = Artifact("export", "nvinfer_config", promise=_ds_file("nvinfer_config.txt"))
+CAL_CACHE_FILE = Artifact("export", "cal_cache", promise=lambda ctx: CAL_CACHE if int8_in_export(ctx) else None)
+PRODUCES = (MODEL, LABELS, NVINFER_CONFIG, CAL_CACHE_FILE)
 
 
 def plan(ctx: Context) -> StagePlan:
     cfg = ctx.config.export
-    model = ctx.artifact("retrain", "model")
-    output = promises(ctx)["model"]
+    model, spec = ctx.read(retrain.MODEL), ctx.read(retrain.SPEC)
+    output = MODEL.promise(ctx)
     int8 = int8_in_export(ctx)
-    cal = calibration(ctx)
+    cal = calibration.calibration(ctx)
     reads_spec = ctx.network.tlt2_export_spec or not ctx.toolkit.legacy_commands
     argv = [*ctx.command("export"), "-m", ctx.container(model), "-o", ctx.container(output), *ctx.key_args()]
-    argv += ["-e", ctx.container("specs/retrain.txt")] if reads_spec else []
+    argv += ["-e", ctx.container(spec)] if reads_spec else []
     argv += ["--data_type", "int8" if int8 else cfg.data_type,
              "--batch_size", str(cal.batch_size if int8 else cfg.batch_size)]
     outputs = [output]
     if ctx.toolkit.export_ds_config:
         argv.append("--gen_ds_config")
         outputs += [f"{DIR}/labels.txt", f"{DIR}/nvinfer_config.txt"]
-    run_inputs: list[str] = [model, "specs/retrain.txt"]
+    run_inputs: list[str] = [model, spec]
     if int8:
         if applies(ctx.network, ctx.toolkit, ctx.config):  # DetectNet_v2: batches from its tensorfile
-            tensorfile = ctx.artifact("calibration_tensorfile", "tensorfile")
+            tensorfile = ctx.read(calibration.TENSORFILE)
             argv += ["--cal_data_file", ctx.container(tensorfile)]
             run_inputs.append(tensorfile)
         else:
@@ -66,14 +65,14 @@ def plan(ctx: Context) -> StagePlan:
 
 
 def collect(ctx: Context, plan_: StagePlan, log_text: str) -> Outcome:
-    artifacts = promises(ctx)
+    artifacts = {h.name: path for h in PRODUCES if (path := h.promise(ctx)) is not None}
     metrics = {"exported": parsers.parse_exported_path(log_text)}
     if int8_in_export(ctx):
-        cal = calibration(ctx)
+        cal = calibration.calibration(ctx)
         metrics.update(calibration_images=cal.images, calibration_batches=cal.batches,
                        calibration_batch_size=cal.batch_size)
     return Outcome(metrics=metrics, artifacts=artifacts)
 
 
-STAGE = Stage(name="export", needs=("retrain",), plan=plan, collect=collect, description="export for deployment",
-              promises=promises)
+STAGE = Stage(name="export", plan=plan, collect=collect, description="export for deployment",
+              reads=(retrain.MODEL, retrain.SPEC, calibration.TENSORFILE, *calibration.READS), produces=PRODUCES)

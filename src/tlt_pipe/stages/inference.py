@@ -7,10 +7,11 @@ model, the classes and the per-class clustering) gets specs/inference.txt and no
 from __future__ import annotations
 
 from tlt_pipe.specs import build_spec
-from tlt_pipe.stages import Context, Outcome, Stage, StagePlan
-from tlt_pipe.stages.tfrecords import data_context
+from tlt_pipe.stages import Artifact, Context, Outcome, Stage, StagePlan, prepare, retrain
+from tlt_pipe.stages.tfrecords import DATASET, data_context
 
 DIR = "infer"
+RESULTS = Artifact("inference", "results", promise=lambda ctx: DIR)
 INFERENCE_SPEC = "specs/inference.txt"
 
 
@@ -27,15 +28,15 @@ def _inference_spec(ctx: Context, model: str) -> str:
 
 
 def plan(ctx: Context) -> StagePlan:
-    model = ctx.artifact("retrain", "model")
+    model = ctx.read(retrain.MODEL)
     if ctx.config.inference.images:
         images, inputs, run_inputs = ctx.workspace.input_path("images"), (ctx.config.inference.images,), ()
     else:
-        root = ctx.artifact("prepare", "root", default="data/kitti")
+        root = ctx.read(prepare.ROOT)
         images, inputs, run_inputs = ctx.container(f"{root}/val/images"), (), (f"{root}/val/images",)
     own_spec = ctx.network.inference_spec is not None
     specs = {INFERENCE_SPEC: _inference_spec(ctx, model)} if own_spec else {}
-    spec = INFERENCE_SPEC if own_spec else "specs/retrain.txt"
+    spec = INFERENCE_SPEC if own_spec else ctx.read(retrain.SPEC)
     argv = [*ctx.command("inference"), "-e", ctx.container(spec)]
     if not own_spec:
         argv += ["-m", ctx.container(model)]
@@ -59,5 +60,5 @@ def collect(ctx: Context, plan_: StagePlan, log_text: str) -> Outcome:
     return Outcome(metrics={"images": len(labels), "detections": detections}, artifacts={"results": DIR})
 
 
-STAGE = Stage(name="inference", needs=("retrain",), plan=plan, collect=collect,
-              description="run the retrained model on test images")
+STAGE = Stage(name="inference", plan=plan, collect=collect, description="run the retrained model on test images",
+              reads=(retrain.MODEL, retrain.SPEC, *DATASET), produces=(RESULTS,))

@@ -5,9 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from tlt_pipe.stages import Context, Outcome, Stage, StagePlan
+from tlt_pipe.stages import Artifact, Context, Outcome, Stage, StagePlan
 
 OUTPUT = "data/kitti"
+
+ROOT = Artifact("prepare", "root", promise=lambda ctx: OUTPUT)  # train/ and val/, each images/ and labels/
+CLASSES = Artifact("prepare", "classes")  # the class names found, lower case, sorted
+IMAGE_EXTENSION = Artifact("prepare", "image_extension")  # of the converted images, with its dot
+TRAIN_IMAGES = Artifact("prepare", "train_images", in_metrics=True)
 
 
 def _options(ctx: Context):
@@ -72,5 +77,6 @@ def collect(ctx: Context, plan_: StagePlan, log_text: str) -> Outcome:
     )
 
 
-STAGE = Stage(name="prepare", needs=(), plan=plan, collect=collect, run_on_host=run_on_host,
-              description="convert the dataset to KITTI train/val")
+STAGE = Stage(name="prepare", plan=plan, collect=collect, run_on_host=run_on_host,
+              description="convert the dataset to KITTI train/val",
+              produces=(ROOT, CLASSES, IMAGE_EXTENSION, TRAIN_IMAGES))

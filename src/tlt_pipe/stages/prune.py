@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 from tlt_pipe import parsers
-from tlt_pipe.stages import Context, Outcome, Stage, StagePlan
+from tlt_pipe.stages import Artifact, Context, Outcome, Stage, StagePlan, train
 
 DIR = "prune"
 
-
-def promises(ctx: Context) -> dict[str, str]:
-    return {"model": f"{DIR}/{ctx.network.checkpoint_prefix}_pruned.{ctx.toolkit.checkpoint_ext}"}
+MODEL = Artifact("prune", "model",
+                 promise=lambda ctx: f"{DIR}/{ctx.network.checkpoint_prefix}_pruned.{ctx.toolkit.checkpoint_ext}")
 
 
 def plan(ctx: Context) -> StagePlan:
     cfg = ctx.config.prune
-    model = ctx.artifact("train", "model")
-    output = promises(ctx)["model"]
+    model = ctx.read(train.MODEL)
+    output = MODEL.promise(ctx)
     argv = [*ctx.command("prune"), "-m", ctx.container(model), "-o", ctx.container(output), *ctx.key_args()]
     run_inputs: tuple[str, ...] = (model,)
     if ctx.network.prune_reads_spec:
-        argv += ["-e", ctx.container("specs/train.txt")]
-        run_inputs += ("specs/train.txt",)
+        spec = ctx.read(train.SPEC)
+        argv += ["-e", ctx.container(spec)]
+        run_inputs += (spec,)
     argv += ["-eq", cfg.equalization, "-pth", repr(cfg.threshold)]
     if cfg.norm:
         argv += ["-n", cfg.norm]
@@ -39,5 +39,5 @@ def collect(ctx: Context, plan_: StagePlan, log_text: str) -> Outcome:
     return Outcome(metrics={"pruning_ratio": ratio}, artifacts={"model": plan_.params["output"]})
 
 
-STAGE = Stage(name="prune", needs=("train",), plan=plan, collect=collect, description="prune the trained model",
-              promises=promises)
+STAGE = Stage(name="prune", plan=plan, collect=collect, description="prune the trained model",
+              reads=(train.MODEL, train.SPEC), produces=(MODEL,))

@@ -9,12 +9,18 @@ from __future__ import annotations
 
 from tlt_pipe.networks import Network
 from tlt_pipe.specs import build_spec
-from tlt_pipe.stages import Context, Outcome, Stage, StagePlan
+from tlt_pipe.stages import Artifact, Context, Outcome, Stage, StagePlan, is_pending
+from tlt_pipe.stages import prepare
 
 OUTPUT_DIR = "data/tfrecords"
 PREFIX = f"{OUTPUT_DIR}/train"
 VAL_DIR = "data/tfrecords_val"
 VAL_PREFIX = f"{VAL_DIR}/val"
+
+RECORDS = Artifact("tfrecords", "prefix", promise=lambda ctx: PREFIX)  # the shards are <prefix>-*
+VAL_RECORDS = Artifact("tfrecords_val", "prefix", promise=lambda ctx: VAL_PREFIX)
+# What every spec reading the prepared dataset reads (data_context).
+DATASET = (prepare.ROOT, prepare.CLASSES, prepare.IMAGE_EXTENSION)
 
 
 def validation_records(network: Network, toolkit_version: str) -> bool:
@@ -22,14 +28,17 @@ def validation_records(network: Network, toolkit_version: str) -> bool:
     return network.validation_records(toolkit_version)
 
 
-def data_context(ctx: Context) -> dict:
-    """Container paths of the prepared dataset, shared by every spec that reads it."""
-    root = ctx.artifact("prepare", "root", default="data/kitti")
-    classes = ctx.artifact("prepare", "classes", default=[])
+def data_context(ctx: Context, *, records: bool = False) -> dict:
+    """Container paths of the prepared dataset, shared by every spec that reads it (records: and of its
+    TFRecords, for training)."""
+    root = ctx.read(prepare.ROOT)
     if ctx.config.dataset.classes:
         classes = sorted({v.lower() for v in ctx.config.dataset.classes.values()})
-    extension = ctx.artifact("prepare", "image_extension", default=".jpg")
-    return {
+    else:
+        found = ctx.read(prepare.CLASSES)
+        classes = [found] if is_pending(found) else list(found)
+    extension = ctx.read(prepare.IMAGE_EXTENSION)
+    data = {
         "root": ctx.container(f"{root}/train"),
         "image_dir": "images",
         "label_dir": "labels",
@@ -41,10 +50,12 @@ def data_context(ctx: Context) -> dict:
         "val_root": ctx.container(f"{root}/val"),
         "val_images": ctx.container(f"{root}/val/images"),
         "val_labels": ctx.container(f"{root}/val/labels"),
-        "tfrecords": ctx.container(PREFIX) + "*",
-        "val_tfrecords": ctx.container(VAL_PREFIX) + "*",
-        "classes": list(classes) or ["<classes from prepare>"],
+        "classes": classes,
     }
+    if records:
+        data["tfrecords"] = ctx.container(ctx.read(RECORDS)) + "*"
+        data["val_tfrecords"] = ctx.container(ctx.read(VAL_RECORDS)) + "*"
+    return data
 
 
 def _plan(ctx: Context, *, split: str, spec_path: str, output_dir: str, prefix: str) -> StagePlan:
@@ -63,7 +74,7 @@ def _plan(ctx: Context, *, split: str, spec_path: str, output_dir: str, prefix: 
         image=ctx.image,
         argv=(*ctx.command("dataset_convert"), "-d", ctx.container(spec_path), "-o", ctx.container(prefix)),
         specs={spec_path: spec},
-        run_inputs=("data/kitti",),
+        run_inputs=(ctx.read(prepare.ROOT),),
         outputs=(output_dir,),
         clean=(output_dir,),
         params={"output_dir": output_dir, "shard_prefix": prefix.rsplit("/", 1)[1] + "-"},
@@ -86,7 +97,8 @@ def collect(ctx: Context, plan_: StagePlan, log_text: str) -> Outcome:
     return Outcome(metrics={"shards": len(shards)}, artifacts={"prefix": f"{output_dir}/{start[:-1]}"})
 
 
-STAGE = Stage(name="tfrecords", needs=("prepare",), plan=plan, collect=collect,
-              description="dataset_convert: KITTI -> TFRecords")
-VALIDATION = Stage(name="tfrecords_val", needs=("prepare",), plan=plan_validation, collect=collect,
-                   description="dataset_convert of the validation split (DetectNet_v2, TLT 2.0)")
+STAGE = Stage(name="tfrecords", plan=plan, collect=collect, description="dataset_convert: KITTI -> TFRecords",
+              reads=DATASET, produces=(RECORDS,))
+VALIDATION = Stage(name="tfrecords_val", plan=plan_validation, collect=collect,
+                   description="dataset_convert of the validation split (DetectNet_v2, TLT 2.0)",
+                   reads=DATASET, produces=(VAL_RECORDS,))

@@ -1,4 +1,5 @@
-"""train and retrain: `<net> train` with the rendered experiment spec; picks the best checkpoint.
+"""train: `<net> train` with the rendered experiment spec; picks the best checkpoint. The training
+machinery here is shared with retrain (stages/retrain.py).
 
 How the starting model reaches train, and how a run resumes, is the network's answer
 (Network.model_passing, networks/passing.py); this stage only asks it.
@@ -16,9 +17,18 @@ from tlt_pipe.errors import ConfigError
 from tlt_pipe.manifest import write_atomic
 from tlt_pipe.resume import ResumePoint, choose_resume_point
 from tlt_pipe.specs import build_spec
-from tlt_pipe.stages import PENDING_EPOCH, Context, Outcome, Stage, StagePlan
+from tlt_pipe.stages import PENDING_EPOCH, Artifact, Context, Outcome, Stage, StagePlan, anchors, tfrecords
 from tlt_pipe.stages.anchors import shapes as anchor_shapes
 from tlt_pipe.stages.tfrecords import data_context
+
+# What a training run (train or retrain) reads: the prepared dataset, its TFRecords and the anchor shapes.
+TRAINING_READS = (*tfrecords.DATASET, tfrecords.RECORDS, tfrecords.VAL_RECORDS, *anchors.SHAPES.values())
+
+
+def spec_path(name: str) -> str:
+    """The experiment spec of a training run (train or retrain), which later stages read too."""
+    return f"specs/{name}.txt"
+
 
 def experiment_spec(ctx: Context, train: TrainConfig, *, source: str, start: dict | None = None) -> str:
     """The experiment spec for train (source='train') or retrain (source='retrain').
@@ -28,7 +38,8 @@ def experiment_spec(ctx: Context, train: TrainConfig, *, source: str, start: dic
                  **ctx.config.spec_overrides.get("retrain" if source.startswith("retrain") else "train", {})}
     return build_spec(
         f"{ctx.network.family}/experiment.txt.j2",
-        {"network": ctx.network.name, "model": ctx.config.model, "train": train, "data": data_context(ctx),
+        {"network": ctx.network.name, "model": ctx.config.model, "train": train,
+         "data": data_context(ctx, records=True),
          "start": start or {}, "anchors": anchor_shapes(ctx), "toolkit": ctx.toolkit.version,
          "schema": ctx.toolkit.schema,
          "legacy": ctx.network.tlt2_layout(ctx.toolkit.version)},
@@ -101,19 +112,20 @@ def resume_spec_path(name: str) -> str:
     return f"specs/{name}.resume.txt"
 
 
-def _train_plan(ctx: Context, *, name: str, train: TrainConfig, start_model: str | None, inputs: tuple,
-                run_inputs: tuple) -> StagePlan:
-    spec_path = f"specs/{name}.txt"
+def train_plan(ctx: Context, *, name: str, train: TrainConfig, start_model: str | None, inputs: tuple,
+               run_inputs: tuple) -> StagePlan:
+    """The plan of a training run called name (train, retrain) from start_model (a container path)."""
+    spec = spec_path(name)
     model = ctx.config.model
     passing = ctx.network.model_passing
     start = passing.start_in_spec(name, start_model)
     tail = ["--gpus", "1"] + (["--use_amp"] if train.use_amp else [])
 
-    def command(spec: str, *model_args: str) -> tuple[str, ...]:
-        return (*ctx.command("train"), "-e", ctx.container(spec), "-r", ctx.container(name), *ctx.key_args(),
+    def command(spec_file: str, *model_args: str) -> tuple[str, ...]:
+        return (*ctx.command("train"), "-e", ctx.container(spec_file), "-r", ctx.container(name), *ctx.key_args(),
                 *model_args, *tail)
 
-    fresh = command(spec_path, *passing.start_args(start_model))
+    fresh = command(spec, *passing.start_args(start_model))
     outputs: tuple[str, ...] = (name,)
     if not passing.final_model_only:
         outputs += (f"{name}/{ctx.network.training_csv(model.arch, model.nlayers)}",)
@@ -126,17 +138,17 @@ def _train_plan(ctx: Context, *, name: str, train: TrainConfig, start_model: str
         if passing.resume_spec:
             argv = command(resume_spec_path(name))
         else:  # flags, or nothing: a results folder continues by itself
-            argv = command(spec_path, *passing.resume_args(ctx.container(checkpoint), point.epoch))
+            argv = command(spec, *passing.resume_args(ctx.container(checkpoint), point.epoch))
     return StagePlan(
         image=ctx.image,
         argv=argv,
         fresh_argv=fresh if argv != fresh else None,
-        specs={spec_path: experiment_spec(ctx, train, source=name, start=start)},
+        specs={spec: experiment_spec(ctx, train, source=name, start=start)},
         epochs=train.epochs,
-        fingerprint_specs={spec_path: experiment_spec(ctx, train.model_copy(update={"epochs": 1}), source=name,
+        fingerprint_specs={spec: experiment_spec(ctx, train.model_copy(update={"epochs": 1}), source=name,
                                                       start=start)},
         inputs=inputs,
-        run_inputs=("data/kitti", "data/tfrecords", *run_inputs),
+        run_inputs=(ctx.read(tfrecords.DATASET[0]), str(Path(ctx.read(tfrecords.RECORDS)).parent), *run_inputs),
         outputs=outputs,
         clean=() if point is not None else (name,),
         resumed_from=resumed_from,
@@ -149,15 +161,8 @@ def plan_train(ctx: Context) -> StagePlan:
                           "chosen; remove evaluate.epoch")
     pretrained = ctx.config.model.pretrained
     start = ctx.workspace.input_path("pretrained") if pretrained else None
-    return _train_plan(ctx, name="train", train=ctx.config.train, start_model=start,
-                       inputs=(pretrained,) if pretrained else (), run_inputs=())
-
-
-def plan_retrain(ctx: Context) -> StagePlan:
-    pruned = ctx.artifact("prune", "model")
-    return _train_plan(ctx, name="retrain", train=ctx.config.retrain_resolved,
-                       start_model=ctx.container(pruned),
-                       inputs=(), run_inputs=(pruned,))
+    return train_plan(ctx, name="train", train=ctx.config.train, start_model=start,
+                      inputs=(pretrained,) if pretrained else (), run_inputs=())
 
 
 def _collect_final_model(ctx: Context, results: str, log_text: str) -> Outcome:
@@ -270,13 +275,9 @@ def collect_train(ctx: Context, plan_: StagePlan, log_text: str) -> Outcome:
     return collect_training(ctx, "train", chosen_epoch=ctx.config.evaluate.epoch, log_text=log_text)
 
 
-def collect_retrain(ctx: Context, plan_: StagePlan, log_text: str) -> Outcome:
-    return collect_training(ctx, "retrain", chosen_epoch=None, log_text=log_text)
+MODEL = Artifact("train", "model", promise=lambda ctx: promised_model(ctx, "train"))
+EPOCH = Artifact("train", "epoch")  # of the selected checkpoint
+SPEC = Artifact("train", "spec", promise=lambda ctx: spec_path("train"))
 
-
-TRAIN = Stage(name="train", needs=("tfrecords",), plan=plan_train, collect=collect_train, before_run=before_training,
-              description="train from the pretrained model",
-              promises=lambda ctx: {"model": promised_model(ctx, "train")})
-RETRAIN = Stage(name="retrain", needs=("prune",), plan=plan_retrain, collect=collect_retrain, before_run=before_training,
-                description="retrain the pruned model",
-                promises=lambda ctx: {"model": promised_model(ctx, "retrain")})
+TRAIN = Stage(name="train", plan=plan_train, collect=collect_train, before_run=before_training,
+              description="train from the pretrained model", reads=TRAINING_READS, produces=(MODEL, EPOCH, SPEC))
