@@ -14,8 +14,8 @@ from pathlib import Path
 import click
 
 from tlt_pipe import __version__
-from tlt_pipe.errors import ConfigError, TltPipeError
-from tlt_pipe.registry import DATASET_FORMATS, DEFAULT_RUNS, DEFAULT_TOOLKIT, NETWORKS, STAGE_NAMES
+from tlt_pipe.errors import ConfigError, DockerUnavailable, TltPipeError
+from tlt_pipe.registry import DATASET_FORMATS, DEFAULT_RUNS, DEFAULT_TOOLKIT, NETWORKS, RUNNERS, STAGE_NAMES
 
 
 class _Group(click.Group):
@@ -241,26 +241,28 @@ def doctor(config_path: Path | None, toolkit: str, run_dir: Path | None, as_json
     from tlt_pipe.config import load_config
     from tlt_pipe.console import make_console
     from tlt_pipe.doctor import gather, judge
-    from tlt_pipe.planner import build_context
+    from tlt_pipe.planner import Planner, Selection
     from tlt_pipe.toolkits import get_toolkit, normalize_version
 
+    kind, commands = "docker", []
     if config_path is not None:
         config = load_config(config_path)
-        if config.runner.kind != "docker":
-            raise ConfigError(f"{config_path}: runner.kind is {config.runner.kind}: tltpipe doctor checks a Docker "
-                              "machine; the local runner runs TAO's commands from PATH (check `which <network>`)")
         run_dir = run_dir or config.default_run_dir()
-        ctx = build_context(config, run_dir, None, None)
-        images = [i for i in (ctx.image, ctx.deploy_image) if i]
-        gpus, shm, kit = config.runner.gpus, config.docker.shm_size, ctx.toolkit
+        planned = [s.plan for s in Planner(config, run_dir, None).plan(Selection(), None)]
+        images = list(dict.fromkeys(p.image for p in planned if p.image))  # what the run would use
+        commands = [p.argv[0] for p in planned if p.image and p.argv]
+        gpus, shm, kit, kind = config.runner.gpus, config.docker.shm_size, get_toolkit(config.toolkit), config.runner.kind
     else:
         kit = get_toolkit(normalize_version(toolkit))
         images = [i for i in (kit.image, kit.deploy_image) if i]
         gpus, shm, run_dir = "all", "16G", run_dir or Path(DEFAULT_RUNS)
     requested = gpus not in (0, "none", [])
-    runner = _docker_runner(config) if config_path is not None else _docker_runner_default()
-    facts = gather(runner, images=images, gpus_requested=requested, shm_size=shm, run_dir=run_dir,
-                   key_required=kit.key_required, toolkit=kit.version)
+    if kind == "local":
+        runner = None
+    else:
+        runner = _docker_runner(config) if config_path is not None else _docker_runner_default()
+    facts = gather(runner, kind=kind, images=images, commands=commands, gpus_requested=requested, shm_size=shm,
+                   run_dir=run_dir, key_required=kit.key_required, toolkit=kit.version)
     checks = judge(facts)
     console = make_console()
     for check in checks:
@@ -297,22 +299,38 @@ def _events(console, *, as_json: bool, quiet: bool):
 
 
 @main.command()
-@click.option("--dry-run", is_flag=True, help="List the orphaned containers; remove nothing.")
-def gc(dry_run: bool) -> None:
-    """Remove containers tltpipe started whose run no live tltpipe process owns any more."""
+@click.option("--dry-run", is_flag=True, help="List the orphaned jobs; remove nothing.")
+@click.option("--runner", "kinds", type=click.Choice(("all", *RUNNERS)), default="all", show_default=True,
+              help="Which runner's jobs to look after.")
+@click.option("--runs", "search", type=click.Path(path_type=Path, file_okay=False), multiple=True,
+              help=f"Where the local runner's run directories are (repeatable; default: {DEFAULT_RUNS}/).")
+def gc(dry_run: bool, kinds: str, search: tuple[Path, ...]) -> None:
+    """Remove jobs tltpipe started (containers, host processes) whose run no live tltpipe process owns."""
     from tlt_pipe.runlock import is_held
-    from tlt_pipe.runners.docker import DockerRunner
+    from tlt_pipe.runners import runner_of_kind
 
-    runner = DockerRunner()
-    orphans = [c for c in runner.find_jobs()
-               if not is_held(Path(c.labels.get("tltpipe.run", "/nonexistent")))]
-    for info in orphans:
-        where = f"{info.labels.get('tltpipe.run', '?')} stage {info.labels.get('tltpipe.stage', '?')}"
-        if not dry_run:
-            runner.remove_job(info.id)
-        click.echo(f"{'would remove' if dry_run else 'removed'} {info.name} ({info.status}; {where})")
+    orphans, unreachable = 0, []
+    for kind in RUNNERS if kinds == "all" else (kinds,):
+        runner = runner_of_kind(kind, search=search or (Path(DEFAULT_RUNS),))
+        try:
+            jobs = runner.find_jobs()
+        except TltPipeError as exc:
+            unreachable.append(f"{kind}: {exc}")
+            continue
+        for info in jobs:
+            if is_held(Path(info.labels.get("tltpipe.run", "/nonexistent"))):
+                continue
+            orphans += 1
+            where = f"{info.labels.get('tltpipe.run', '?')} stage {info.labels.get('tltpipe.stage', '?')}"
+            if not dry_run:
+                runner.remove_job(info.id)
+            click.echo(f"{'would remove' if dry_run else 'removed'} {kind} job {info.name} ({info.status}; {where})")
     if not orphans:
-        click.echo("no orphaned tltpipe containers")
+        click.echo("no orphaned tltpipe jobs")
+    for problem in unreachable:  # all runners: one without its engine is reported, not fatal
+        click.echo(f"tltpipe gc: not checked: {problem}", err=True)
+    if unreachable and kinds != "all":
+        sys.exit(DockerUnavailable.exit_code)
 
 
 def _raise_terminated(signum, frame) -> None:

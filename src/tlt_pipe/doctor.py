@@ -1,6 +1,10 @@
 """`tltpipe doctor`: is this machine ready to run a pipeline? One line per check, ok / warn / fail,
 each problem with its fix. Gathering facts (``gather``) is separate from judging them (``judge``,
 pure), so every verdict is tested without Docker or a GPU.
+
+What is checked depends on the runner: the Docker engine, its NVIDIA runtime, shm and the images
+for `docker`; the TAO commands the plan runs, on PATH, for `local`. GPUs, disk, write access and
+the key are checked for every runner.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ class Check:
 class Facts:
     """What doctor found; None means it could not be found out."""
 
+    runner: str = "docker"  # registry.RUNNERS
+    commands: dict[str, bool] = field(default_factory=dict)  # local runner: command -> found on PATH
     engine: dict[str, Any] | None = None
     engine_error: str | None = None
     gpus_requested: bool = True
@@ -62,6 +68,23 @@ def size_bytes(text: str) -> int | None:
 
 
 def judge(facts: Facts) -> list[Check]:
+    checks = _docker_checks(facts) if facts.runner == "docker" else _local_checks(facts)
+    return checks + _host_checks(facts)
+
+
+def _local_checks(facts: Facts) -> list[Check]:
+    checks = []
+    for command, found in facts.commands.items():
+        if found:
+            checks.append(Check("command", "ok", f"{command} is on PATH"))
+        else:
+            checks.append(Check("command", "fail", f"{command} is not on PATH (the local runner runs TAO's "
+                                                   "commands on this machine)",
+                                f"install TAO's {command} here, or use runner.kind: docker"))
+    return checks
+
+
+def _docker_checks(facts: Facts) -> list[Check]:
     checks: list[Check] = []
     engine = facts.engine
     if engine is None:
@@ -80,13 +103,6 @@ def judge(facts: Facts) -> list[Check]:
                                 "to run without a GPU"))
         else:
             checks.append(Check("nvidia runtime", "ok", "not needed: the config asks for no GPU (runner.gpus)"))
-    if facts.gpu_names:
-        checks.append(Check("gpus", "ok", f"{len(facts.gpu_names)}: {'; '.join(facts.gpu_names)}"))
-    elif facts.gpus_requested:
-        checks.append(Check("gpus", "warn", "no GPU found (nvidia-smi missing or lists none)",
-                            "install the NVIDIA driver; TAO training needs a GPU"))
-    else:
-        checks.append(Check("gpus", "ok", "none, and none requested"))
     shm = size_bytes(facts.shm_size)
     if shm is None:
         checks.append(Check("shm", "fail", f"docker.shm_size {facts.shm_size!r} is not a size", "write e.g. 16G"))
@@ -95,6 +111,26 @@ def judge(facts: Facts) -> list[Check]:
                             "set docker.shm_size: 16G (TAO's recommendation)"))
     else:
         checks.append(Check("shm", "ok", f"shm_size {facts.shm_size}"))
+    for image, present in facts.images.items():
+        if present:
+            checks.append(Check("image", "ok", f"{image} is present"))
+        elif present is None:
+            checks.append(Check("image", "warn", f"{image}: unknown (no engine)"))
+        else:
+            checks.append(Check("image", "warn", f"{image} is not present locally (tltpipe pulls it before the run)",
+                                f"docker login nvcr.io && docker pull {image}"))
+    return checks
+
+
+def _host_checks(facts: Facts) -> list[Check]:
+    checks: list[Check] = []
+    if facts.gpu_names:
+        checks.append(Check("gpus", "ok", f"{len(facts.gpu_names)}: {'; '.join(facts.gpu_names)}"))
+    elif facts.gpus_requested:
+        checks.append(Check("gpus", "warn", "no GPU found (nvidia-smi missing or lists none)",
+                            "install the NVIDIA driver; TAO training needs a GPU"))
+    else:
+        checks.append(Check("gpus", "ok", "none, and none requested"))
     if facts.free_bytes is None:
         checks.append(Check("disk", "warn", f"cannot tell the free space for {facts.run_dir}"))
     else:
@@ -110,14 +146,6 @@ def judge(facts: Facts) -> list[Check]:
     else:
         checks.append(Check("write", "fail", f"cannot write to {facts.run_dir}: {facts.write_error}",
                             "choose another --run-dir, or fix the folder's owner and permissions"))
-    for image, present in facts.images.items():
-        if present:
-            checks.append(Check("image", "ok", f"{image} is present"))
-        elif present is None:
-            checks.append(Check("image", "warn", f"{image}: unknown (no engine)"))
-        else:
-            checks.append(Check("image", "warn", f"{image} is not present locally (tltpipe pulls it before the run)",
-                                f"docker login nvcr.io && docker pull {image}"))
     if facts.key_set:
         checks.append(Check("key", "ok", "TLTPIPE_KEY is set"))
     elif facts.key_required:
@@ -157,22 +185,25 @@ def gpu_names() -> list[str] | None:
     return [line.strip() for line in out.splitlines() if line.startswith("GPU ")]
 
 
-def gather(runner: Any, *, images: list[str], gpus_requested: bool, shm_size: str, run_dir: Path,
-           key_required: bool, toolkit: str) -> Facts:
-    """Ask the runner (the Docker engine), the host and the environment."""
+def gather(runner: Any, *, kind: str = "docker", images: list[str], commands: list[str] = (), gpus_requested: bool,
+           shm_size: str, run_dir: Path, key_required: bool, toolkit: str) -> Facts:
+    """Ask the runner (the Docker engine; for the local runner, PATH), the host and the environment."""
     from tlt_pipe.errors import TltPipeError
 
-    facts = Facts(gpus_requested=gpus_requested, shm_size=shm_size, run_dir=run_dir, key_required=key_required,
-                  toolkit=toolkit, key_set=bool(os.environ.get("TLTPIPE_KEY")))
-    try:
-        facts.engine = runner.engine_info()
-    except TltPipeError as exc:
-        facts.engine_error = str(exc)
-    for image in images:
+    facts = Facts(runner=kind, gpus_requested=gpus_requested, shm_size=shm_size, run_dir=run_dir,
+                  key_required=key_required, toolkit=toolkit, key_set=bool(os.environ.get("TLTPIPE_KEY")))
+    if kind == "local":
+        facts.commands = {command: shutil.which(command) is not None for command in dict.fromkeys(commands)}
+    else:
         try:
-            facts.images[image] = runner.image_id(image) is not None if facts.engine else None
-        except TltPipeError:
-            facts.images[image] = None
+            facts.engine = runner.engine_info()
+        except TltPipeError as exc:
+            facts.engine_error = str(exc)
+        for image in images:
+            try:
+                facts.images[image] = runner.image_id(image) is not None if facts.engine else None
+            except TltPipeError:
+                facts.images[image] = None
     facts.gpu_names = gpu_names()
     try:
         facts.free_bytes = shutil.disk_usage(_existing(run_dir)).free

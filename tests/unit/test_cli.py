@@ -61,3 +61,23 @@ def test_mounts_file_is_honoured_and_checked(write_config, tmp_path):
     bad.write_text(json.dumps({"Mounts": [], "DockerOptions": {"gpus": "all"}}))
     result = CliRunner().invoke(main, ["run", "ssd", "--config", str(config), "--mounts", str(bad), "--dry-run"])
     assert result.exit_code == 2 and "DockerOptions.gpus is not an option the launcher accepts" in result.stderr
+
+
+def test_gc_finds_the_local_runners_orphaned_jobs_in_the_run_folders(tmp_path, monkeypatch):
+    """A host job whose run no live tltpipe holds is listed, then removed; with every runner asked,
+    an unreachable Docker engine is said on stderr, not fatal."""
+    job = tmp_path / "runs" / "lpd" / ".tltpipe" / "jobs" / "train-1a2b3c4d"
+    job.mkdir(parents=True)
+    (job / "job.json").write_text(json.dumps({"labels": {"tltpipe.run": str(tmp_path / "runs" / "lpd"),
+                                                         "tltpipe.stage": "train"}, "log": "x"}))
+    (job / "pid").write_text("999999999")  # no such process: the job ended with its tltpipe
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-docker.sock")
+    listed = CliRunner().invoke(main, ["gc", "--dry-run"])
+    assert listed.exit_code == 0, listed.output
+    assert f"would remove local job train-1a2b3c4d (exited; {tmp_path}/runs/lpd stage train)" in listed.stdout
+    assert "not checked: docker" in listed.stderr and job.exists()
+    removed = CliRunner().invoke(main, ["gc", "--runner", "local"])
+    assert removed.exit_code == 0 and "removed local job train-1a2b3c4d" in removed.stdout and not job.exists()
+    assert "no orphaned tltpipe jobs" in CliRunner().invoke(main, ["gc", "--runner", "local"]).stdout
+    assert CliRunner().invoke(main, ["gc", "--runner", "docker"]).exit_code == 3

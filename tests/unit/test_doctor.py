@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from tlt_pipe import cli
@@ -91,3 +92,24 @@ def test_doctor_with_a_config_without_gpus(monkeypatch, tmp_path):
     assert result.exit_code == 0, result.output
     assert [c["detail"] for c in checks if c["check"] == "image"][0].startswith("tao:tf is not present")
     assert Path(tmp_path / "runs").exists() is False  # doctor writes nothing
+
+
+def test_doctor_for_the_local_runner_checks_the_commands_on_path(monkeypatch, tmp_path):
+    """runner.kind: local needs no Docker: doctor looks for every command the plan runs on PATH instead."""
+    (tmp_path / "c.yaml").write_text("network: ssd\ntoolkit: '3.21.11'\nname: x\ndataset: {path: d}\n"
+                                     "runner: {kind: local, gpus: 0}\n")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "ssd").write_text("#!/bin/sh\n")
+    (bin_dir / "ssd").chmod(0o755)
+    monkeypatch.setattr(cli, "_docker_runner", lambda config: pytest.fail("the local runner needs no Docker"))
+    monkeypatch.setattr("tlt_pipe.doctor.gpu_names", lambda: None)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli.main, ["doctor", "--config", "c.yaml", "--json"],
+                                env={"TLTPIPE_KEY": "k", "PATH": str(bin_dir)})
+    checks = [json.loads(line) for line in result.output.splitlines()]
+    assert result.exit_code == 1  # the converter is missing
+    assert {c["check"] for c in checks} >= {"command", "gpus", "disk", "write", "key"}
+    assert not {"docker", "shm", "image"} & {c["check"] for c in checks}
+    commands = {c["detail"].split()[0]: c["level"] for c in checks if c["check"] == "command"}
+    assert commands == {"ssd": "ok", "converter": "fail"}

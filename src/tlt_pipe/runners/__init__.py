@@ -1,7 +1,11 @@
-"""Runners: the only code that talks to an execution system. `runner_for` builds the one a config asks for."""
+"""Runners: the only code that talks to an execution system. `runner_for` builds the one a config asks
+for; `runner_of_kind` one of each kind (registry.RUNNERS) with its defaults, for commands that look
+after every runner (tltpipe gc)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -9,12 +13,23 @@ if TYPE_CHECKING:
     from tlt_pipe.runners.base import Runner
 
 
+def runner_of_kind(kind: str, *, search: Iterable[Path] = ()) -> "Runner":
+    """A runner of one kind with its defaults (search: where the local runner looks for run directories)."""
+    if kind == "local":
+        from tlt_pipe.runners.local import LocalRunner
+
+        return LocalRunner(search=search)
+    if kind == "docker":
+        from tlt_pipe.runners.docker import DockerRunner
+
+        return DockerRunner()
+    raise ValueError(f"unknown runner kind {kind!r}")
+
+
 def runner_for(config: "Config") -> "Runner":
     """The runner of a config's runner.kind: local runs on this machine; docker in the TAO images."""
     if config.runner.kind == "local":
-        from tlt_pipe.runners.local import LocalRunner
-
-        return LocalRunner()
+        return runner_of_kind("local")
     return docker_runner(config)
 
 

@@ -62,8 +62,12 @@ def _exit_code(job_dir: Path) -> int | None:
 
 
 class LocalRunner:
-    def __init__(self, *, grace_s: float = GRACE_S):
+    """search: folders find_jobs looks through when the labels name no run directory (tltpipe gc): run
+    directories, or folders holding them (runs/)."""
+
+    def __init__(self, *, grace_s: float = GRACE_S, search: Iterable[Path] = ()):
         self.grace_s = grace_s
+        self.search = tuple(Path(p) for p in search)
 
     def image_id(self, image: str) -> str | None:
         return LOCAL_ID
@@ -152,12 +156,16 @@ class LocalRunner:
     # -- jobs left by a tltpipe that died --------------------------------------------------
 
     def find_jobs(self, labels: Mapping[str, str] | None = None) -> list[JobInfo]:
-        """The jobs of a run directory (labels must name it: tltpipe.run) carrying all the labels."""
+        """The jobs carrying all the labels: of the run directory they name (tltpipe.run), else of every
+        run directory in the search folders."""
         wanted = dict(labels or {})
-        if "tltpipe.run" not in wanted:
-            return []
+        if "tltpipe.run" in wanted:
+            job_files = sorted((Path(wanted["tltpipe.run"]) / JOBS).glob("*/job.json"))
+        else:
+            job_files = sorted({f for root in self.search for pattern in (f"{JOBS}/*/job.json", f"*/{JOBS}/*/job.json")
+                                for f in root.glob(pattern)})
         found = []
-        for job_file in sorted((Path(wanted["tltpipe.run"]) / JOBS).glob("*/job.json")):
+        for job_file in job_files:
             try:
                 job = json.loads(job_file.read_text(encoding="utf-8"))
             except (OSError, ValueError):
