@@ -10,11 +10,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Mapping
+from itertools import compress
+from operator import attrgetter, not_
 from pathlib import Path
 from typing import Any
 
 _CHUNK = 1 << 20
+_NAME = attrgetter("name")
+_BATCH = 4096
 
 
 def sha256_file(path: Path) -> str:
@@ -33,37 +38,51 @@ def stat_key(path: Path) -> tuple[int, int]:
 def tree_fingerprint(root: Path) -> str:
     """sha256 over (relative path, size, mtime_ns) of every file below root: each folder's files in name
     order, then its subfolders in name order (symlinked folders are not entered). One os.scandir per
-    folder and no Path objects: one stat per file is most of its cost."""
+    folder, no Path objects, and each folder's files handled by comprehensions: one stat per file is
+    most of its cost."""
     digest = hashlib.sha256()
-    lines: list[str] = []
 
     def walk(top: str, prefix: str) -> None:
         try:
             with os.scandir(top) as found:
-                entries = sorted(found, key=lambda e: e.name)
+                entries = sorted(found, key=_NAME)
         except OSError:
             return
-        folders = []
-        for entry in entries:
-            try:
-                is_dir = entry.is_dir()
-            except OSError:
-                is_dir = False
-            if is_dir:
-                folders.append(entry)
-                continue
-            st = entry.stat()
-            lines.append(f"{prefix}{entry.name}\0{st.st_size}\0{st.st_mtime_ns}\n")
-            if len(lines) >= 4096:
-                digest.update("".join(lines).encode())
-                lines.clear()
-        for entry in folders:
+        try:
+            kinds = [e.is_dir() for e in entries]
+        except OSError:  # an entry that vanished or cannot be looked at: one by one
+            kinds = [_is_dir(e) for e in entries]
+        files = list(compress(entries, map(not_, kinds)))
+        for start in range(0, len(files), _BATCH):  # a batch at a time: memory stays flat in the file count
+            batch = files[start:start + _BATCH]
+            digest.update("".join([f"{prefix}{e.name}\0{st.st_size}\0{st.st_mtime_ns}\n"
+                                   for e, st in zip(batch, [e.stat() for e in batch])]).encode())
+        for entry in compress(entries, kinds):
             if not entry.is_symlink():
                 walk(entry.path, f"{prefix}{entry.name}/")
 
     walk(str(root), "")
-    digest.update("".join(lines).encode())
     return digest.hexdigest()
+
+
+def tree_fingerprints(roots: list[Path]) -> dict[str, str]:
+    """tree_fingerprint of several folders (str(path) -> digest), walked side by side in worker processes
+    when there are several and the machine has the cores: one stat per file is system-call bound."""
+    workers = min(len(roots), os.cpu_count() or 1)
+    if workers < 2 or threading.active_count() > 1:  # forking a threaded process is not safe
+        return {str(root): tree_fingerprint(root) for root in roots}
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        return dict(zip(map(str, roots), pool.map(tree_fingerprint, roots)))
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
 
 
 def path_fingerprint(path: Path, cache: Mapping[str, Any] | None = None,

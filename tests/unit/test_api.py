@@ -79,6 +79,30 @@ def test_an_up_to_date_run_walks_each_folder_once(tmp_path, monkeypatch):
         return original(root)
 
     monkeypatch.setattr(fingerprint, "tree_fingerprint", counting)
+    monkeypatch.setattr(fingerprint.os, "cpu_count", lambda: 1)  # walked here, where the counter is
     manifest = tlt_pipe.run(config, run_dir=tmp_path / "run", stages="prepare", key="k3y")
     assert manifest.stages["prepare"].status == "succeeded"
     assert walked and set(walked.values()) == {1}, walked
+
+
+def test_the_folders_a_decision_needs_are_walked_side_by_side(tmp_path, monkeypatch):
+    """The dataset and its prepared copy are fingerprinted together up front, in worker processes,
+    with the digests a walk one by one gives."""
+    from tlt_pipe import fingerprint
+
+    config = tlt_pipe.load_config(_config(tmp_path))
+    tlt_pipe.run(config, run_dir=tmp_path / "run", stages="prepare", key="k3y")
+    batches = []
+    original = fingerprint.tree_fingerprints
+
+    def recording(roots):
+        batches.append(sorted(map(str, roots)))
+        found = original(roots)
+        assert found == {str(r): fingerprint.tree_fingerprint(r) for r in roots}
+        return found
+
+    monkeypatch.setattr("tlt_pipe.planner.tree_fingerprints", recording)
+    monkeypatch.setattr(fingerprint.os, "cpu_count", lambda: 2)
+    [step] = tlt_pipe.plan(config, run_dir=tmp_path / "run", stages="prepare")
+    assert step.action == "skip"
+    assert batches[0] == sorted([str(tmp_path / "crpd"), str((tmp_path / "run" / "data" / "kitti").resolve())])

@@ -12,7 +12,6 @@ import json
 from collections.abc import Callable
 
 from tlt_pipe import parsers
-from tlt_pipe.anchors import anchor_groups, compute_anchors, format_anchor_shape
 from tlt_pipe.config import Config
 from tlt_pipe.errors import ConfigError
 from tlt_pipe.networks import Network
@@ -65,6 +64,8 @@ def plan(ctx: Context) -> StagePlan:
 
 
 def run_on_host(ctx: Context, plan_: StagePlan, log: Callable[[str], None]) -> None:
+    from tlt_pipe.anchors import compute_anchors  # only when anchors are computed
+
     labels, images = _labels_and_images(ctx)
     p = plan_.params
     anchors = compute_anchors(ctx.workspace.host(labels), ctx.workspace.host(images), p["width"], p["height"],
@@ -77,6 +78,8 @@ def run_on_host(ctx: Context, plan_: StagePlan, log: Callable[[str], None]) -> N
 
 
 def collect(ctx: Context, plan_: StagePlan, log_text: str) -> Outcome:
+    from tlt_pipe.anchors import anchor_groups, format_anchor_shape
+
     if plan_.image is None:
         anchors = [tuple(a) for a in json.loads(ctx.workspace.host(OUTPUT).read_text(encoding="utf-8"))["anchors"]]
     else:

@@ -6,7 +6,6 @@ model, the classes and the per-class clustering) gets specs/inference.txt and no
 
 from __future__ import annotations
 
-from tlt_pipe.specs import build_spec
 from tlt_pipe.stages import Artifact, Context, Outcome, Stage, StagePlan, prepare, retrain
 from tlt_pipe.stages.tfrecords import DATASET, data_context
 
@@ -16,6 +15,8 @@ INFERENCE_SPEC = "specs/inference.txt"
 
 
 def _inference_spec(ctx: Context, model: str) -> str:
+    from tlt_pipe.specs import build_spec  # jinja2 and protobuf: only when a spec is rendered
+
     return build_spec(
         ctx.network.inference_spec,
         {"data": data_context(ctx), "model": ctx.config.model, "model_path": ctx.container(model),

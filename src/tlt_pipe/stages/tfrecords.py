@@ -8,7 +8,6 @@ converts val/ too (stage tfrecords_val).
 from __future__ import annotations
 
 from tlt_pipe.networks import Network
-from tlt_pipe.specs import build_spec
 from tlt_pipe.stages import Artifact, Context, Outcome, Stage, StagePlan, is_pending
 from tlt_pipe.stages import prepare
 
@@ -59,6 +58,8 @@ def data_context(ctx: Context, *, records: bool = False) -> dict:
 
 
 def _plan(ctx: Context, *, split: str, spec_path: str, output_dir: str, prefix: str) -> StagePlan:
+    from tlt_pipe.specs import build_spec  # jinja2 and protobuf: only when a spec is rendered
+
     data = data_context(ctx)
     if split == "val":
         data = {**data, "root": data["val_root"]}

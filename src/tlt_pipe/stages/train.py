@@ -16,7 +16,6 @@ from tlt_pipe.config import TrainConfig
 from tlt_pipe.errors import ConfigError
 from tlt_pipe.manifest import write_atomic
 from tlt_pipe.resume import ResumePoint, choose_resume_point
-from tlt_pipe.specs import build_spec
 from tlt_pipe.stages import PENDING_EPOCH, Artifact, Context, Outcome, Stage, StagePlan, anchors, tfrecords
 from tlt_pipe.stages.anchors import shapes as anchor_shapes
 from tlt_pipe.stages.tfrecords import data_context
@@ -36,6 +35,8 @@ def experiment_spec(ctx: Context, train: TrainConfig, *, source: str, start: dic
     start: the spec's view of the start model (ModelPassing.start_in_spec)."""
     overrides = {**ctx.config.spec_overrides.get("experiment", {}),
                  **ctx.config.spec_overrides.get("retrain" if source.startswith("retrain") else "train", {})}
+    from tlt_pipe.specs import build_spec  # jinja2 and protobuf: only when a spec is rendered
+
     return build_spec(
         f"{ctx.network.family}/experiment.txt.j2",
         {"network": ctx.network.name, "model": ctx.config.model, "train": train,
