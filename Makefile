@@ -6,7 +6,7 @@ EMULATOR_DEPLOY ?= tltpipe-emulator:deploy-5.0
 DEMO_SETS = --set runner.gpus=0 --set runner.image=$(EMULATOR_TF) --set runner.deploy_image=$(EMULATOR_DEPLOY) \
 	--set 'docker.ulimits={memlock: 8388608, stack: 67108864}'
 
-.PHONY: install docker emulator sample demo test unit bench clean
+.PHONY: install docker emulator sample demo test test-slurm slurm unit bench clean
 
 install:
 	$(PYTHON) -m pip install -q -e '.[test]'
@@ -31,6 +31,13 @@ demo:
 
 test: emulator
 	$(PYTHON) -m pytest -q -p no:cacheprovider
+
+# runner.kind: slurm against a real one-node cluster on this machine (installs slurm-wlm and munge; root).
+slurm:
+	./scripts/slurm-cluster.sh
+
+test-slurm: emulator slurm
+	$(PYTHON) -m pytest -q -p no:cacheprovider -m slurm tests/integration/test_slurm.py
 
 unit: install
 	$(PYTHON) -m pytest -q tests/unit

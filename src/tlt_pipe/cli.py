@@ -261,8 +261,8 @@ def doctor(config_path: Path | None, toolkit: str, run_dir: Path | None, as_json
         images = [i for i in (kit.image, kit.deploy_image) if i]
         gpus, shm, run_dir = "all", "16G", run_dir or Path(DEFAULT_RUNS)
     requested = gpus not in (0, "none", [])
-    if kind == "local":
-        runner = None
+    if kind in ("local", "slurm"):
+        runner = _runner(config)
     else:
         runner = _docker_runner(config) if config_path is not None else _docker_runner_default()
     facts = gather(runner, kind=kind, images=images, commands=commands, gpus_requested=requested, shm_size=shm,

@@ -186,11 +186,30 @@ class ClearmlTracking(_Model):
     task_name: str | None = None  # None: the run directory's name
 
 
+class SlurmConfig(_Model):
+    """runner.kind: slurm: each container stage is one batch job (sbatch)."""
+
+    partition: str | None = None  # --partition; None: the cluster's default
+    gpus: int = Field(default=1, ge=0)  # --gpus per stage job (0: none)
+    time: str | None = "24:00:00"  # --time
+    account: str | None = None
+    cpus_per_task: int | None = Field(default=None, ge=1)
+    mem: str | None = None  # --mem, e.g. 32G
+    extra: list[str] = []  # further sbatch arguments, e.g. ["--qos=high", "--constraint=a100"]
+    container: Literal["docker", "pyxis"] = "docker"  # how the job runs the stage's image on its node
+    # Where the key is handed to a job (a file readable only by you, deleted when the stage ends): a
+    # folder every node sees, outside the run directory. None: ~/.tltpipe/keys.
+    key_dir: Path | None = None
+    poll_s: float = Field(default=2.0, gt=0)  # how often squeue is asked while a job runs
+
+
 class RunnerConfig(_Model):
-    """Where each stage's command runs, and what every runner needs: docker (the TAO images, the default)
-    or local (this machine's PATH, host paths; a Jetson or a machine with the tools installed)."""
+    """Where each stage's command runs, and what every runner needs: docker (the TAO images, the default),
+    local (this machine's PATH, host paths; a Jetson or a machine with the tools installed) or slurm
+    (a batch job per stage)."""
 
     kind: Literal[RUNNERS] = "docker"
+    slurm: SlurmConfig = SlurmConfig()
     image: str | None = None  # the TF1 image; default: the toolkit's (docker.image before)
     deploy_image: str | None = None  # the TAO Deploy image; default: the toolkit's
     gpus: Literal["all", "none"] | int | list[int] = "all"  # "all", "none"/0, or device indices

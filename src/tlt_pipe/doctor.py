@@ -3,7 +3,8 @@ each problem with its fix. Gathering facts (``gather``) is separate from judging
 pure), so every verdict is tested without Docker or a GPU.
 
 What is checked depends on the runner: the Docker engine, its NVIDIA runtime, shm and the images
-for `docker`; the TAO commands the plan runs, on PATH, for `local`. GPUs, disk, write access and
+for `docker`; the TAO commands the plan runs, on PATH, for `local`; for `slurm`, its commands, the
+partition, and whether the run directory is on a filesystem the nodes share. GPUs, disk, write access and
 the key are checked for every runner.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -43,6 +45,10 @@ class Facts:
 
     runner: str = "docker"  # registry.RUNNERS
     commands: dict[str, bool] = field(default_factory=dict)  # local runner: command -> found on PATH
+    partitions: dict[str, str] | None = None  # slurm: partition -> state (sinfo; a default one ends in *)
+    partition: str | None = None  # slurm: the one runner.slurm.partition names (None: the default)
+    nodes: list[str] = field(default_factory=list)  # slurm: the cluster's nodes
+    filesystem: str | None = None  # slurm: the run directory's filesystem type (stat -f)
     engine: dict[str, Any] | None = None
     engine_error: str | None = None
     gpus_requested: bool = True
@@ -68,8 +74,46 @@ def size_bytes(text: str) -> int | None:
 
 
 def judge(facts: Facts) -> list[Check]:
-    checks = _docker_checks(facts) if facts.runner == "docker" else _local_checks(facts)
-    return checks + _host_checks(facts)
+    by_runner = {"docker": _docker_checks, "local": _local_checks, "slurm": _slurm_checks}
+    return by_runner[facts.runner](facts) + _host_checks(facts)
+
+
+SHARED_FILESYSTEMS = ("nfs", "nfs4", "lustre", "gpfs", "beegfs", "cifs", "smb2", "fuse.sshfs", "ceph", "fuse.ceph",
+                      "panfs", "wekafs", "fuse.glusterfs")
+
+
+def _slurm_checks(facts: Facts) -> list[Check]:
+    missing = [c for c, found in facts.commands.items() if not found]
+    if missing:
+        return [Check("slurm", "fail", f"{', '.join(missing)} not on PATH",
+                      "run tltpipe on a Slurm login node, or install the Slurm client (slurm-client)")]
+    checks = [Check("slurm", "ok", f"{', '.join(facts.commands)} on PATH")]
+    if facts.partitions is None:
+        checks.append(Check("partition", "fail", "sinfo gave no partitions (is slurmctld reachable?)",
+                            "check `sinfo`; see the cluster's administrator"))
+    else:
+        default = next((p.rstrip("*") for p in facts.partitions if p.endswith("*")), None)
+        wanted = facts.partition or default
+        known = {p.rstrip("*"): state for p, state in facts.partitions.items()}
+        if wanted is None:
+            checks.append(Check("partition", "fail", "the cluster has no default partition",
+                                f"set runner.slurm.partition (one of {', '.join(known)})"))
+        elif wanted not in known:
+            checks.append(Check("partition", "fail", f"no partition {wanted!r}",
+                                f"set runner.slurm.partition to one of {', '.join(known)}"))
+        else:
+            level = "ok" if known[wanted] == "up" else "fail"
+            checks.append(Check("partition", level, f"{wanted} is {known[wanted]}", "see `sinfo`"))
+    fs = facts.filesystem or "unknown"
+    if fs in SHARED_FILESYSTEMS:
+        checks.append(Check("shared run dir", "ok", f"{facts.run_dir} is on {fs}"))
+    elif len(facts.nodes) == 1 and facts.nodes[0] == socket.gethostname().split(".")[0]:
+        checks.append(Check("shared run dir", "ok", f"{facts.run_dir} is on {fs}; the cluster is this one node"))
+    else:
+        checks.append(Check("shared run dir", "warn", f"{facts.run_dir} is on {fs}, which may not be shared with "
+                                                      "the nodes: every job reads and writes the run directory",
+                            "put runs on the cluster's shared filesystem (--run-dir)"))
+    return checks
 
 
 def _local_checks(facts: Facts) -> list[Check]:
@@ -185,6 +229,25 @@ def gpu_names() -> list[str] | None:
     return [line.strip() for line in out.splitlines() if line.startswith("GPU ")]
 
 
+def _gather_slurm(facts: Facts, settings: Any) -> None:
+    facts.commands = {c: shutil.which(c) is not None for c in ("sbatch", "squeue", "scontrol", "scancel")}
+    facts.partition = getattr(settings, "partition", None)
+    try:
+        out = subprocess.run(["sinfo", "-h", "-o", "%P|%a|%N"], capture_output=True, text=True, timeout=30)
+        rows = [line.split("|") for line in out.stdout.splitlines() if line.count("|") == 2]
+        facts.partitions = {p: state for p, state, _ in rows} if out.returncode == 0 and rows else None
+        nodes = subprocess.run(["sinfo", "-h", "-N", "-o", "%N"], capture_output=True, text=True, timeout=30)
+        facts.nodes = sorted(set(nodes.stdout.split()))
+    except (OSError, subprocess.TimeoutExpired):
+        facts.partitions = None
+    try:
+        fs = subprocess.run(["stat", "-f", "-c", "%T", str(_existing(facts.run_dir))], capture_output=True,
+                            text=True, timeout=30)
+        facts.filesystem = fs.stdout.strip() or None
+    except (OSError, subprocess.TimeoutExpired):
+        facts.filesystem = None
+
+
 def gather(runner: Any, *, kind: str = "docker", images: list[str], commands: list[str] = (), gpus_requested: bool,
            shm_size: str, run_dir: Path, key_required: bool, toolkit: str) -> Facts:
     """Ask the runner (the Docker engine; for the local runner, PATH), the host and the environment."""
@@ -194,6 +257,8 @@ def gather(runner: Any, *, kind: str = "docker", images: list[str], commands: li
                   key_required=key_required, toolkit=toolkit, key_set=bool(os.environ.get("TLTPIPE_KEY")))
     if kind == "local":
         facts.commands = {command: shutil.which(command) is not None for command in dict.fromkeys(commands)}
+    elif kind == "slurm":
+        _gather_slurm(facts, getattr(runner, "settings", None))
     else:
         try:
             facts.engine = runner.engine_info()

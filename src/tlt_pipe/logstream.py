@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import codecs
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
 
 from tlt_pipe.secrets import redact
@@ -101,6 +103,25 @@ class LineSplitter:
         self._at_cr = False
         self._redrawn = False
         self._last_progress = None
+
+
+def follow(log_path: Path, offset: int, done: Callable[[], bool], secrets: list[str],
+           on_line: Callable[[str], None] | None, poll_s: float) -> None:
+    """Hand every complete line a job appends to its log (from offset) to on_line, redacted, until done()
+    says the job has ended and the log is read to its end."""
+    splitter = LineSplitter()
+    with open(log_path, "rb") as log:
+        log.seek(offset)
+        while True:
+            finished = done()
+            chunk = log.read()
+            for line in splitter.feed(chunk) if chunk else []:
+                if on_line is not None and not line.partial:
+                    on_line(redact(line.text, secrets))  # the job redacted the log; guard the console too
+            if finished and not chunk:
+                return
+            if not chunk:
+                time.sleep(poll_s)
 
 
 def deliver(

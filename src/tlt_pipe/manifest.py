@@ -45,6 +45,7 @@ class StageRecord(BaseModel):
     fingerprint: str | None = None
     error: str | None = None
     resumed_from: dict[str, Any] | None = None  # {epoch, checkpoint, reason} when training continued
+    job: dict[str, Any] | None = None  # the batch job that ran it: {runner, id, node, state, exit_code}
 
 
 class Manifest(BaseModel):

@@ -306,4 +306,5 @@ class Pipeline:
                             on_progress=lambda text: self.events.progress(step.name, text))
         record.image_id = result.image_id
         record.exit_code = result.exit_code
+        record.job = dict(result.job) if result.job else None
         record.oom_killed = result.oom_killed

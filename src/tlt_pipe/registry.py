@@ -13,5 +13,5 @@ DEFAULT_TOOLKIT = "5.0"
 # Every stage of every network, in run order; a network runs the common chain plus its extras.
 STAGE_NAMES = ("prepare", "tfrecords", "tfrecords_val", "anchors", "train", "evaluate", "prune", "retrain",
                "evaluate_retrain", "calibration_tensorfile", "export", "engine", "inference")
-RUNNERS = ("docker", "local")  # runner.kind: where each stage's command runs
+RUNNERS = ("docker", "local", "slurm")  # runner.kind: where each stage's command runs
 DEFAULT_RUNS = "runs"  # run directories default to runs/<name>

@@ -6,8 +6,10 @@ without knowing what they mean.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -42,3 +44,4 @@ class RunResult:
     log_path: Path
     oom_killed: bool = False
     interrupted: bool = False  # stopped because tltpipe got SIGINT/SIGTERM
+    job: Mapping[str, Any] | None = None  # a batch job: {runner, id, node, state, exit_code}, for the manifest

@@ -59,7 +59,7 @@ def test_runner_kind_picks_the_runner_and_the_paths(tmp_path):
     assert train.argv[train.argv.index("-r") + 1] == str((tmp_path / "run" / "train").resolve())
     assert train.argv[train.argv.index("-m") + 1] == str(tmp_path / "w.hdf5")
     with pytest.raises(ConfigError, match="runner.kind"):
-        tlt_pipe.load_config(_config(tmp_path), overrides=["runner.kind=slurm"])
+        tlt_pipe.load_config(_config(tmp_path), overrides=["runner.kind=kubernetes"])
 
 
 def test_an_up_to_date_run_walks_each_folder_once(tmp_path, monkeypatch):

@@ -113,3 +113,18 @@ def test_doctor_for_the_local_runner_checks_the_commands_on_path(monkeypatch, tm
     assert not {"docker", "shm", "image"} & {c["check"] for c in checks}
     commands = {c["detail"].split()[0]: c["level"] for c in checks if c["check"] == "command"}
     assert commands == {"ssd": "ok", "converter": "fail"}
+
+
+def test_slurm_checks_name_the_partition_and_a_run_directory_the_nodes_may_not_see(tmp_path):
+    base = dict(runner="slurm", commands={"sbatch": True, "squeue": True, "scontrol": True, "scancel": True},
+                partitions={"gpu*": "up", "debug": "down"}, nodes=["n1", "n2"], run_dir=tmp_path,
+                free_bytes=100 * GIB, writable=True, key_set=True, gpu_names=["GPU 0: A100"])
+    ok = {c.name: c for c in judge(Facts(**base, filesystem="lustre"))}
+    assert (ok["partition"].level, ok["partition"].detail) == ("ok", "gpu is up")
+    assert ok["shared run dir"].level == "ok" and "docker" not in ok
+    local_disk = {c.name: c for c in judge(Facts(**base, filesystem="ext2/ext3", partition="debug"))}
+    assert local_disk["partition"].level == "fail" and local_disk["shared run dir"].level == "warn"
+    unknown = {c.name: c for c in judge(Facts(**base, filesystem="nfs", partition="a100"))}
+    assert unknown["partition"].fix == "set runner.slurm.partition to one of gpu, debug"
+    no_client = judge(Facts(**{**base, "commands": {"sbatch": False, "squeue": True}}, filesystem="nfs"))
+    assert no_client[0].level == "fail" and no_client[0].detail == "sbatch not on PATH"

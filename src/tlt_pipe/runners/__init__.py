@@ -23,6 +23,11 @@ def runner_of_kind(kind: str, *, search: Iterable[Path] = ()) -> "Runner":
         from tlt_pipe.runners.docker import DockerRunner
 
         return DockerRunner()
+    if kind == "slurm":
+        from tlt_pipe.config import SlurmConfig
+        from tlt_pipe.runners.slurm import SlurmRunner
+
+        return SlurmRunner(SlurmConfig())
     raise ValueError(f"unknown runner kind {kind!r}")
 
 
@@ -30,6 +35,10 @@ def runner_for(config: "Config") -> "Runner":
     """The runner of a config's runner.kind: local runs on this machine; docker in the TAO images."""
     if config.runner.kind == "local":
         return runner_of_kind("local")
+    if config.runner.kind == "slurm":
+        from tlt_pipe.runners.slurm import SlurmRunner
+
+        return SlurmRunner(config.runner.slurm, shm_size=config.docker.shm_size, user=config.docker.user)
     return docker_runner(config)
 
 

@@ -3,7 +3,8 @@
 It runs one stage's command detached from tltpipe (a session of its own), so a tltpipe killed with
 -9 leaves it running and a later tltpipe can adopt it. JOB_DIR/job.json says what to run; it never
 holds a secret: argv carries `{secret:N}` where the key goes, and the wrapper reads the values from
-its own environment (TLTPIPE_SECRET_N, readable only by the user) and fills them in. The command's
+its own environment (TLTPIPE_SECRET_N, readable only by the user), or from the file TLTPIPE_SECRET_FILE
+names (a JSON list, mode 0600, for batch systems that record a job's environment), and fills them in. The command's
 output is redacted line by line and appended to the stage log, which tltpipe tails. At the end the
 exit code goes to JOB_DIR/exit (written atomically). Stopping a job is signalling its process group
 (the runner: SIGTERM, then SIGKILL after the grace period).
@@ -13,15 +14,39 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import uuid
+from collections.abc import Mapping
 from pathlib import Path
 
 from tlt_pipe.logstream import LineSplitter, deliver
 
 SECRET_ENV = "TLTPIPE_SECRET_{}"
+SECRET_FILE_ENV = "TLTPIPE_SECRET_FILE"
+ENV_TOKEN = re.compile(r"\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 SECRET_TOKEN = "{{secret:{}}}"
+
+
+JOBS = ".tltpipe/jobs"  # in a run directory: one folder per job a runner started there
+
+
+def new_job_dir(labels: Mapping[str, str]) -> Path:
+    """A fresh folder, readable only by you, for one job of the run and stage the labels name."""
+    root = Path(labels["tltpipe.run"]) / JOBS
+    job_dir = root / f"{labels.get('tltpipe.stage', 'task')}-{uuid.uuid4().hex[:8]}"
+    job_dir.mkdir(parents=True, mode=0o700)
+    return job_dir
+
+
+def prepared_log(log_path: Path) -> Path:
+    """The stage log a job appends to, created if need be."""
+    log_path = Path(log_path)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path.touch()
+    return log_path
 
 
 def secret_env(secrets: list[str]) -> dict[str, str]:
@@ -43,8 +68,10 @@ def tokenized(argv: list[str], secrets: list[str]) -> list[str]:
 
 
 def _filled(argv: list[str], secrets: list[str]) -> list[str]:
-    """argv with every token replaced by its secret (what the command gets)."""
-    return _swap(argv, [(SECRET_TOKEN.format(i), value) for i, value in enumerate(secrets)])
+    """argv with every token replaced by its secret (what the command gets), and every {env:NAME} by that
+    variable of the job's environment (what only the node knows, e.g. the GPUs a batch job was given)."""
+    filled = _swap(argv, [(SECRET_TOKEN.format(i), value) for i, value in enumerate(secrets)])
+    return [ENV_TOKEN.sub(lambda m: os.environ.get(m.group(1), ""), arg) for arg in filled]
 
 
 def main(job_dir: Path) -> int:
@@ -53,6 +80,8 @@ def main(job_dir: Path) -> int:
     secrets = []
     while SECRET_ENV.format(len(secrets)) in os.environ:
         secrets.append(os.environ.pop(SECRET_ENV.format(len(secrets))))
+    if SECRET_FILE_ENV in os.environ:
+        secrets = json.loads(Path(os.environ.pop(SECRET_FILE_ENV)).read_text(encoding="utf-8"))
     env = {**os.environ, **job["env"]}
     # The command shares the wrapper's process group (a session of its own): whoever stops the job
     # signals the group, the command and whatever it started. The wrapper outlives SIGTERM to keep

@@ -20,21 +20,19 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from tlt_pipe.logstream import LineSplitter, deliver
+from tlt_pipe.logstream import LineSplitter, deliver, follow
 from tlt_pipe.runners import job as job_wrapper
 from tlt_pipe.runners.base import JobInfo, OnLine
-from tlt_pipe.secrets import redact
 from tlt_pipe.task import RunResult, Task
 
 LOCAL_ID = "local"  # what the manifest records as the image id of a host process
 GRACE_S = 10.0
 
 
-JOBS = ".tltpipe/jobs"
+JOBS = job_wrapper.JOBS
 POLL_S = 0.1
 
 
@@ -81,15 +79,13 @@ class LocalRunner:
             on_progress: OnLine | None = None) -> RunResult:
         """Run the command to its end under the job wrapper, streaming the log it writes."""
         secrets = [s for s in task.secrets if s]
-        log_path = Path(log_path)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        log_path.touch()
+        log_path = job_wrapper.prepared_log(log_path)
         if shutil.which(task.argv[0]) is None:
             with open(log_path, "a", encoding="utf-8") as log_file:
                 deliver(LineSplitter().feed(f"{task.argv[0]}: command not found (the local runner runs TAO's "
                                             "commands from this machine's PATH)\n"), log_file, secrets, on_line, None)
             return RunResult(exit_code=127, image_id=LOCAL_ID, log_path=log_path)
-        job_dir = self._job_dir(labels)
+        job_dir = job_wrapper.new_job_dir(labels)
         job = {"argv": job_wrapper.tokenized(list(task.argv), secrets), "env": dict(task.env),
                "cwd": task.workdir or os.getcwd(), "log": str(log_path), "labels": dict(labels),
                "grace_s": self.grace_s}
@@ -100,7 +96,7 @@ class LocalRunner:
                                    stdin=subprocess.DEVNULL, start_new_session=True)
         (job_dir / "pid").write_text(str(wrapper.pid), encoding="utf-8")
         try:
-            self._follow(log_path, offset, lambda: wrapper.poll() is not None, secrets, on_line)
+            follow(log_path, offset, lambda: wrapper.poll() is not None, secrets, on_line, POLL_S)
         except BaseException:
             self._stop(wrapper.pid, job_dir)
             shutil.rmtree(job_dir, ignore_errors=True)
@@ -109,28 +105,6 @@ class LocalRunner:
         shutil.rmtree(job_dir, ignore_errors=True)
         return RunResult(exit_code=wrapper.returncode if code is None else code, image_id=LOCAL_ID,
                          log_path=log_path)
-
-    def _job_dir(self, labels: Mapping[str, str]) -> Path:
-        root = Path(labels["tltpipe.run"]) / JOBS
-        job_dir = root / f"{labels.get('tltpipe.stage', 'task')}-{uuid.uuid4().hex[:8]}"
-        job_dir.mkdir(parents=True, mode=0o700)
-        return job_dir
-
-    def _follow(self, log_path: Path, offset: int, done, secrets: list[str], on_line: OnLine | None) -> None:
-        """Hand every line the wrapper appends to on_line until it has exited and the log is read."""
-        splitter = LineSplitter()
-        with open(log_path, "rb") as log:
-            log.seek(offset)
-            while True:
-                finished = done()
-                chunk = log.read()
-                for line in splitter.feed(chunk) if chunk else []:
-                    if on_line is not None and not line.partial:
-                        on_line(redact(line.text, secrets))  # the wrapper redacted the log; guard the console too
-                if finished and not chunk:
-                    return
-                if not chunk:
-                    time.sleep(POLL_S)
 
     def _stop(self, pid: int | None, job_dir: Path) -> None:
         """SIGTERM to the job's process group (the wrapper and the command), SIGKILL after the grace period."""

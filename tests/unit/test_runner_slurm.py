@@ -1,0 +1,58 @@
+"""The Slurm runner's pure parts: the command a job runs on its node, Slurm's answers, the config section."""
+
+from __future__ import annotations
+
+import pytest
+
+from tlt_pipe.config import parse_config
+from tlt_pipe.errors import ConfigError
+from tlt_pipe.runners import job
+from tlt_pipe.runners.slurm import container_argv, parse_scontrol
+from tlt_pipe.task import Mount, Task
+
+TASK = Task(image="nvcr.io/nvidia/tao/tao-toolkit:5.0.0-tf1.15.5", argv=("ssd", "train", "-k", "s3cret"),
+            mounts=(Mount(host="/shared/run", container="/tltpipe/run"),
+                    Mount(host="/data/w.hdf5", container="/tltpipe/inputs/pretrained/w.hdf5", read_only=True)),
+            env=(("TF_CPP_MIN_LOG_LEVEL", "2"),), workdir="/tltpipe/run", secrets=("s3cret",))
+
+
+def test_docker_on_the_node_gets_the_jobs_gpus_mounts_and_env():
+    argv = container_argv(TASK, container="docker", shm_size="16G", user="1000:1000", gpus=2, name="tltpipe-x")
+    assert argv[:6] == ["docker", "run", "--rm", "--init", "--name", "tltpipe-x"]
+    assert argv[argv.index("--gpus") + 1] == "device={env:CUDA_VISIBLE_DEVICES}"
+    assert "/shared/run:/tltpipe/run" in argv and "/data/w.hdf5:/tltpipe/inputs/pretrained/w.hdf5:ro" in argv
+    assert argv[argv.index("-e") + 1] == "TF_CPP_MIN_LOG_LEVEL=2" and argv[-5:] == [TASK.image, *TASK.argv]
+    assert "--gpus" not in container_argv(TASK, container="docker", gpus=0)
+
+
+def test_pyxis_runs_the_image_through_srun():
+    argv = container_argv(TASK, container="pyxis")
+    assert argv[:2] == ["srun", f"--container-image={TASK.image}"]
+    assert ("--container-mounts=/shared/run:/tltpipe/run,/data/w.hdf5:/tltpipe/inputs/pretrained/w.hdf5:ro"
+            in argv)
+    assert argv[-4:] == list(TASK.argv)
+
+
+def test_the_wrapper_fills_in_secrets_and_what_only_the_node_knows(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    stored = job.tokenized(["--gpus", "device={env:CUDA_VISIBLE_DEVICES}", "-k", "s3cret"], ["s3cret"])
+    assert "s3cret" not in " ".join(stored)
+    assert job._filled(stored, ["s3cret"]) == ["--gpus", "device=2,3", "-k", "s3cret"]
+
+
+def test_scontrol_lines_are_read_field_by_field():
+    info = parse_scontrol("JobId=12 JobName=tltpipe-lpd-train JobState=TIMEOUT Reason=TimeLimit ExitCode=0:15 "
+                          "NodeList=gpu-01 Comment={\"tltpipe\":{}}")
+    assert (info["JobState"], info["ExitCode"], info["NodeList"]) == ("TIMEOUT", "0:15", "gpu-01")
+
+
+def test_the_slurm_section_is_checked(tmp_path):
+    text = "network: ssd\nname: x\ndataset: {path: d}\nrunner: {kind: slurm, slurm: %s}\n"
+    config = parse_config(text % "{partition: gpu, gpus: 2, mem: 32G, extra: [--qos=high]}", source="c.yaml",
+                          base_dir=tmp_path)
+    assert (config.runner.slurm.partition, config.runner.slurm.gpus, config.runner.slurm.container) == ("gpu", 2,
+                                                                                                       "docker")
+    with pytest.raises(ConfigError, match="runner.slurm.container"):
+        parse_config(text % "{container: singularity}", source="c.yaml", base_dir=tmp_path)
+    with pytest.raises(ConfigError, match="runner.slurm.gpus"):
+        parse_config(text % "{gpus: -1}", source="c.yaml", base_dir=tmp_path)
