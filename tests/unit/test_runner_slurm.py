@@ -56,3 +56,11 @@ def test_the_slurm_section_is_checked(tmp_path):
         parse_config(text % "{container: singularity}", source="c.yaml", base_dir=tmp_path)
     with pytest.raises(ConfigError, match="runner.slurm.gpus"):
         parse_config(text % "{gpus: -1}", source="c.yaml", base_dir=tmp_path)
+
+
+def test_a_machine_without_slurm_has_no_slurm_jobs(monkeypatch, tmp_path):
+    from tlt_pipe.config import SlurmConfig
+    from tlt_pipe.runners.slurm import SlurmRunner
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no squeue here
+    assert SlurmRunner(SlurmConfig()).find_jobs() == []

@@ -230,7 +230,10 @@ class SlurmRunner:
     # -- jobs left by a tltpipe that died --------------------------------------------------
 
     def find_jobs(self, labels: Mapping[str, str] | None = None) -> list[JobInfo]:
-        """Your Slurm jobs tltpipe submitted (queued, running, or ended recently) carrying all the labels."""
+        """Your Slurm jobs tltpipe submitted (queued, running, or ended recently) carrying all the labels;
+        none where Slurm is not installed."""
+        if shutil.which("squeue") is None:
+            return []
         out = self._slurm(["squeue", "--me", "-h", "-t", "all", "-o", "%i|%T|%j|%k"])
         found = []
         for line in out.splitlines():
