@@ -37,7 +37,7 @@ slurm:
 	./scripts/slurm-cluster.sh
 
 test-slurm: emulator slurm
-	$(PYTHON) -m pytest -q -p no:cacheprovider -m slurm tests/integration/test_slurm.py
+	$(PYTHON) -m pytest -q -p no:cacheprovider -m slurm tests/integration
 
 unit: install
 	$(PYTHON) -m pytest -q tests/unit

@@ -31,8 +31,13 @@ def sample_dir(tmp_path_factory) -> Path:
     return root
 
 
+# On Slurm (make test-slurm): every container stage a batch job on the one-node cluster.
+SLURM_SETS = ["runner.kind=slurm", "runner.slurm.gpus=0", "runner.slurm.poll_s=0.5", "runner.slurm.time=00:20:00"]
+
+
+@pytest.mark.parametrize("runner", ["docker", pytest.param("slurm", marks=pytest.mark.slurm)])
 @pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.yaml")))
-def test_example_runs_end_to_end_on_the_emulator(emulator_images, sample_dir, tmp_path, example):
+def test_example_runs_end_to_end_on_the_emulator(emulator_images, sample_dir, tmp_path, example, runner):
     config = sample_dir / example
     shutil.copy(EXAMPLES / example, config)
     written = yaml.safe_load(config.read_text(encoding="utf-8"))
@@ -41,9 +46,16 @@ def test_example_runs_end_to_end_on_the_emulator(emulator_images, sample_dir, tm
     run_dir = tmp_path / "run"
     sets = [f"runner.image={images['image']}", f"runner.deploy_image={json.dumps(images['deploy_image'])}",
             "runner.gpus=0", "docker.ulimits={memlock: 8388608, stack: 67108864}", "docker.shm_size=1G"]
+    sets += SLURM_SETS if runner == "slurm" else []
     args = [arg for item in sets for arg in ("--set", item)]
     done = tltpipe("run", written["network"], "--config", str(config), "--run-dir", str(run_dir), *args, cwd=sample_dir, timeout=600)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]
     stages = manifest(run_dir)["stages"]
     assert stages and all(s["status"] == "succeeded" for s in stages.values()), {n: s["status"] for n, s in stages.items()}
     assert stages["inference"]["metrics"]["images"] > 0
+    if runner == "slurm":  # every container stage names its job, and a re-run skips every stage
+        jobs = {n: s.get("job") for n, s in stages.items() if s.get("image")}
+        assert jobs and all(j and j["runner"] == "slurm" and j["state"] == "COMPLETED" for j in jobs.values()), jobs
+        again = tltpipe("run", written["network"], "--config", str(config), "--run-dir", str(run_dir), *args,
+                        "--plain", cwd=sample_dir)
+        assert again.returncode == 0 and again.stdout.count("skipped, up to date") == len(stages), again.stdout
