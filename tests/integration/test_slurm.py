@@ -90,6 +90,9 @@ def test_the_whole_chain_runs_as_slurm_jobs_and_a_rerun_skips(emulator_images, s
     again = tltpipe("run", "ssd", "--config", str(config), "--run-dir", str(run_dir), "--plain", cwd=tmp_path)
     assert again.returncode == 0 and "submitted Slurm job" not in again.stdout
     assert again.stdout.count("skipped, up to date") == len(STAGES)
+    # Recorded jobs are not orphans: gc (and a later run's recovery) leaves them alone.
+    listed = tltpipe("gc", "--runner", "slurm", "--dry-run", cwd=tmp_path)
+    assert listed.returncode == 0 and str(run_dir) not in listed.stdout
 
 
 def test_sigterm_cancels_the_training_job(emulator_images, sample, tmp_path):

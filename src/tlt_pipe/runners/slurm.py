@@ -230,8 +230,8 @@ class SlurmRunner:
     # -- jobs left by a tltpipe that died --------------------------------------------------
 
     def find_jobs(self, labels: Mapping[str, str] | None = None) -> list[JobInfo]:
-        """Your Slurm jobs tltpipe submitted (queued, running, or ended recently) carrying all the labels;
-        none where Slurm is not installed."""
+        """Your Slurm jobs tltpipe submitted carrying all the labels: queued, running, or ended but not yet
+        recorded (their job folder is still there); none where Slurm is not installed."""
         if shutil.which("squeue") is None:
             return []
         out = self._slurm(["squeue", "--me", "-h", "-t", "all", "-o", "%i|%T|%j|%k"])
@@ -243,6 +243,8 @@ class SlurmRunner:
             except ValueError:
                 continue
             tags = meta.get(MARK) if isinstance(meta, dict) else None
+            if state in ENDED and not Path(str(meta.get("job_dir", ""))).is_dir():
+                continue  # concluded: tltpipe recorded it and removed its job folder; nothing is left of it
             if isinstance(tags, dict) and all(tags.get(k) == v for k, v in (labels or {}).items()):
                 status = "exited" if state in ENDED else state.lower()
                 found.append(JobInfo(id=job_id, name=name, status=status, labels=tags))
