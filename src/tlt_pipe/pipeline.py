@@ -225,7 +225,9 @@ class Pipeline:
                                "for it to finish, then recording it (--force stops it instead)")
         secrets = list(self.secrets)
         started = time.monotonic()
-        record.exit_code, text, record.oom_killed = self.runner.wait_job(info.id, secrets)
+        end = self.runner.wait_job(info.id, secrets)
+        record.exit_code, text, record.oom_killed = end.exit_code, end.text, end.oom_killed
+        record.job = dict(end.job) if end.job else None
         log_path = self.run_dir / (record.log or f"logs/{name}.log")
         write_atomic(log_path, text)  # the container's whole output replaces the log the dead process left
         self.runner.remove_job(info.id)

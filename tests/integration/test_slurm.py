@@ -131,6 +131,7 @@ def test_a_job_left_by_a_killed_tltpipe_is_adopted(emulator_images, sample, tmp_
     assert again.returncode == 0, again.stderr[-3000:]
     record = manifest(run_dir)["stages"]["train"]
     assert record["status"] == "succeeded" and record["reason"] == "adopted from an earlier tltpipe process"
+    assert record["job"]["id"] == job_id and record["job"]["state"] == "COMPLETED"
     assert "submitted Slurm job" not in again.stdout and "tltpipe-lpd-train" in again.stdout
 
 

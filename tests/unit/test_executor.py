@@ -22,7 +22,7 @@ from tlt_pipe.fingerprint import digest_of
 from tlt_pipe.manifest import load_manifest, save_manifest
 from tlt_pipe.pipeline import Pipeline
 from tlt_pipe.planner import Selection
-from tlt_pipe.runners.base import JobInfo
+from tlt_pipe.runners.base import JobEnd, JobInfo
 from tlt_pipe.secrets import redact
 from tlt_pipe.task import RunResult, Task
 
@@ -88,8 +88,9 @@ class FakeRunner:
         return [info for info, _ in self.jobs.values()
                 if all(info.labels.get(k) == v for k, v in (labels or {}).items())]
 
-    def wait_job(self, job_id: str, secrets=()) -> tuple[int, str, bool]:
-        return self.jobs[job_id][1]
+    def wait_job(self, job_id: str, secrets=()) -> JobEnd:
+        code, text, oom = self.jobs[job_id][1]
+        return JobEnd(code, text, oom, {"runner": "fake", "id": job_id, "state": "COMPLETED", "exit_code": code})
 
     def remove_job(self, job_id: str) -> None:
         self.removed.append(job_id)
@@ -193,6 +194,7 @@ def test_a_job_left_running_by_a_dead_tltpipe_is_adopted(config, tmp_path):
     assert runner.ran == [] and runner.removed == ["job-1"]  # adopted, not run again
     assert record.status == "succeeded" and record.reason == "adopted from an earlier tltpipe process"
     assert record.artifacts["model"].startswith("train/weights/")
+    assert record.job == {"runner": "fake", "id": "job-1", "state": "COMPLETED", "exit_code": 0}
     assert (run_dir / "logs" / "train.log").read_bytes().decode() == text  # the job's whole output
 
 

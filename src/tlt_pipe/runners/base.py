@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from tlt_pipe.task import RunResult, Task
 
@@ -21,6 +21,17 @@ class JobInfo:
     name: str
     status: str  # running, exited, created, ...
     labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobEnd:
+    """How an adopted job ended: its exit code, its whole output (secrets redacted), whether it was killed
+    for memory, and, for a batch job, what the manifest records of it ({runner, id, node, state, exit_code})."""
+
+    exit_code: int
+    text: str
+    oom_killed: bool = False
+    job: Mapping[str, Any] | None = None
 
 
 class Runner(Protocol):
@@ -54,8 +65,8 @@ class Runner(Protocol):
         """Jobs this runner started (running or not) carrying all the labels: what recovery adopts."""
         ...
 
-    def wait_job(self, job_id: str, secrets: Iterable[str] = ()) -> tuple[int, str, bool]:
-        """Wait for a job to end: (exit code, its whole output with secrets redacted, OOM-killed)."""
+    def wait_job(self, job_id: str, secrets: Iterable[str] = ()) -> JobEnd:
+        """Wait for a job to end, and say how it ended."""
         ...
 
     def remove_job(self, job_id: str) -> None:

@@ -42,7 +42,7 @@ import requests.exceptions
 
 from tlt_pipe.errors import DockerUnavailable, ImageMissing, TltPipeError
 from tlt_pipe.logstream import LineSplitter, deliver as _deliver
-from tlt_pipe.runners.base import JobInfo, OnLine
+from tlt_pipe.runners.base import JobEnd, JobInfo, OnLine
 from tlt_pipe.secrets import redact
 from tlt_pipe.task import RunResult, Task
 
@@ -512,7 +512,7 @@ class DockerRunner:
         except docker.errors.APIError as exc:
             raise TltPipeError(f"cannot remove container {container_id}: {_reason(exc)}") from None
 
-    def wait_job(self, container_id: str, secrets: Iterable[str] = ()) -> tuple[int, str, bool]:
+    def wait_job(self, container_id: str, secrets: Iterable[str] = ()) -> JobEnd:
         """Wait for a tltpipe container (e.g. one left by a killed tltpipe) to exit; then
         (exit code, its whole output with secrets redacted, OOM-killed). Does not remove it."""
         container = self._own_container(container_id)
@@ -530,7 +530,7 @@ class DockerRunner:
         lines += [line.text for line in splitter.close() if not line.partial]
         text = "\n".join(redact(line, secrets) for line in lines)
         oom = bool(((container.attrs or {}).get("State") or {}).get("OOMKilled"))
-        return int(status.get("StatusCode", -1)), text + ("\n" if text else ""), oom
+        return JobEnd(int(status.get("StatusCode", -1)), text + ("\n" if text else ""), oom)
 
     def _own_container(self, container_id: str) -> Any:
         """The container, None when it does not exist; refuses containers tltpipe did not create."""

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from tlt_pipe.logstream import LineSplitter, deliver, follow
 from tlt_pipe.runners import job as job_wrapper
-from tlt_pipe.runners.base import JobInfo, OnLine
+from tlt_pipe.runners.base import JobEnd, JobInfo, OnLine
 from tlt_pipe.task import RunResult, Task
 
 LOCAL_ID = "local"  # what the manifest records as the image id of a host process
@@ -150,7 +150,7 @@ class LocalRunner:
                                      status=status))
         return found
 
-    def wait_job(self, job_id: str, secrets: Iterable[str] = ()) -> tuple[int, str, bool]:
+    def wait_job(self, job_id: str, secrets: Iterable[str] = ()) -> JobEnd:
         """Wait for an adopted job: (exit code, its whole log, False). A job that died without an exit
         code (the machine went down) counts as killed (137)."""
         job_dir = Path(job_id)
@@ -159,7 +159,7 @@ class LocalRunner:
         job = json.loads((job_dir / "job.json").read_text(encoding="utf-8"))
         code = _exit_code(job_dir)
         text = Path(job["log"]).read_text(encoding="utf-8", errors="replace")
-        return (137 if code is None else code), text, False
+        return JobEnd(137 if code is None else code, text)
 
     def remove_job(self, job_id: str) -> None:
         """Stop an adopted job if it still runs, and forget it."""

@@ -29,7 +29,7 @@ from typing import Any
 from tlt_pipe.errors import TltPipeError
 from tlt_pipe.logstream import follow
 from tlt_pipe.runners import job as job_wrapper
-from tlt_pipe.runners.base import JobInfo, OnLine
+from tlt_pipe.runners.base import JobEnd, JobInfo, OnLine
 from tlt_pipe.secrets import redact
 from tlt_pipe.task import RunResult, Task
 
@@ -250,8 +250,8 @@ class SlurmRunner:
                 found.append(JobInfo(id=job_id, name=name, status=status, labels=tags))
         return found
 
-    def wait_job(self, job_id: str, secrets: Iterable[str] = ()) -> tuple[int, str, bool]:
-        """Wait for an adopted job to end: (exit code, its whole log, ended OUT_OF_MEMORY)."""
+    def wait_job(self, job_id: str, secrets: Iterable[str] = ()) -> JobEnd:
+        """Wait for an adopted job to end: its exit code, its whole log, and the job as the manifest records it."""
         meta = self._comment(job_id)
         while not self._ended(job_id):
             time.sleep(self.settings.poll_s)
@@ -259,8 +259,10 @@ class SlurmRunner:
         job_dir = Path(meta.get("job_dir", "/nonexistent"))
         code, info = self._outcome(job_id, job_dir, log_path)
         text = log_path.read_text(encoding="utf-8", errors="replace") if log_path.exists() else ""
-        state = (info or {}).get("JobState", "").split()[0] if info else ""
-        return code, redact(text, [s for s in secrets if s]), state == "OUT_OF_MEMORY"
+        state = (info or {}).get("JobState", "UNKNOWN").split()[0]
+        record = {"runner": "slurm", "id": job_id, "node": (info or {}).get("NodeList"), "state": state,
+                  "exit_code": code}
+        return JobEnd(code, redact(text, [s for s in secrets if s]), state == "OUT_OF_MEMORY", record)
 
     def remove_job(self, job_id: str) -> None:
         """Cancel a job (and wait until Slurm has stopped it), and delete its key file and job folder."""
