@@ -103,6 +103,12 @@ def test_sigterm_cancels_the_training_job(emulator_images, sample, tmp_path):
     try:
         wait_until(lambda: stage_status(run_dir, "train") == "running" and bool(_queued(run_dir))
                    and bool(_emulator_containers()), what="the train job", timeout=300)
+        # While it runs, Slurm holds its batch script and environment in its spool: no key there either.
+        running = _queued(run_dir)
+        script = subprocess.run(["scontrol", "write", "batch_script", running[0], "-"], capture_output=True,
+                                text=True).stdout
+        assert "tlt_pipe.runners.job" in script and KEY not in script + _slurm_records(running)
+        assert any(Path("/var/spool/slurmctld").rglob("environment"))  # the stored environment was searched
         started = time.monotonic()
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(60)
