@@ -64,3 +64,20 @@ def test_a_machine_without_slurm_has_no_slurm_jobs(monkeypatch, tmp_path):
 
     monkeypatch.setenv("PATH", str(tmp_path))  # no squeue here
     assert SlurmRunner(SlurmConfig()).find_jobs() == []
+
+
+def test_a_refused_submission_leaves_no_key_file_or_job_folder(monkeypatch, tmp_path):
+    """sbatch failing (a bad partition, slurmctld down) is a clear error, and nothing of the job stays."""
+    from tlt_pipe.config import SlurmConfig
+    from tlt_pipe.runners.slurm import SlurmRunner, SlurmUnavailable
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text("#!/bin/sh\necho 'sbatch: error: invalid partition specified: gpu' >&2\nexit 1\n")
+    (bin_dir / "sbatch").chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    runner = SlurmRunner(SlurmConfig(partition="gpu", key_dir=tmp_path / "keys"))
+    with pytest.raises(SlurmUnavailable, match="invalid partition specified: gpu"):
+        runner.run(TASK, log_path=tmp_path / "run" / "logs" / "train.log",
+                   labels={"tltpipe.run": str(tmp_path / "run"), "tltpipe.stage": "train"})
+    assert list((tmp_path / "keys").iterdir()) == [] and list((tmp_path / "run" / ".tltpipe" / "jobs").iterdir()) == []

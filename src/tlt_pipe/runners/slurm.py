@@ -156,7 +156,11 @@ class SlurmRunner:
                               "key_file": str(key_file or "")},
                              separators=(",", ":"))
         offset = log_path.stat().st_size
-        job_id = self._submit(script, job_dir, name, comment, key_file, secrets)
+        try:
+            job_id = self._submit(script, job_dir, name, comment, key_file, secrets)
+        except BaseException:  # not submitted: nothing may be left behind, the key file least of all
+            self._forget(job_dir, key_file)
+            raise
         (job_dir / "slurm_id").write_text(job_id, encoding="utf-8")
         if on_line:
             on_line(f"tltpipe: submitted Slurm job {job_id} ({name})")
