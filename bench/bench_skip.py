@@ -17,10 +17,11 @@ import shutil
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from PIL import Image
+from timing import timed  # bench/timing.py
+from timing import tltpipe as find_tltpipe
 
 CACHE = Path.home() / ".cache" / "tltpipe" / "bench"
 GOAL_S = 1.5
@@ -63,19 +64,13 @@ def dataset(count: int) -> Path:
     return root
 
 
-def timed(argv: list[str], cwd: Path) -> float:
-    start = time.perf_counter()
-    subprocess.run(argv, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     root = dataset(args.images)
-    tltpipe = shutil.which("tltpipe") or sys.exit("tltpipe is not on PATH: pip install -e . first")
+    tltpipe = find_tltpipe()
     run = [tltpipe, "run", "ssd", "--config", "bench.yaml", "--run-dir", "run", "--to", "prepare"]
     print(f"converting {args.images} images once ...", file=sys.stderr)
     subprocess.run(run, cwd=root, check=True, stdout=subprocess.DEVNULL)

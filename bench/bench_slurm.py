@@ -17,7 +17,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import tlt_pipe
@@ -25,6 +24,9 @@ from tlt_pipe.datasets.sample import sample_crpd
 from tlt_pipe.planner import workspace_for
 from tlt_pipe.runners.slurm import container_argv
 from tlt_pipe.task import Task
+
+from timing import timed  # bench/timing.py
+from timing import tltpipe as find_tltpipe
 
 GOAL = 1.2
 CONFIG = """\
@@ -42,17 +44,11 @@ runner:
 """
 
 
-def timed(argv: list[str], cwd: Path) -> float:
-    start = time.perf_counter()
-    subprocess.run(argv, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    tltpipe = shutil.which("tltpipe") or sys.exit("tltpipe is not on PATH: pip install -e . first")
+    tltpipe = find_tltpipe()
     shutil.which("sbatch") or sys.exit("no sbatch here: start a cluster with scripts/slurm-cluster.sh")
     with tempfile.TemporaryDirectory(dir=Path.home()) as tmp:
         root = Path(tmp)

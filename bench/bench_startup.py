@@ -18,8 +18,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from timing import timed, tltpipe  # bench/timing.py
 
 REPO = Path(__file__).resolve().parents[1]
 VENV = Path.home() / ".cache" / "tltpipe" / "bench" / "nvidia-tao-6.26.3"
@@ -39,28 +40,12 @@ def tao_launcher() -> Path:
     return tao
 
 
-def tltpipe() -> str:
-    found = shutil.which("tltpipe")
-    if found is None:
-        sys.exit("tltpipe is not on PATH: pip install -e . first")
-    return found
-
-
 def sample_config(folder: Path) -> Path:
     subprocess.run([sys.executable, str(REPO / "examples" / "make_sample.py"), "--out", str(folder / "data")],
                    check=True, capture_output=True)
     config = folder / "lpd.yaml"
     shutil.copy(REPO / "examples" / "lpd.yaml", config)
     return config
-
-
-def once(argv: list[str], cwd: Path) -> float:
-    start = time.perf_counter()
-    done = subprocess.run(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    elapsed = time.perf_counter() - start
-    if done.returncode != 0:
-        sys.exit(f"{' '.join(argv)} exited {done.returncode}")
-    return elapsed
 
 
 def main() -> None:
@@ -77,11 +62,11 @@ def main() -> None:
                                       "--set", "runner.gpus=0"],
         }
         for argv in commands.values():  # warm the file cache once
-            once(argv, folder)
+            timed(argv, folder)
         times: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(args.rounds):
             for name, argv in commands.items():
-                times[name].append(once(argv, folder))
+                times[name].append(timed(argv, folder))
     medians = {name: statistics.median(values) * 1000 for name, values in times.items()}
     peer = medians["tao --help (nvidia-tao 6.26.3)"]
     print(f"{args.rounds} alternating rounds, median wall time")
@@ -95,7 +80,7 @@ def main() -> None:
     floors = {"python -c pass (the floor)": "pass",
               "importing what a dry run needs": LIBRARIES}
     for name, code in floors.items():
-        ms = statistics.median(once([sys.executable, "-c", code], REPO) for _ in range(args.rounds)) * 1000
+        ms = statistics.median(timed([sys.executable, "-c", code], REPO) for _ in range(args.rounds)) * 1000
         print(f"  {name:<32} {ms:7.1f} ms")
     print(f"  (a dry run validates the config with pydantic, renders specs with jinja2, checks them with "
           f"protobuf and prints with rich: {LIBRARIES!r})")
