@@ -261,10 +261,7 @@ def doctor(config_path: Path | None, toolkit: str, run_dir: Path | None, as_json
         images = [i for i in (kit.image, kit.deploy_image) if i]
         gpus, shm, run_dir = "all", "16G", run_dir or Path(DEFAULT_RUNS)
     requested = gpus not in (0, "none", [])
-    if kind in ("local", "slurm"):
-        runner = _runner(config)
-    else:
-        runner = _docker_runner(config) if config_path is not None else _docker_runner_default()
+    runner = _runner(config) if config_path is not None else _docker_runner_default()
     facts = gather(runner, kind=kind, images=images, commands=commands, gpus_requested=requested, shm_size=shm,
                    run_dir=run_dir, key_required=kit.key_required, toolkit=kit.version)
     checks = judge(facts)
@@ -347,12 +344,6 @@ def _runner(config):
     from tlt_pipe.runners import runner_for
 
     return runner_for(config)
-
-
-def _docker_runner(config):
-    from tlt_pipe.runners import docker_runner
-
-    return docker_runner(config)
 
 
 def _register_optional_commands() -> None:

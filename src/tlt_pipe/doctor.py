@@ -232,12 +232,11 @@ def gpu_names() -> list[str] | None:
 def _gather_slurm(facts: Facts, settings: Any) -> None:
     facts.commands = {c: shutil.which(c) is not None for c in ("sbatch", "squeue", "scontrol", "scancel")}
     facts.partition = getattr(settings, "partition", None)
-    try:
-        out = subprocess.run(["sinfo", "-h", "-o", "%P|%a|%N"], capture_output=True, text=True, timeout=30)
+    try:  # one row per node and partition
+        out = subprocess.run(["sinfo", "-h", "-N", "-o", "%P|%a|%N"], capture_output=True, text=True, timeout=30)
         rows = [line.split("|") for line in out.stdout.splitlines() if line.count("|") == 2]
         facts.partitions = {p: state for p, state, _ in rows} if out.returncode == 0 and rows else None
-        nodes = subprocess.run(["sinfo", "-h", "-N", "-o", "%N"], capture_output=True, text=True, timeout=30)
-        facts.nodes = sorted(set(nodes.stdout.split()))
+        facts.nodes = sorted({node for _, _, node in rows})
     except (OSError, subprocess.TimeoutExpired):
         facts.partitions = None
     try:

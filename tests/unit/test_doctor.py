@@ -84,7 +84,7 @@ def test_doctor_command(monkeypatch, tmp_path):
 def test_doctor_with_a_config_without_gpus(monkeypatch, tmp_path):
     (tmp_path / "c.yaml").write_text("network: ssd\nname: x\ndataset: {path: d}\n"
                                      "runner: {gpus: 0, image: tao:tf, deploy_image: tao:deploy}\n")
-    monkeypatch.setattr(cli, "_docker_runner", lambda config: FakeRunner())
+    monkeypatch.setattr(cli, "_runner", lambda config: FakeRunner())
     monkeypatch.setattr("tlt_pipe.doctor.gpu_names", lambda: None)
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(cli.main, ["doctor", "--config", "c.yaml", "--json"], env={"TLTPIPE_KEY": "k"})
@@ -102,7 +102,7 @@ def test_doctor_for_the_local_runner_checks_the_commands_on_path(monkeypatch, tm
     bin_dir.mkdir()
     (bin_dir / "ssd").write_text("#!/bin/sh\n")
     (bin_dir / "ssd").chmod(0o755)
-    monkeypatch.setattr(cli, "_docker_runner", lambda config: pytest.fail("the local runner needs no Docker"))
+    monkeypatch.setattr("tlt_pipe.runners.docker_runner", lambda config: pytest.fail("the local runner needs no Docker"))
     monkeypatch.setattr("tlt_pipe.doctor.gpu_names", lambda: None)
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(cli.main, ["doctor", "--config", "c.yaml", "--json"],

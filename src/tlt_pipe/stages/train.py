@@ -16,7 +16,7 @@ from tlt_pipe.config import TrainConfig
 from tlt_pipe.errors import ConfigError
 from tlt_pipe.manifest import write_atomic
 from tlt_pipe.resume import ResumePoint, choose_resume_point
-from tlt_pipe.stages import PENDING_EPOCH, Artifact, Context, Outcome, Stage, StagePlan, anchors, tfrecords
+from tlt_pipe.stages import PENDING_EPOCH, Artifact, Context, Outcome, Stage, StagePlan, anchors, prepare, tfrecords
 from tlt_pipe.stages.anchors import shapes as anchor_shapes
 from tlt_pipe.stages.tfrecords import data_context
 
@@ -149,7 +149,7 @@ def train_plan(ctx: Context, *, name: str, train: TrainConfig, start_model: str 
         fingerprint_specs={spec: experiment_spec(ctx, train.model_copy(update={"epochs": 1}), source=name,
                                                       start=start)},
         inputs=inputs,
-        run_inputs=(ctx.read(tfrecords.DATASET[0]), str(Path(ctx.read(tfrecords.RECORDS)).parent), *run_inputs),
+        run_inputs=(ctx.read(prepare.ROOT), str(Path(ctx.read(tfrecords.RECORDS)).parent), *run_inputs),
         outputs=outputs,
         clean=() if point is not None else (name,),
         resumed_from=resumed_from,
