@@ -76,6 +76,9 @@ def _run_options(func):
         click.option("--resume", is_flag=True, help="Continue unfinished training from its newest complete checkpoint."),
         click.option("--resume-epoch", type=click.IntRange(min=1), default=None,
                      help="Continue training from this checkpoint epoch exactly."),
+        click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+                     help="Most stages running at the same time where the graph allows (runner.jobs; default: "
+                          "one per GPU of a runner.gpus list, else 1; on Slurm, every ready stage)."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -107,14 +110,14 @@ def stage(stage_name: str, force: bool, resume: bool, resume_epoch: int | None, 
 
 def _execute(network: str | None, selection, *, config_path: Path, run_dir: Path | None,
              dry_run: bool, as_json: bool, plain: bool, quiet: bool, sets: tuple[str, ...],
-             mounts_file: Path | None) -> None:
+             mounts_file: Path | None, jobs: int | None) -> None:
     from tlt_pipe.config import load_config
     from tlt_pipe.console import make_console
     from tlt_pipe.pipeline import Pipeline
     from tlt_pipe.secrets import read_key
     from tlt_pipe.tracking import open_tracking
 
-    config = load_config(config_path, network=network, sets=sets)
+    config = load_config(config_path, network=network, sets=sets + ((f"runner.jobs={jobs}",) if jobs else ()))
     for note in config.notes:
         click.echo(f"tltpipe: note: {config_path}: {note}", err=True)
     if mounts_file is not None:

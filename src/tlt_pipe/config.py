@@ -201,6 +201,9 @@ class SlurmConfig(_Model):
     # folder every node sees, outside the run directory. None: ~/.tltpipe/keys.
     key_dir: Path | None = None
     poll_s: float = Field(default=2.0, gt=0)  # how often squeue is asked while a job runs
+    # How often a stage whose job Slurm took away (preempted, requeued, node failure) runs again; training
+    # continues from its newest complete checkpoint.
+    retries: int = Field(default=3, ge=0)
 
 
 class RunnerConfig(_Model):
@@ -214,6 +217,10 @@ class RunnerConfig(_Model):
     deploy_image: str | None = None  # the TAO Deploy image; default: the toolkit's
     gpus: Literal["all", "none"] | int | list[int] = "all"  # "all", "none"/0, or device indices
     env: dict[str, str] = {}  # environment of every task
+    # How many stages may run at the same time where the graph allows (evaluate beside prune, inference
+    # beside export). None: one per GPU of a gpus list (each stage gets one of them), else 1; on Slurm,
+    # as many as are ready (the scheduler queues them).
+    jobs: int | None = Field(default=None, ge=1)
 
     @field_validator("gpus")
     @classmethod

@@ -50,9 +50,9 @@ class StatusWatcher:
         return parse_status_json(text)
 
 
-def status_path(log_path: Path, stage: str) -> Path:
+def status_path(log_path: Path) -> Path:
     """<run>/<stage>/status.json for <run>/logs/<stage>.log (train -> train/, retrain -> retrain/)."""
-    return log_path.parent.parent / stage / "status.json"
+    return log_path.parent.parent / log_path.stem / "status.json"
 
 
 class JsonEvents:
@@ -82,7 +82,7 @@ class JsonEvents:
         self._call("stage_started", step, log_path)
         now = self.clock()
         self._progress[step.name] = StageProgress(step.name, started=now)
-        self._watchers[step.name] = StatusWatcher(status_path(log_path, step.name), self.throttle)
+        self._watchers[step.name] = StatusWatcher(status_path(log_path), self.throttle)
         log = log_path.relative_to(log_path.parent.parent) if log_path.parent.name == "logs" else log_path
         self.emit("stage_started", stage=step.name, image=step.plan.image, argv=list(step.argv), log=str(log))
 

@@ -8,9 +8,11 @@ is in logs/<stage>.log whatever is shown here.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console, Group, RenderableType
@@ -53,8 +55,19 @@ def _head_cells(state: StageProgress, now: float, width: int) -> list[Renderable
     return cells
 
 
+@dataclass
+class _Panel:
+    """What is shown of one running stage."""
+
+    state: StageProgress
+    watcher: StatusWatcher
+    tail: deque[str]
+    redraw: str | None = None
+
+
 class LiveEvents:
-    """The Events of a run shown live. ``tail``: how many lines of container output to keep on screen."""
+    """The Events of a run shown live: one panel per running stage (several when stages run side by side).
+    ``tail``: how many lines of container output to keep on screen per stage."""
 
     def __init__(self, console: Console, *, quiet_output: bool = False, tail: int = 6,
                  clock: Callable[[], float] = time.monotonic, refresh_per_second: float = 4):
@@ -63,11 +76,10 @@ class LiveEvents:
         self.clock = clock
         self.refresh_per_second = refresh_per_second
         self._lines = ConsoleEvents(console, quiet_output=quiet_output)
-        self._tail: deque[str] = deque(maxlen=0 if quiet_output else tail)
-        self._redraw: str | None = None
-        self._state: StageProgress | None = None
-        self._watcher: StatusWatcher | None = None
+        self._tail_length = 0 if quiet_output else tail
+        self._panels: dict[str, _Panel] = {}  # running stages, in the order they started
         self._live: Live | None = None
+        self._lock = threading.RLock()  # the display refreshes from a thread of its own
 
     def plan(self, run_dir: Path, steps) -> None:
         self._lines.plan(run_dir, steps)
@@ -76,57 +88,69 @@ class LiveEvents:
         self._lines.stage_skipped(step)
 
     def stage_started(self, step, log_path: Path) -> None:
-        self._stop()
         self._lines.stage_started(step, log_path)
-        self._state = StageProgress(step.name, started=self.clock())
-        self._watcher = StatusWatcher(status_path(log_path, step.name))
-        self._tail.clear()
-        self._redraw = None
-        self._live = Live(get_renderable=self._render, console=self.console,
-                          refresh_per_second=self.refresh_per_second, transient=True, redirect_stdout=False,
-                          redirect_stderr=False)
-        self._live.start()
+        with self._lock:
+            self._panels[step.name] = _Panel(StageProgress(step.name, started=self.clock()),
+                                             StatusWatcher(status_path(log_path)),
+                                             deque(maxlen=self._tail_length))
+        if self._live is None:
+            self._live = Live(get_renderable=self._render, console=self.console,
+                              refresh_per_second=self.refresh_per_second, transient=True, redirect_stdout=False,
+                              redirect_stderr=False)
+            self._live.start()
 
     def line(self, stage: str, text: str) -> None:
-        if self._live is None or self._state is None or stage != self._state.stage:
+        with self._lock:
+            panel = self._panels.get(stage)
+            if panel is not None:
+                panel.redraw = None
+                panel.tail.append(text)
+        if panel is None or self._live is None:
             self._lines.line(stage, text)
             return
-        self._redraw = None
-        self._tail.append(text)
-        self._update(text)
+        self._update(panel, text)
 
     def progress(self, stage: str, text: str) -> None:
-        if self._state is not None and stage == self._state.stage:
-            self._redraw = text
-            self._update(text)
+        with self._lock:
+            panel = self._panels.get(stage)
+            if panel is not None:
+                panel.redraw = text
+        if panel is not None:
+            self._update(panel, text)
 
     def stage_finished(self, stage: str, record: StageRecord) -> None:
-        self._stop()
+        with self._lock:
+            self._panels.pop(stage, None)
+            last = not self._panels
+        if last:
+            self._stop()
         self._lines.stage_finished(stage, record)
 
     # ----------------------------------------------------------------------------------------
-    def _update(self, text: str) -> None:
-        assert self._state is not None
+    def _update(self, panel: _Panel, text: str) -> None:
         now = self.clock()
-        epoch = self._state.epoch
-        self._state.feed_line(text, now)
-        entries = self._watcher.poll(now) if self._watcher is not None else None
-        if entries:
-            self._state.feed_status(entries)
-        if self._live is not None and self._state.epoch != epoch:
+        with self._lock:
+            epoch = panel.state.epoch
+            panel.state.feed_line(text, now)
+            entries = panel.watcher.poll(now)
+            if entries:
+                panel.state.feed_status(entries)
+            changed = panel.state.epoch != epoch
+        if self._live is not None and changed:
             self._live.refresh()
 
     def _render(self) -> RenderableType:
-        if self._state is None:
-            return Text("")
-        tail = list(self._tail)
-        if self._redraw and not self.quiet_output:
-            tail = tail[1:] + [self._redraw] if len(tail) == self._tail.maxlen else tail + [self._redraw]
-        return render_stage(self._state, tail, self.clock())
+        with self._lock:
+            now = self.clock()
+            drawn = []
+            for panel in self._panels.values():
+                tail = list(panel.tail)
+                if panel.redraw and not self.quiet_output:
+                    tail = (tail[1:] if len(tail) == panel.tail.maxlen else tail) + [panel.redraw]
+                drawn.append(render_stage(panel.state, tail, now))
+            return Group(*drawn) if drawn else Text("")
 
     def _stop(self) -> None:
         if self._live is not None:
             live, self._live = self._live, None
             live.stop()
-        self._state = None
-        self._watcher = None

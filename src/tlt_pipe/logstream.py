@@ -30,8 +30,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from threading import Event
 from typing import IO
 
+from tlt_pipe.runners.base import Cancelled
 from tlt_pipe.secrets import redact
 
 _CONTROL = re.compile(r"([\r\n\b])")
@@ -106,13 +108,16 @@ class LineSplitter:
 
 
 def follow(log_path: Path, offset: int, done: Callable[[], bool], secrets: list[str],
-           on_line: Callable[[str], None] | None, poll_s: float) -> None:
+           on_line: Callable[[str], None] | None, poll_s: float, cancel: Event | None = None) -> None:
     """Hand every complete line a job appends to its log (from offset) to on_line, redacted, until done()
-    says the job has ended and the log is read to its end."""
+    says the job has ended and the log is read to its end. Raises Cancelled once cancel is set (the
+    caller stops the job as it would on Ctrl-C)."""
     splitter = LineSplitter()
     with open(log_path, "rb") as log:
         log.seek(offset)
         while True:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled()
             finished = done()
             chunk = log.read()
             for line in splitter.feed(chunk) if chunk else []:
@@ -121,7 +126,10 @@ def follow(log_path: Path, offset: int, done: Callable[[], bool], secrets: list[
             if finished and not chunk:
                 return
             if not chunk:
-                time.sleep(poll_s)
+                if cancel is not None:
+                    cancel.wait(poll_s)
+                else:
+                    time.sleep(poll_s)
 
 
 def deliver(

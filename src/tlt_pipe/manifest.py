@@ -46,6 +46,7 @@ class StageRecord(BaseModel):
     error: str | None = None
     resumed_from: dict[str, Any] | None = None  # {epoch, checkpoint, reason} when training continued
     job: dict[str, Any] | None = None  # the batch job that ran it: {runner, id, node, state, exit_code}
+    gpus: list[int] | None = None  # the GPUs it was given when stages ran side by side on a list of GPUs
 
 
 class Manifest(BaseModel):
@@ -80,11 +81,12 @@ def save_manifest(run_dir: Path, manifest: Manifest) -> None:
     write_atomic(run_dir / MANIFEST, manifest.model_dump_json(indent=2) + "\n")
 
 
-def write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str | bytes) -> None:
+    """Write a file whole or not at all (text as UTF-8, or bytes as they are)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with (os.fdopen(fd, "wb") if isinstance(text, bytes) else os.fdopen(fd, "w", encoding="utf-8")) as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())

@@ -6,8 +6,11 @@
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -19,10 +22,11 @@ from tlt_pipe.fingerprint import digest_of, path_fingerprint
 from tlt_pipe.manifest import Manifest, StageRecord, load_manifest, now, save_manifest, write_atomic
 from tlt_pipe.planner import Planner, Selection, Step, build_context, workspace_for
 from tlt_pipe.runlock import RunLock
-from tlt_pipe.runners.base import Runner
-from tlt_pipe.secrets import redact, scrub_files
+from tlt_pipe.runners.base import Cancelled, Runner
+from tlt_pipe.schedule import ready, slots_for
+from tlt_pipe.secrets import redact, redact_argv, scrub_files
 from tlt_pipe.stages import Context, Stage, StagePlan
-from tlt_pipe.task import Task
+from tlt_pipe.task import RunResult, Task
 from tlt_pipe.toolkits import get_toolkit
 
 
@@ -47,12 +51,18 @@ class Pipeline:
         self.config = config
         self.run_dir = run_dir.resolve()
         self.key = key
-        self.events = events
+        self.events = _Serialized(events)
         self._runner_factory = runner_factory
         self._runner: Runner | None = None
         self.source = config_source
         self.planner = Planner(config, self.run_dir, key)
         self.stages = self.planner.stages
+        self._cancel = threading.Event()  # set: every running stage stops, nothing more starts
+
+    def stop(self) -> None:
+        """Stop the run from another thread, as Ctrl-C does: its running stages are stopped and recorded
+        interrupted, and run() raises Interrupted."""
+        self._cancel.set()
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -89,12 +99,7 @@ class Pipeline:
             self.events.plan(self.run_dir, steps)
             self._ensure_images(steps)
             write_atomic(self.run_dir / "config.yaml", dump_resolved(self.config))
-            for name in [s.name for s in steps]:  # planned again only where an earlier stage has run since
-                step = self.planner.step(self.planner.stage(name), manifest, selection, None)
-                if step.action == "skip":
-                    self.events.stage_skipped(step)
-                    continue
-                self._execute(step, manifest, selection)
+            self._dispatch([s.name for s in steps], manifest, selection)
             return manifest
 
     def _ensure_images(self, steps: list[Step]) -> None:
@@ -127,13 +132,96 @@ class Pipeline:
             self._runner = self._runner_factory()
         return self._runner
 
-    def _execute(self, step: Step, manifest: Manifest, selection: Selection) -> None:
+    # stages side by side -----------------------------------------------------------------
+    def _dispatch(self, order: list[str], manifest: Manifest, selection: Selection) -> None:
+        """Run the planned stages, each once every stage it depends on has finished, several at a time where
+        the graph allows (schedule.py). Each is planned again just before it starts, against the manifest as
+        it is then. A failed stage starts nothing more; the stages already running finish first. Ctrl-C or
+        SIGTERM stops every running stage (a second one kills them at once)."""
+        slots = slots_for(self.config.runner)
+        board = _Board(order, {name: self.planner.upstream(name) for name in order}, slots.limit, slots.gpus,
+                       list(slots.gpus or ()))
+        cancel = self._cancel
+        workers = ThreadPoolExecutor(max_workers=slots.limit or len(order) or 1, thread_name_prefix="tltpipe-stage")
         try:
-            self._execute_step(step, manifest, selection)
+            while True:
+                if cancel.is_set():  # stop() from another thread
+                    raise Terminated()
+                self._start_ready(board, manifest, selection, lambda job: workers.submit(self._work, job, cancel))
+                if not board.running:
+                    break
+                done, _ = wait(board.running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    job = board.running.pop(future)
+                    retry = self._requeued(job, future, manifest)
+                    if retry is not None:  # on the GPU it had
+                        board.running[workers.submit(self._work, retry, cancel)] = retry
+                    else:
+                        self._ended(board, job, self._complete(job, future.result, manifest))
+        except (KeyboardInterrupt, Terminated) as exc:
+            cancel.set()
+            self._drain(board.running, manifest)
+            stopped = [n for n in order if n in board.started and manifest.stages[n].status == "interrupted"]
+            hint = ("--resume continues it" if any(self.planner.stage(n).before_run for n in stopped)
+                    else "run the same command to continue")
+            raise Interrupted(f"interrupted during {', '.join(stopped) or 'the run'}; {hint}",
+                              143 if isinstance(exc, Terminated) else 130) from None
         finally:
-            self.planner.forget()
+            workers.shutdown(wait=False)
+        if board.failure is not None:
+            raise board.failure
 
-    def _execute_step(self, step: Step, manifest: Manifest, selection: Selection) -> None:
+    def _start_ready(self, board: "_Board", manifest: Manifest, selection: Selection,
+                     submit: Callable[["_Running"], Future]) -> None:
+        """Start every stage that may start now: skip it, run it here (a host stage: Ctrl-C reaches this
+        thread), or hand its task to a worker thread; a skip or a finished host stage may ready more."""
+        while board.failure is None:
+            startable = [n for n in ready(board.order, board.upstream, board.finished, board.started)
+                         if self.planner.stage(n).run_on_host is not None or not board.gpus or board.free]
+            if not startable or (board.limit is not None and len(board.running) >= board.limit):
+                return
+            stage = self.planner.stage(startable[0])
+            step = self.planner.step(stage, manifest, selection, None)
+            board.started.add(stage.name)
+            if step.action == "skip":
+                self.events.stage_skipped(step)
+                board.finished.add(stage.name)
+            elif stage.run_on_host is not None:
+                job = self._begin(step, manifest, selection, None)
+                self._ended(board, job, self._complete(job, lambda: self._work(job, None), manifest))
+            else:
+                job = self._begin(step, manifest, selection, board.free.pop(0) if board.gpus else None)
+                board.running[submit(job)] = job
+
+    def _ended(self, board: "_Board", job: "_Running", failure: TltPipeError | None) -> None:
+        board.finished.add(job.step.name)
+        if job.gpu is not None:
+            board.free.append(job.gpu)
+        if failure is not None and board.failure is None:
+            board.failure = failure
+            if board.running:
+                names = ", ".join(j.step.name for j in board.running.values())
+                self.events.line(job.step.name, f"tltpipe: {job.step.name} failed; waiting for {names} to finish "
+                                                "(nothing else starts)")
+
+    def _drain(self, running: dict[Future, "_Running"], manifest: Manifest) -> None:
+        """After Ctrl-C: wait for the running stages to stop and record them interrupted. Another Ctrl-C
+        meanwhile kills their jobs at once."""
+        forced = False
+        while running:
+            try:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+            except (KeyboardInterrupt, Terminated):
+                if not forced:
+                    forced = True
+                    for info in self.runner.find_jobs({"tltpipe.run": str(self.run_dir)}):
+                        self.runner.remove_job(info.id)
+                continue
+            for future in done:
+                self._complete(running.pop(future), future.result, manifest)
+
+    def _begin(self, step: Step, manifest: Manifest, selection: Selection, gpu: int | None) -> "_Running":
+        """Record the stage as running, then tell the user."""
         stage = self.planner.stage(step.name)
         ctx = step.context or build_context(self.config, self.run_dir, manifest, self.key, selection, stage)
         plan = step.plan
@@ -142,35 +230,52 @@ class Pipeline:
                              argv=step.argv, inputs=dict(step.parts),
                              log=str(log_path.relative_to(self.run_dir)),
                              fingerprint=digest_of(step.parts),
-                             resumed_from=dict(plan.resumed_from) if plan.resumed_from else None)
+                             resumed_from=dict(plan.resumed_from) if plan.resumed_from else None,
+                             gpus=[gpu] if gpu is not None else None)
         manifest.stages[step.name] = record
         self._invalidate_dependents(step.name, manifest)
         save_manifest(self.run_dir, manifest)
         self.events.stage_started(step, log_path)
-        started = time.monotonic()
-        secrets = list(self.secrets)
+        return _Running(step, stage, ctx, plan, record, log_path, time.monotonic(), gpu)
+
+    def _work(self, job: "_Running", cancel: threading.Event | None) -> RunResult | None:
+        """The stage's files, then its task (a container or batch job: in a thread of its own)."""
+        self._prepare_files(job.plan, job.record, job.log_path, fresh=not job.attempts)
+        if job.stage.before_run is not None:
+            job.stage.before_run(job.ctx, job.plan)
+        if job.stage.run_on_host is not None:
+            self._run_host(job.stage, job.ctx, job.plan, job.log_path, list(self.secrets))
+            return None
+        return self._run_container(job, cancel)
+
+    def _complete(self, job: "_Running", outcome: Callable[[], RunResult | None],
+                  manifest: Manifest) -> TltPipeError | None:
+        """Record how a stage ended (outcome: its task's result, or what it raised); the error when it
+        failed. Ctrl-C while a host stage runs is recorded, then passed on."""
+        record, name = job.record, job.step.name
         try:
-            self._prepare_files(plan, record, log_path)
-            if stage.before_run is not None:
-                stage.before_run(ctx, plan)
-            if stage.run_on_host is not None:
-                self._run_host(stage, ctx, plan, log_path, secrets)
-                record.exit_code = 0
-            else:
-                self._run_container(step, plan, record, log_path)
-            self._conclude(stage, ctx, plan, record, log_path, secrets)
-        except (KeyboardInterrupt, Terminated) as exc:
-            code = 143 if isinstance(exc, Terminated) else 130
-            self._finish(record, "interrupted", started, manifest, step.name, error="interrupted")
-            hint = "--resume continues it" if stage.before_run else "run the same command to continue"
-            raise Interrupted(f"interrupted during {step.name}; {hint}", code) from None
+            result = outcome()
+            record.exit_code = 0 if result is None else result.exit_code
+            if result is not None:
+                record.image_id, record.oom_killed = result.image_id, result.oom_killed
+                record.job = {**(record.job or {}), **result.job} if result.job else record.job
+            self._conclude(job.stage, job.ctx, job.plan, record, job.log_path, list(self.secrets))
+        except Cancelled:
+            self._finish(record, "interrupted", job.started, manifest, name, error="interrupted")
+            return None
+        except (KeyboardInterrupt, Terminated):
+            self._finish(record, "interrupted", job.started, manifest, name, error="interrupted")
+            raise
         except TltPipeError as exc:
-            self._finish(record, "failed", started, manifest, step.name, error=str(exc))
-            raise
+            self._finish(record, "failed", job.started, manifest, name, error=str(exc))
+            return exc
         except BaseException as exc:
-            self._finish(record, "failed", started, manifest, step.name, error=redact(repr(exc), secrets))
+            self._finish(record, "failed", job.started, manifest, name, error=redact(repr(exc), list(self.secrets)))
             raise
-        self._finish(record, "succeeded", started, manifest, step.name)
+        finally:
+            self.planner.forget()
+        self._finish(record, "succeeded", job.started, manifest, name)
+        return None
 
     def _conclude(self, stage: Stage, ctx: Context, plan: StagePlan, record: StageRecord, log_path: Path,
                   secrets: list[str]) -> None:
@@ -269,7 +374,9 @@ class Pipeline:
                     old.status = "pending"
                     old.reason = f"{name} ran again"
 
-    def _prepare_files(self, plan: StagePlan, record: StageRecord, log_path: Path) -> None:
+    def _prepare_files(self, plan: StagePlan, record: StageRecord, log_path: Path, *, fresh: bool = True) -> None:
+        """Clean the stage's folders, write its specs, start its log (fresh: False when a requeued job runs
+        again, continuing the log)."""
         for rel in plan.clean:
             target = self.run_dir / rel
             if target.is_dir():
@@ -283,7 +390,8 @@ class Pipeline:
             write_atomic(self.run_dir / rel, text)
         record.specs = [{"path": rel, "sha256": path_fingerprint(self.run_dir / rel)["sha256"]} for rel in plan.specs]
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        log_path.write_text("", encoding="utf-8")
+        if fresh or not log_path.exists():
+            log_path.write_text("", encoding="utf-8")
 
     def _run_host(self, stage: Stage, ctx: Context, plan: StagePlan, log_path: Path, secrets: list[str]) -> None:
         with open(log_path, "a", encoding="utf-8") as log:
@@ -295,18 +403,99 @@ class Pipeline:
 
             stage.run_on_host(ctx, plan, emit)
 
-    def _run_container(self, step: Step, plan: StagePlan, record: StageRecord, log_path: Path) -> None:
+    def _run_container(self, job: "_Running", cancel: threading.Event | None) -> RunResult:
         ws = workspace_for(self.config, self.run_dir)
-        env = tuple(sorted(self.config.runner.env.items())) + plan.env
-        task = Task(image=plan.image or "", argv=plan.argv, mounts=ws.mounts(), env=env,
-                    workdir=str(self.run_dir) if ws.native else None,
-                    secrets=self.secrets)
-        runner = self.runner
-        labels = {"tltpipe.run": str(self.run_dir), "tltpipe.stage": step.name, "tltpipe.name": self.config.name}
-        result = runner.run(task, log_path=log_path, labels=labels,
-                            on_line=lambda text: self.events.line(step.name, text),
-                            on_progress=lambda text: self.events.progress(step.name, text))
-        record.image_id = result.image_id
-        record.exit_code = result.exit_code
-        record.job = dict(result.job) if result.job else None
-        record.oom_killed = result.oom_killed
+        env = tuple(sorted(self.config.runner.env.items())) + job.plan.env
+        task = Task(image=job.plan.image or "", argv=job.plan.argv, mounts=ws.mounts(), env=env,
+                    workdir=str(self.run_dir) if ws.native else None, secrets=self.secrets,
+                    gpus=(job.gpu,) if job.gpu is not None else None)
+        name = job.step.name
+        labels = {"tltpipe.run": str(self.run_dir), "tltpipe.stage": name, "tltpipe.name": self.config.name}
+        return self.runner.run(task, log_path=job.log_path, labels=labels,
+                               on_line=lambda text: self.events.line(name, text),
+                               on_progress=lambda text: self.events.progress(name, text), cancel=cancel)
+
+    # a batch job the scheduler took away -----------------------------------------------------
+    def _requeued(self, job: "_Running", future: Future, manifest: Manifest) -> "_Running | None":
+        """When the scheduler took a stage's job away before it ended (preempted, requeued, its node
+        failed) and retries are left: the stage again, planned to continue (training: from its newest
+        complete checkpoint). None: conclude it as it ended."""
+        try:
+            result = future.result()
+        except BaseException:
+            return None
+        if result is None or not result.requeue:
+            return None
+        retries = self.config.runner.slurm.retries
+        name = job.step.name
+        if job.attempts >= retries:
+            self._note(job, f"tltpipe: {result.requeue}; no retries left (runner.slurm.retries: {retries})")
+            return None
+        earlier = (job.record.job or {}).get("requeued", [])
+        job.record.job = {**(job.record.job or {}), **(result.job or {}),
+                          "requeued": [*earlier, {k: v for k, v in (result.job or {}).items() if k != "requeued"}]}
+        ctx = build_context(self.config, self.run_dir, manifest, self.key, Selection(resume=True), job.stage)
+        plan = job.stage.plan(ctx)
+        where = (f"from epoch {plan.resumed_from['epoch']} ({plan.resumed_from['checkpoint']})"
+                 if plan.resumed_from else "from the start")
+        self._note(job, f"tltpipe: {result.requeue}; running {name} again {where} (retry {job.attempts + 1} of {retries})")
+        job.record.argv = redact_argv(plan.argv, list(self.secrets))
+        job.record.resumed_from = dict(plan.resumed_from) if plan.resumed_from else None
+        save_manifest(self.run_dir, manifest)
+        return replace(job, ctx=ctx, plan=plan, attempts=job.attempts + 1)
+
+    def _note(self, job: "_Running", text: str) -> None:
+        """A line of tltpipe's own in the stage's log and on the console."""
+        with open(job.log_path, "a", encoding="utf-8") as log:
+            log.write(text + "\n")
+        self.events.line(job.step.name, text)
+
+
+@dataclass
+class _Board:
+    """Where a run's stages stand while they run side by side."""
+
+    order: list[str]
+    upstream: dict[str, tuple[str, ...]]
+    limit: int | None
+    gpus: tuple[int, ...] | None
+    free: list[int]  # the GPUs no running stage holds
+    started: set[str] = field(default_factory=set)
+    finished: set[str] = field(default_factory=set)
+    running: dict[Future, "_Running"] = field(default_factory=dict)
+    failure: TltPipeError | None = None
+
+
+@dataclass(frozen=True)
+class _Running:
+    """A stage that has started: what it was planned from, its record, and how many times its job was
+    taken away and run again."""
+
+    step: Step
+    stage: Stage
+    ctx: Context
+    plan: StagePlan
+    record: StageRecord
+    log_path: Path
+    started: float
+    gpu: int | None
+    attempts: int = 0
+
+
+class _Serialized:
+    """Events called from the threads stages run in, one call at a time."""
+
+    def __init__(self, events: Events):
+        self._events = events
+        self._lock = threading.RLock()
+
+    def __getattr__(self, name: str):
+        method = getattr(self._events, name)
+        if not callable(method):
+            return method
+
+        def call(*args, **kwargs):
+            with self._lock:
+                return method(*args, **kwargs)
+
+        return call

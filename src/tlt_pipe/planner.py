@@ -245,6 +245,10 @@ class Planner:
     def stage(self, name: str) -> Stage:
         return next(s for s in self.stages if s.name == name)
 
+    def upstream(self, name: str) -> tuple[str, ...]:
+        """Every stage this one depends on, directly or not."""
+        return self._upstream[name]
+
     @property
     def secrets(self) -> tuple[str, ...]:
         return (self.key,) if self.key else ()

@@ -33,6 +33,9 @@ class Task:
     # Values that must never be printed or written (the TAO key); the runner redacts them
     # from the streamed output and the log file.
     secrets: tuple[str, ...] = field(default=(), repr=False)
+    # The GPUs this task is given when stages share a machine's GPUs side by side (device indices);
+    # None: the runner's own setting (runner.gpus; a batch job gets what the scheduler gives it).
+    gpus: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -45,3 +48,6 @@ class RunResult:
     oom_killed: bool = False
     interrupted: bool = False  # stopped because tltpipe got SIGINT/SIGTERM
     job: Mapping[str, Any] | None = None  # a batch job: {runner, id, node, state, exit_code}, for the manifest
+    # Why the task should run again, when the scheduler took it away before it ended (preempted, requeued,
+    # its node failed); None when it ended by itself.
+    requeue: str | None = None

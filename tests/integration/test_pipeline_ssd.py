@@ -15,12 +15,18 @@ from tltpipe_cli import KEY, STAGES, assert_no_secret, containers_labelled, mani
 
 pytestmark = pytest.mark.docker
 
-@pytest.mark.parametrize("toolkit, model_ext, export_ext", [("5.0", "hdf5", "onnx"), ("3.21.11", "tlt", "etlt")])
-def test_full_chain_then_skip_then_change(emulator_images, sample, tmp_path, toolkit, model_ext, export_ext):
+@pytest.mark.parametrize("toolkit, model_ext, export_ext, jobs",
+                         [("5.0", "hdf5", "onnx", "1"), ("3.21.11", "tlt", "etlt", "3")])
+def test_full_chain_then_skip_then_change(emulator_images, sample, tmp_path, toolkit, model_ext, export_ext, jobs):
     config = write_config(sample, emulator_images, toolkit)
     run_dir = tmp_path / "runs" / "lpd"
-    first = tltpipe("run", "ssd", "--config", str(config), "--run-dir", str(run_dir), cwd=tmp_path)
+    first = tltpipe("run", "ssd", "--config", str(config), "--run-dir", str(run_dir), "--jobs", jobs, cwd=tmp_path)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    # Side by side with --jobs 3: prune starts while evaluate runs, inference while export runs.
+    side_by_side = first.stdout.index("> prune (") < first.stdout.index("ok evaluate")
+    assert side_by_side == (jobs == "3")
+    if jobs == "3":
+        assert first.stdout.index("> inference (") < first.stdout.index("ok export")
 
     record = manifest(run_dir)
     assert list(record["stages"]) == STAGES

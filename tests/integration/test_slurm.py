@@ -81,6 +81,8 @@ def test_the_whole_chain_runs_as_slurm_jobs_and_a_rerun_skips(emulator_images, s
     assert all(j["runner"] == "slurm" and j["state"] == "COMPLETED" and j["exit_code"] == 0 and j["node"]
                for j in jobs.values()), jobs
     assert "submitted Slurm job" in first.stdout
+    # Every stage whose inputs are ready is submitted: prune's job while evaluate's runs.
+    assert first.stdout.index("> prune (") < first.stdout.index("ok evaluate")
     records = _slurm_records([j["id"] for j in jobs.values()])
     assert str(run_dir) in records and KEY not in records  # the key is in no Slurm record
     assert KEY not in first.stdout + first.stderr
@@ -152,3 +154,29 @@ def test_a_job_over_its_time_limit_is_diagnosed(emulator_images, sample, tmp_pat
     assert record["status"] == "failed" and record["job"]["state"] == "TIMEOUT"
     assert "ended TIMEOUT: it ran out of its time limit (runner.slurm.time)" in result.stderr
     wait_until(lambda: not _emulator_containers(), timeout=30, what="the container gone")
+
+
+def test_a_requeued_training_job_continues_from_its_newest_checkpoint(emulator_images, sample, tmp_path):
+    config = _config(sample, emulator_images, "slurm-requeue.yaml", env={"TAO_EMU_EPOCH_SECONDS": "3"})
+    run_dir = tmp_path / "run"
+    proc = start_tltpipe("run", "ssd", "--config", str(config), "--run-dir", str(run_dir), "--to", "train",
+                         "--plain", cwd=tmp_path)
+    weights = run_dir / "train" / "weights"
+    try:
+        wait_until(lambda: weights.is_dir() and len(list(weights.iterdir())) >= 2, what="two checkpoints",
+                   timeout=300)
+        [job_id] = _queued(run_dir)
+        subprocess.run(["scontrol", "requeue", job_id], check=True, capture_output=True)
+        out, err = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, err[-3000:]
+    record = manifest(run_dir)["stages"]["train"]
+    assert record["status"] == "succeeded" and record["resumed_from"]["epoch"] >= 2, record
+    assert [j["id"] for j in record["job"]["requeued"]] == [job_id] and record["job"]["id"] != job_id
+    assert record["job"]["state"] == "COMPLETED" and record["metrics"]["epochs"] == 6
+    log = (run_dir / "logs" / "train.log").read_text(encoding="utf-8")
+    assert f"tltpipe: Slurm requeued job {job_id}; running train again from epoch" in log
+    assert f"Slurm requeued job {job_id}; running train again" in out
+    assert not _queued(run_dir) and not _emulator_containers()

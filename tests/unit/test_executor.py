@@ -1,113 +1,29 @@
-"""The executor with a fake runner, in process: skip, a changed value re-running what depends on it,
-failure, interruption, resume, and adoption of a job a dead tltpipe left running.
-
-The fake runner runs each task by calling the TAO emulator's entry point in this process (no Docker,
-no subprocess), so the stages see the files and logs real TAO leaves; the runner-level faults (Ctrl-C
-in the middle of a task, a job found after a crash) are the fake's own."""
+"""The executor with a fake runner, in process (fake_runner.py): skip, a changed value re-running what depends
+on it, failure, interruption, resume, adoption of a job a dead tltpipe left running, stages side by side, and
+a job the scheduler took away."""
 
 from __future__ import annotations
-
-import contextlib
-import io
-from collections.abc import Mapping
-from pathlib import Path
 
 import pytest
 
 import tlt_pipe
 from tlt_pipe.api import Quiet
-from tlt_pipe.datasets.sample import sample_crpd
 from tlt_pipe.errors import Interrupted, StageFailed
 from tlt_pipe.fingerprint import digest_of
 from tlt_pipe.manifest import load_manifest, save_manifest
 from tlt_pipe.pipeline import Pipeline
 from tlt_pipe.planner import Selection
-from tlt_pipe.runners.base import JobEnd, JobInfo
-from tlt_pipe.secrets import redact
-from tlt_pipe.task import RunResult, Task
+from tlt_pipe.runners.base import JobInfo
+from tlt_pipe.task import Task
 
-EMULATOR = Path(__file__).resolve().parents[1] / "emulator"
-KEY = "s3cr3t-k3y"
-TOOLKIT = "3.21.11"
+from fake_runner import KEY, FakeRunner
 
-
-@pytest.fixture(autouse=True)
-def emulated_tao(monkeypatch):
-    monkeypatch.syspath_prepend(str(EMULATOR))
-    monkeypatch.setenv("TAO_EMU_VERSION", TOOLKIT)
-    monkeypatch.setenv("TAO_EMU_ROLE", "tf")
-    monkeypatch.setenv("TAO_EMU_EPOCH_SECONDS", "0")
-
-
-class FakeRunner:
-    """Runs a task by calling the emulator in process. interrupt_in: the stage during which Ctrl-C
-    arrives (after its first epochs are written); jobs: what find_jobs reports (left by a dead tltpipe)."""
-
-    def __init__(self, interrupt_in: str | None = None):
-        self.ran: list[str] = []
-        self.interrupt_in = interrupt_in
-        self.jobs: dict[str, tuple[JobInfo, tuple[int, str, bool]]] = {}
-        self.removed: list[str] = []
-
-    def run(self, task: Task, *, log_path: Path, labels: Mapping[str, str], on_line=None, on_progress=None):
-        stage = labels["tltpipe.stage"]
-        self.ran.append(stage)
-        code, text = self.execute(task)
-        with open(log_path, "a", encoding="utf-8") as log:
-            for line in text.splitlines():
-                log.write(line + "\n")
-                if on_line:
-                    on_line(line)
-        if stage == self.interrupt_in:
-            weights = log_path.parents[1] / stage / "weights"
-            for newest in sorted(weights.iterdir())[2:]:  # Ctrl-C after two checkpoints
-                newest.unlink()
-            raise KeyboardInterrupt
-        return RunResult(exit_code=code, image_id="sha256:emulated", log_path=log_path)
-
-    @staticmethod
-    def execute(task: Task) -> tuple[int, str]:
-        from tao_emulator.main import entry
-
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-            try:
-                entry(task.argv[0], list(task.argv[1:]))
-                code = 0
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 1
-        return code, redact(out.getvalue(), task.secrets)
-
-    def image_id(self, image: str) -> str | None:
-        return "sha256:emulated"
-
-    def ensure_image(self, image: str, on_line=None) -> str:
-        return "sha256:emulated"
-
-    def find_jobs(self, labels=None) -> list[JobInfo]:
-        return [info for info, _ in self.jobs.values()
-                if all(info.labels.get(k) == v for k, v in (labels or {}).items())]
-
-    def wait_job(self, job_id: str, secrets=()) -> JobEnd:
-        code, text, oom = self.jobs[job_id][1]
-        return JobEnd(code, text, oom, {"runner": "fake", "id": job_id, "state": "COMPLETED", "exit_code": code})
-
-    def remove_job(self, job_id: str) -> None:
-        self.removed.append(job_id)
-        self.jobs.pop(job_id, None)
+pytestmark = pytest.mark.usefixtures("emulated_tao")
 
 
 @pytest.fixture
-def config(tmp_path):
-    sample_crpd(tmp_path / "crpd", 12, 0)
-    (tmp_path / "resnet_18.hdf5").write_bytes(b"\x89HDF\r\n\x1a\n")
-    path = tmp_path / "lpd.yaml"
-    path.write_text(f"network: ssd\ntoolkit: '{TOOLKIT}'\nname: lpd\n"
-                    "dataset: {format: crpd, path: crpd, classes: {lpd: lpd}, val_split: 25}\n"
-                    "model: {input_width: 320, input_height: 320, pretrained: resnet_18.hdf5}\n"
-                    "train: {epochs: 4, batch_size: 4, validation_period: 2}\nretrain: {epochs: 2}\n"
-                    "runner: {kind: local}\n", encoding="utf-8")
-    return tlt_pipe.load_config(path)
+def config(emulated_config):
+    return emulated_config
 
 
 def _run(config, run_dir, runner, **kwargs):
@@ -223,3 +139,71 @@ def test_no_stage_reads_an_artifact_it_does_not_declare(config, tmp_path):
     with pytest.raises(UndeclaredRead, match="export.model"):
         ctx.read(export.MODEL)
     assert build_context(config, tmp_path / "run", None, KEY).read(prepare.CLASSES) == "<prepare.classes>"
+
+
+def _with_runner(config, **runner):
+    return config.model_copy(update={"runner": config.runner.model_copy(update=runner)})
+
+
+def test_independent_stages_run_side_by_side_up_to_jobs(config, tmp_path):
+    runner = FakeRunner(meet=("evaluate", "prune"))  # each waits for the other: only side by side they pass
+    manifest = _run(_with_runner(config, jobs=2), tmp_path / "run", runner)
+    assert all(r.status == "succeeded" for r in manifest.stages.values())
+    assert runner.most == 2
+    assert runner.ran.index("retrain") > runner.ran.index("prune")  # what depends on prune waits for it
+
+    one = FakeRunner()
+    _run(config, tmp_path / "sequential", one)
+    assert one.most == 1  # by default (no list of GPUs): one stage at a time
+
+
+def test_with_a_list_of_gpus_each_stage_side_by_side_gets_one(config, tmp_path):
+    runner = FakeRunner(meet=("evaluate", "prune"))
+    manifest = _run(_with_runner(config, gpus=[0, 1]), tmp_path / "run", runner)  # two GPUs: two at a time
+    assert {runner.tasks["evaluate"].gpus, runner.tasks["prune"].gpus} == {(0,), (1,)}
+    assert {tuple(manifest.stages[n].gpus) for n in ("evaluate", "prune")} == {(0,), (1,)}
+    assert runner.most == 2
+
+
+def test_a_failure_starts_nothing_more_and_lets_the_running_stages_finish(config, tmp_path, monkeypatch):
+    monkeypatch.setenv("TAO_EMU_FAIL_SUBCOMMAND", "prune")
+    runner = FakeRunner(meet=("evaluate", "prune"))
+    with pytest.raises(StageFailed, match="stage prune failed"):
+        _run(_with_runner(config, jobs=2), tmp_path / "run", runner)
+    manifest = load_manifest(tmp_path / "run")
+    assert manifest.stages["prune"].status == "failed"
+    assert manifest.stages["evaluate"].status == "succeeded" and manifest.stages["evaluate"].metrics["mAP"] is not None
+    assert "retrain" not in runner.ran and "retrain" not in manifest.stages
+
+
+def test_ctrl_c_stops_every_stage_running_side_by_side(config, tmp_path):
+    runner = FakeRunner(interrupt_in="prune", hold=("evaluate",))
+    with pytest.raises(Interrupted, match="interrupted during evaluate, prune") as stopped:
+        _run(_with_runner(config, jobs=2), tmp_path / "run", runner)
+    assert stopped.value.exit_code == 130
+    assert sorted(runner.cancelled) == ["evaluate", "prune"]
+    manifest = load_manifest(tmp_path / "run")
+    assert manifest.stages["evaluate"].status == manifest.stages["prune"].status == "interrupted"
+    assert "retrain" not in manifest.stages
+
+
+def test_a_training_job_the_scheduler_took_away_continues_from_its_newest_checkpoint(config, tmp_path):
+    runner = FakeRunner(requeue=("train",))
+    manifest = _run(config, tmp_path / "run", runner, stages=(None, "train"))
+    record = manifest.stages["train"]
+    assert runner.ran.count("train") == 2
+    assert record.status == "succeeded" and record.resumed_from["epoch"] == 2
+    assert record.job["requeued"] == [{"runner": "fake", "id": "1", "state": "REQUEUED"}]
+    assert record.metrics["epochs"] == 4  # the epochs before the requeue are kept in the history
+    log = (tmp_path / "run" / "logs" / "train.log").read_text(encoding="utf-8")
+    assert "tltpipe: Slurm requeued the job; running train again from epoch 2" in log
+
+
+def test_retries_are_bounded(config, tmp_path):
+    runner = FakeRunner(requeue=("train",) * 3)
+    limited = config.model_copy(update={"runner": config.runner.model_copy(
+        update={"slurm": config.runner.slurm.model_copy(update={"retries": 1})})})
+    with pytest.raises(StageFailed, match="stage train failed with exit code 143"):
+        _run(limited, tmp_path / "run", runner, stages=(None, "train"))
+    assert runner.ran.count("train") == 2
+    assert "no retries left (runner.slurm.retries: 1)" in (tmp_path / "run" / "logs" / "train.log").read_text()

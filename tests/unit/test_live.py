@@ -74,3 +74,23 @@ def test_the_cli_picks_live_only_for_a_terminal(monkeypatch):
     assert isinstance(_events(make_console(plain=True), as_json=False, quiet=False), ConsoleEvents)
     monkeypatch.setenv("NO_COLOR", "1")
     assert isinstance(_events(make_console(), as_json=False, quiet=False), ConsoleEvents)
+
+
+def test_stages_side_by_side_get_a_panel_each(tmp_path):
+    console = terminal()
+    events = LiveEvents(console, refresh_per_second=20)
+    events.stage_started(step("evaluate"), tmp_path / "logs" / "evaluate.log")
+    events.stage_started(step("prune"), tmp_path / "logs" / "prune.log")
+    events.line("evaluate", "evaluating 12 images")
+    events.line("prune", "pruning with threshold 0.1")
+    both = events._render()
+    console.print(both)
+    drawn = console.export_text()
+    assert "evaluating 12 images" in drawn and "pruning with threshold 0.1" in drawn
+    events.stage_finished("evaluate", StageRecord(status="succeeded", duration_s=1.0))
+    console.print(events._render())
+    after = console.export_text()
+    assert "pruning with threshold 0.1" in after and "evaluating 12 images" not in after
+    assert events._live is not None  # prune still runs
+    events.stage_finished("prune", StageRecord(status="succeeded", duration_s=2.0))
+    assert events._live is None

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from tlt_pipe.config import parse_config
+from tlt_pipe.config import SlurmConfig, parse_config
 from tlt_pipe.errors import ConfigError
 from tlt_pipe.runners import job
-from tlt_pipe.runners.slurm import container_argv, parse_scontrol
+from tlt_pipe.runners.slurm import SlurmRunner, container_argv, parse_scontrol
 from tlt_pipe.task import Mount, Task
 
 TASK = Task(image="nvcr.io/nvidia/tao/tao-toolkit:5.0.0-tf1.15.5", argv=("ssd", "train", "-k", "s3cret"),
@@ -81,3 +83,43 @@ def test_a_refused_submission_leaves_no_key_file_or_job_folder(monkeypatch, tmp_
         runner.run(TASK, log_path=tmp_path / "run" / "logs" / "train.log",
                    labels={"tltpipe.run": str(tmp_path / "run"), "tltpipe.stage": "train"})
     assert list((tmp_path / "keys").iterdir()) == [] and list((tmp_path / "run" / ".tltpipe" / "jobs").iterdir()) == []
+
+
+def test_a_batch_job_slurm_starts_again_runs_nothing_and_says_so(tmp_path, monkeypatch):
+    ran = tmp_path / "ran"
+    log = tmp_path / "train.log"
+    (tmp_path / "job.json").write_text(json.dumps({"argv": ["touch", str(ran)], "env": {}, "cwd": str(tmp_path),
+                                                   "log": str(log), "labels": {}}), encoding="utf-8")
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    assert job.main(tmp_path) == 0
+    assert not ran.exists()  # training from scratch would throw away its checkpoints
+    assert (tmp_path / job.REQUEUED).read_text(encoding="utf-8") == "1"
+    assert "Slurm started this job again (restart 1)" in log.read_text(encoding="utf-8")
+
+    monkeypatch.delenv("SLURM_RESTART_COUNT")
+    assert job.main(tmp_path) == 0 and ran.exists()  # a first start runs the command
+
+
+@pytest.mark.parametrize("state, code, again", [
+    ("OUT_OF_MEMORY", 137, None),
+    ("TIMEOUT", 143, None),
+    ("PREEMPTED", 143, "Slurm job 7 ended PREEMPTED (it was preempted by a job of higher priority)"),
+    ("NODE_FAIL", 143, "Slurm job 7 ended NODE_FAIL (its node failed)"),
+    ("COMPLETED", 0, None),
+])
+def test_how_a_job_ended_is_read_from_slurm(tmp_path, monkeypatch, state, code, again):
+    runner = SlurmRunner(SlurmConfig())
+    monkeypatch.setattr(runner, "describe", lambda job_id: {"JobState": state, "ExitCode": "0:0", "NodeList": "n1"})
+    log = tmp_path / "train.log"
+    log.write_text("", encoding="utf-8")
+    exit_code, record, requeue = runner._ending("7", tmp_path, log, requeued=False)
+    assert (exit_code, record["state"], record["node"], requeue) == (code, state, "n1", again)
+    assert (f"ended {state}: " in log.read_text(encoding="utf-8")) == (state != "COMPLETED")
+
+
+def test_a_job_its_wrapper_saw_started_again_was_requeued(tmp_path, monkeypatch):
+    runner = SlurmRunner(SlurmConfig())
+    monkeypatch.setattr(runner, "describe", lambda job_id: {"JobState": "COMPLETED", "ExitCode": "0:0"})
+    (tmp_path / job.REQUEUED).write_text("1", encoding="utf-8")
+    exit_code, record, requeue = runner._ending("7", tmp_path, tmp_path / "train.log", requeued=False)
+    assert (exit_code, record["state"], requeue) == (143, "REQUEUED", "Slurm requeued job 7")

@@ -1,16 +1,22 @@
-"""The interface every runner (docker, local; Slurm next) implements."""
+"""The interface every runner (docker, local, slurm) implements."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from threading import Event
 from typing import Any, Protocol
 
 from tlt_pipe.task import RunResult, Task
 
 # Called with each complete line of a task's output (secrets already redacted).
 OnLine = Callable[[str], None]
+
+
+class Cancelled(BaseException):
+    """Raised by Runner.run in the thread running a task when its cancel event was set: the task was
+    stopped as on Ctrl-C (a BaseException, like KeyboardInterrupt, so no handler mistakes it for a failure)."""
 
 
 @dataclass(frozen=True)
@@ -43,13 +49,16 @@ class Runner(Protocol):
         labels: Mapping[str, str],
         on_line: OnLine | None = None,
         on_progress: OnLine | None = None,
+        cancel: Event | None = None,
     ) -> RunResult:
         """Run the task to completion and return how it ended.
 
         Streams complete output lines live to on_line and appends them to log_path; in-place
         redraws (carriage-return progress bars) go to on_progress only and are never logged. Always stops and
         removes the container: on success, failure, KeyboardInterrupt and SystemExit
-        (the exception is re-raised after cleanup).
+        (the exception is re-raised after cleanup). Tasks run side by side in threads of their own; setting
+        cancel (from another thread) stops the task the same way, and run then raises Cancelled.
+        The callbacks are called from the thread that called run.
         """
         ...
 

@@ -32,6 +32,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -42,7 +43,7 @@ import requests.exceptions
 
 from tlt_pipe.errors import DockerUnavailable, ImageMissing, TltPipeError
 from tlt_pipe.logstream import LineSplitter, deliver as _deliver
-from tlt_pipe.runners.base import JobEnd, JobInfo, OnLine
+from tlt_pipe.runners.base import Cancelled, JobEnd, JobInfo, OnLine
 from tlt_pipe.secrets import redact
 from tlt_pipe.task import RunResult, Task
 
@@ -246,13 +247,17 @@ class DockerRunner:
         labels: Mapping[str, str],
         on_line: OnLine | None = None,
         on_progress: OnProgress | None = None,
+        cancel: threading.Event | None = None,
     ) -> RunResult:
         """Run the task to completion and return how it ended (see the module docstring).
 
         on_line gets each complete line, on_progress each new state of a line being redrawn
         in place with carriage returns (both redacted). Only complete lines reach log_path,
-        which is appended to (its parent directories are created).
+        which is appended to (its parent directories are created). Setting cancel stops the container
+        gracefully (as Ctrl-C does) from a watcher thread; run then removes it and raises Cancelled.
         """
+        if cancel is not None and cancel.is_set():
+            raise Cancelled()
         secrets = [s for s in task.secrets if s]
         client = self._docker()
         self.ensure_image(task.image)
@@ -269,7 +274,10 @@ class DockerRunner:
                 with self._engine(secrets):
                     stream = container.attach(stdout=True, stderr=True, stream=True, logs=True)
                 self._start(container, task.image, secrets)
-                self._pump(stream, log_file, secrets, on_line, on_progress)
+                with _stopped_when(cancel, partial(self._stop_quietly, container)):
+                    self._pump(stream, log_file, secrets, on_line, on_progress)
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled()
                 with self._engine(secrets):
                     status = container.wait()
                     container.reload()
@@ -322,8 +330,9 @@ class DockerRunner:
             kwargs["user"] = self.user
         if task.workdir:
             kwargs["working_dir"] = task.workdir
-        if self._device_requests:
-            kwargs["device_requests"] = list(self._device_requests)
+        requests = self._device_requests if task.gpus is None else device_requests(list(task.gpus))
+        if requests:
+            kwargs["device_requests"] = list(requests)
         if self.network:
             kwargs["network"] = self.network
         if self.privileged:
@@ -550,6 +559,31 @@ class DockerRunner:
 
 
 # -- pure helpers ------------------------------------------------------------------------------
+
+
+@contextmanager
+def _stopped_when(cancel: threading.Event | None, stop: Callable[[], None]) -> Iterator[None]:
+    """While the body runs, a watcher thread calls stop once cancel is set (the body, blocked reading the
+    container's output, then sees the output end)."""
+    if cancel is None:
+        yield
+        return
+    finished = threading.Event()
+
+    def watch() -> None:
+        while not finished.is_set():
+            if cancel.wait(0.2):
+                if not finished.is_set():
+                    stop()
+                return
+
+    watcher = threading.Thread(target=watch, name="tltpipe-cancel", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        finished.set()
+        watcher.join()
 
 
 def device_requests(gpus: str | int | Sequence[int]) -> list[docker.types.DeviceRequest]:

@@ -7,7 +7,8 @@ its own environment (TLTPIPE_SECRET_N, readable only by the user), or from the f
 names (a JSON list, mode 0600, for batch systems that record a job's environment), and fills them in. The command's
 output is redacted line by line and appended to the stage log, which tltpipe tails. At the end the
 exit code goes to JOB_DIR/exit (written atomically). Stopping a job is signalling its process group
-(the runner: SIGTERM, then SIGKILL after the grace period).
+(the runner: SIGTERM, then SIGKILL after the grace period). A batch job Slurm starts a second time
+(requeued) runs nothing: it leaves JOB_DIR/requeued for tltpipe, which runs the stage again from where it got.
 """
 
 from __future__ import annotations
@@ -74,9 +75,21 @@ def _filled(argv: list[str], secrets: list[str]) -> list[str]:
     return [ENV_TOKEN.sub(lambda m: os.environ.get(m.group(1), ""), arg) for arg in filled]
 
 
+REQUEUED = "requeued"  # in a job folder: Slurm started the batch job again; it ran nothing the second time
+
+
 def main(job_dir: Path) -> int:
     (job_dir / "pid").write_text(str(os.getpid()), encoding="utf-8")  # found again even if tltpipe dies now
     job = json.loads((job_dir / "job.json").read_text(encoding="utf-8"))
+    restarts = int(os.environ.get("SLURM_RESTART_COUNT") or 0)
+    if restarts:
+        # Slurm started this batch job again (requeued, or preempted with requeue). Running the command from
+        # its start would throw away what it did: tltpipe runs the stage again instead, continuing it.
+        (job_dir / REQUEUED).write_text(str(restarts), encoding="utf-8")
+        with open(job["log"], "a", encoding="utf-8") as log:
+            log.write(f"tltpipe: Slurm started this job again (restart {restarts}); it runs nothing now: tltpipe "
+                      "runs the stage again, training from its newest complete checkpoint\n")
+        return 0
     secrets = []
     while SECRET_ENV.format(len(secrets)) in os.environ:
         secrets.append(os.environ.pop(SECRET_ENV.format(len(secrets))))

@@ -22,6 +22,7 @@ import sys
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from threading import Event
 
 from tlt_pipe.logstream import LineSplitter, deliver, follow
 from tlt_pipe.runners import job as job_wrapper
@@ -76,7 +77,7 @@ class LocalRunner:
     # -- running ---------------------------------------------------------------------------
 
     def run(self, task: Task, *, log_path: Path, labels: Mapping[str, str], on_line: OnLine | None = None,
-            on_progress: OnLine | None = None) -> RunResult:
+            on_progress: OnLine | None = None, cancel: Event | None = None) -> RunResult:
         """Run the command to its end under the job wrapper, streaming the log it writes."""
         secrets = [s for s in task.secrets if s]
         log_path = job_wrapper.prepared_log(log_path)
@@ -86,7 +87,10 @@ class LocalRunner:
                                             "commands from this machine's PATH)\n"), log_file, secrets, on_line, None)
             return RunResult(exit_code=127, image_id=LOCAL_ID, log_path=log_path)
         job_dir = job_wrapper.new_job_dir(labels)
-        job = {"argv": job_wrapper.tokenized(list(task.argv), secrets), "env": dict(task.env),
+        env = dict(task.env)
+        if task.gpus is not None:  # the GPUs this stage was given while others run beside it
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in task.gpus)
+        job = {"argv": job_wrapper.tokenized(list(task.argv), secrets), "env": env,
                "cwd": task.workdir or os.getcwd(), "log": str(log_path), "labels": dict(labels),
                "grace_s": self.grace_s}
         (job_dir / "job.json").write_text(json.dumps(job, indent=1), encoding="utf-8")
@@ -96,7 +100,7 @@ class LocalRunner:
                                    stdin=subprocess.DEVNULL, start_new_session=True)
         (job_dir / "pid").write_text(str(wrapper.pid), encoding="utf-8")
         try:
-            follow(log_path, offset, lambda: wrapper.poll() is not None, secrets, on_line, POLL_S)
+            follow(log_path, offset, lambda: wrapper.poll() is not None, secrets, on_line, POLL_S, cancel)
         except BaseException:
             self._stop(wrapper.pid, job_dir)
             shutil.rmtree(job_dir, ignore_errors=True)

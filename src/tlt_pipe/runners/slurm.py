@@ -24,6 +24,7 @@ import sys
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from threading import Event
 from typing import Any
 
 from tlt_pipe.errors import TltPipeError
@@ -47,6 +48,8 @@ ENDINGS = {
     "BOOT_FAIL": "its node failed to boot",
     "DEADLINE": "it reached its deadline",
 }
+# End states after which the stage runs again (retries permitting): the job was taken away, not failed.
+AGAIN = {"PREEMPTED", "NODE_FAIL"}
 STOP_WAIT_S = 15.0
 
 
@@ -136,7 +139,7 @@ class SlurmRunner:
         return f"slurm:{image}"
 
     def run(self, task: Task, *, log_path: Path, labels: Mapping[str, str], on_line: OnLine | None = None,
-            on_progress: OnLine | None = None) -> RunResult:
+            on_progress: OnLine | None = None, cancel: Event | None = None) -> RunResult:
         secrets = [s for s in task.secrets if s]
         log_path = job_wrapper.prepared_log(log_path)
         run_dir = Path(labels["tltpipe.run"])
@@ -164,18 +167,30 @@ class SlurmRunner:
         (job_dir / "slurm_id").write_text(job_id, encoding="utf-8")
         if on_line:
             on_line(f"tltpipe: submitted Slurm job {job_id} ({name})")
+        requeued: list[bool] = []
         try:
-            follow(log_path, offset, lambda: self._ended(job_id), secrets, on_line, self.settings.poll_s)
+            follow(log_path, offset, lambda: self._over(job_id, requeued), secrets, on_line, self.settings.poll_s,
+                   cancel)
+            if requeued:  # it waits to start again from scratch: tltpipe runs the stage again instead
+                self.remove_job(job_id, forget=False)
         except BaseException:
             self.remove_job(job_id)
             raise
-        code, info = self._outcome(job_id, job_dir, log_path)
+        code, record, requeue = self._ending(job_id, job_dir, log_path, requeued=bool(requeued))
         self._forget(job_dir, key_file)
-        state = (info or {}).get("JobState", "UNKNOWN").split()[0]
-        record = {"runner": "slurm", "id": job_id, "node": (info or {}).get("NodeList"), "state": state,
-                  "exit_code": code}
         return RunResult(exit_code=code, image_id=f"slurm:{task.image}", log_path=log_path,
-                         oom_killed=state == "OUT_OF_MEMORY", job=record)
+                         oom_killed=record["state"] == "OUT_OF_MEMORY", job=record, requeue=requeue)
+
+    def _over(self, job_id: str, requeued: list[bool]) -> bool:
+        """Whether a job has ended, or was requeued (it waits to start again; requeued says so)."""
+        info = self.describe(job_id)
+        if info is None:
+            return True
+        state = info.get("JobState", "").split()[0]
+        if state == "PENDING" and int(info.get("Restarts", "0") or 0) > 0:
+            requeued.append(True)
+            return True
+        return state in ENDED
 
     def _key_file(self, tag: str, secrets: list[str]) -> Path | None:
         if not secrets:
@@ -208,22 +223,30 @@ class SlurmRunner:
         out = self._slurm(argv, env=env)
         return out.strip().split(";")[0]
 
-    def _outcome(self, job_id: str, job_dir: Path, log_path: Path) -> tuple[int, dict[str, str] | None]:
-        """The exit code (the wrapper's, else Slurm's) and Slurm's view of the ended job; a state that
-        explains the end (TIMEOUT, OUT_OF_MEMORY, ...) is written into the stage log."""
-        info = self.describe(job_id)
-        state = (info or {}).get("JobState", "UNKNOWN").split()[0]
+    def _ending(self, job_id: str, job_dir: Path, log_path: Path, *,
+                requeued: bool) -> tuple[int, dict[str, Any], str | None]:
+        """How a job ended: the exit code (the wrapper's, else Slurm's), the job as the manifest records it
+        ({runner, id, node, state, exit_code}), and why the stage should run again (requeued: tltpipe saw
+        it requeued; preempted; its node failed), else None. A state that explains the end (TIMEOUT,
+        OUT_OF_MEMORY, ...) is written into the stage log."""
+        info = self.describe(job_id) or {}
+        state = info.get("JobState", "UNKNOWN").split()[0]
         try:
             code = int((job_dir / "exit").read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            slurm_code = (info or {}).get("ExitCode", "0:9").split(":")
-            code = int(slurm_code[0]) or 128 + int(slurm_code[1] or 9)
-        if state in ENDINGS:
+            status, _, signal = info.get("ExitCode", "0:9").partition(":")  # exit code:signal
+            code = int(status or 0) or (128 + int(signal) if int(signal or 0) else 0)
+        requeue = None
+        if requeued or (job_dir / job_wrapper.REQUEUED).exists():
+            code, state, requeue = code or 143, "REQUEUED", f"Slurm requeued job {job_id}"
+        elif state in ENDINGS:
             if code == 0:
                 code = 137 if state == "OUT_OF_MEMORY" else 143
             with open(log_path, "a", encoding="utf-8") as log:
                 log.write(f"tltpipe: Slurm job {job_id} ended {state}: {ENDINGS[state]}\n")
-        return code, info
+            requeue = f"Slurm job {job_id} ended {state} ({ENDINGS[state]})" if state in AGAIN else None
+        return code, {"runner": "slurm", "id": job_id, "node": info.get("NodeList"), "state": state,
+                      "exit_code": code}, requeue
 
     @staticmethod
     def _forget(job_dir: Path, key_file: Path | None) -> None:
@@ -257,19 +280,20 @@ class SlurmRunner:
     def wait_job(self, job_id: str, secrets: Iterable[str] = ()) -> JobEnd:
         """Wait for an adopted job to end: its exit code, its whole log, and the job as the manifest records it."""
         meta = self._comment(job_id)
-        while not self._ended(job_id):
+        requeued: list[bool] = []
+        while not self._over(job_id, requeued):
             time.sleep(self.settings.poll_s)
+        if requeued:
+            self.remove_job(job_id, forget=False)
         log_path = Path(meta.get("log", "/nonexistent"))
         job_dir = Path(meta.get("job_dir", "/nonexistent"))
-        code, info = self._outcome(job_id, job_dir, log_path)
+        code, record, _ = self._ending(job_id, job_dir, log_path, requeued=bool(requeued))
         text = log_path.read_text(encoding="utf-8", errors="replace") if log_path.exists() else ""
-        state = (info or {}).get("JobState", "UNKNOWN").split()[0]
-        record = {"runner": "slurm", "id": job_id, "node": (info or {}).get("NodeList"), "state": state,
-                  "exit_code": code}
-        return JobEnd(code, redact(text, [s for s in secrets if s]), state == "OUT_OF_MEMORY", record)
+        return JobEnd(code, redact(text, [s for s in secrets if s]), record["state"] == "OUT_OF_MEMORY", record)
 
-    def remove_job(self, job_id: str) -> None:
-        """Cancel a job (and wait until Slurm has stopped it), and delete its key file and job folder."""
+    def remove_job(self, job_id: str, *, forget: bool = True) -> None:
+        """Cancel a job (and wait until Slurm has stopped it), and delete its key file and job folder
+        (forget: False keeps them)."""
         meta = self._comment(job_id)
         if not self._ended(job_id):
             subprocess.run(["scancel", job_id], capture_output=True, timeout=60)
@@ -277,7 +301,8 @@ class SlurmRunner:
             while not self._ended(job_id) and time.monotonic() < deadline:
                 time.sleep(0.5)
         key = meta.get("key_file")
-        self._forget(Path(meta.get("job_dir", "/nonexistent")), Path(key) if key else None)
+        if forget:
+            self._forget(Path(meta.get("job_dir", "/nonexistent")), Path(key) if key else None)
 
     def _comment(self, job_id: str) -> dict[str, Any]:
         info = self.describe(job_id) or {}
