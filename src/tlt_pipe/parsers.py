@@ -408,6 +408,7 @@ _VALIDATION_LOSS_RE = re.compile(r"Validation (?:loss|cost):\s*(" + _FLOAT + r")
 _PRUNE_RATIO_RE = re.compile(r"Pruning ratio \(pruned model / original model\):\s*(" + _FLOAT + r")")
 _EXEC_STATUS_RE = re.compile(r"Execution status:\s*(PASS|FAIL)\b")
 _EXPORTED_RE = re.compile(r"Saving exported model to\s+(\S.*?)\s*$", re.MULTILINE)
+_TOTAL_PARAMS_RE = re.compile(r"^\s*Total params:\s*([\d,]+)\s*$", re.MULTILINE)
 
 
 def parse_validation_loss(text: str) -> float | None:
@@ -420,6 +421,12 @@ def parse_prune_ratio(text: str) -> float | None:
     """The last ``Pruning ratio (pruned model / original model): <x>`` printed by prune."""
     match = _last_match(_PRUNE_RATIO_RE, text)
     return _to_float(match.group(1)) if match else None
+
+
+def parse_total_params(text: str) -> int | None:
+    """The parameter count of the last ``Total params: 13,187,456`` (the end of Keras's model summary)."""
+    match = _last_match(_TOTAL_PARAMS_RE, text)
+    return int(match.group(1).replace(",", "")) if match else None
 
 
 def parse_execution_status(text: str) -> Literal["PASS", "FAIL"] | None:

@@ -23,6 +23,7 @@ from tlt_pipe.parsers import (
     parse_exported_path,
     parse_keras_line,
     parse_kmeans_anchors,
+    parse_total_params,
     parse_prune_ratio,
     parse_status_json,
     parse_training_csv,
@@ -471,3 +472,11 @@ def test_keras_other_lines(line):
 
 def test_strip_ansi():
     assert strip_ansi("\x1b[1;31mred\x1b[0m \x1b]0;title\x07ok") == "red ok"
+
+
+def test_total_params_come_from_the_end_of_keras_model_summary():
+    summary = ("Layer (type)    Output Shape    Param #\n" + "=" * 40 + "\nTotal params: 13,187,456\n"
+               "Trainable params: 13,121,600\nNon-trainable params: 65,856\n")
+    assert parse_total_params(summary) == 13187456
+    assert parse_total_params("Total params: 1,000\n...\n\x1b[0mTotal params: 640\n") == 640  # the last one
+    assert parse_total_params("Epoch 1/6\n") is None

@@ -179,7 +179,7 @@ def _collect_final_model(ctx: Context, results: str, log_text: str) -> Outcome:
         "epochs": last, "best_epoch": last, "selected_by": "final model",
         "mAP": round(result.map / 100, 6) if result else None,
         "ap": {c: round(v / 100, 6) for c, v in result.ap.items()} if result else {},
-        "loss": None, "checkpoints": len(epochs),
+        "loss": None, "checkpoints": len(epochs), "params": parsers.parse_total_params(log_text),
     }
     return Outcome(metrics=metrics, artifacts={"model": final, "epoch": last})
 
@@ -212,6 +212,7 @@ def collect_training(ctx: Context, results: str, *, chosen_epoch: int | None, lo
         "ap": dict(row.ap) if row else {},
         "loss": rows[-1].loss if rows else None,
         "checkpoints": len(checkpoints),
+        "params": parsers.parse_total_params(log_text),
     }
     return Outcome(metrics=metrics, artifacts={"model": f"{results}/weights/{checkpoints[epoch]}", "epoch": epoch})
 

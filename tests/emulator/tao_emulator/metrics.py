@@ -24,9 +24,35 @@ def skill_cap(meta_or_flags: dict) -> float:
     return cap
 
 
-def train_step(skill: float, cap: float, n_images: int, fp: str, epoch: int) -> float:
-    """Skill after one more epoch: moves a fraction of the way to the cap."""
-    rate = 0.12 + 0.08 * min(1.0, n_images / 500.0)
+# Parameters of a detector by backbone depth (the order of magnitude of TAO's ResNet SSD/YOLO models).
+BASE_PARAMS = {10: 5_400_000, 18: 13_200_000, 34: 23_300_000, 50: 27_100_000, 101: 46_000_000}
+
+
+def params(nlayers, pruned_ratio: float = 1.0) -> int:
+    """How many parameters a model has: its backbone's count scaled by what pruning kept."""
+    base = BASE_PARAMS.get(nlayers) if isinstance(nlayers, int) else None
+    return int((base or 9_800_000) * pruned_ratio)
+
+
+# The peak learning rate each family trains best with (the values of NVIDIA's sample specs).
+BEST_LR = {"ssd": 1e-2, "dssd": 1e-2, "retinanet": 1e-2, "yolo_v3": 1e-4, "yolo_v4": 1e-4, "yolo_v4_tiny": 1e-4,
+           "detectnet_v2": 5e-4}
+
+
+def hyper_quality(net: str, max_lr: float | None, batch: int | None) -> float:
+    """How well the hyperparameters suit training, in (0, 1]: best with the family's peak learning rate
+    (falling off over about a decade either side), a little better with smaller batches."""
+    quality = 1.0
+    if max_lr and max_lr > 0:
+        quality *= math.exp(-0.5 * (math.log10(max_lr / BEST_LR.get(net, 1e-3)) / 0.8) ** 2)
+    if batch and batch > 0:
+        quality *= min(1.0, (8.0 / batch) ** 0.08)
+    return max(quality, 0.02)
+
+
+def train_step(skill: float, cap: float, n_images: int, fp: str, epoch: int, quality: float = 1.0) -> float:
+    """Skill after one more epoch: moves a fraction of the way to the cap (less with poor hyperparameters)."""
+    rate = (0.12 + 0.08 * min(1.0, n_images / 500.0)) * quality
     jitter = (unit("step", fp, epoch) - 0.5) * 0.01
     return max(0.0, min(cap, skill + (cap - skill) * rate + jitter))
 

@@ -15,7 +15,7 @@ import os
 import struct
 import zipfile
 
-from . import catalog
+from . import catalog, metrics
 from .runtime import TaskFailed
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -102,8 +102,10 @@ def _read_bytes(path: str) -> bytes:
 
 
 def save_model(path: str, meta: dict, key: str | None) -> None:
-    """`.tlt` is encrypted with the key, `.hdf5` is plain HDF5 (signature + payload)."""
-    payload = PLAIN_MARKER + json.dumps(meta, sort_keys=True).encode()
+    """`.tlt` is encrypted with the key, `.hdf5` is plain HDF5 (signature + payload). The file's size
+    follows the model's parameter count (a hundredth of a byte each, so a pruned model is smaller)."""
+    weights = b" " * (metrics.params(meta.get("nlayers"), meta.get("pruned_ratio", 1.0)) // 100)
+    payload = PLAIN_MARKER + json.dumps(meta, sort_keys=True).encode() + weights
     ext = os.path.splitext(path)[1].lower()
     if ext == ".tlt":
         if not key:

@@ -72,6 +72,12 @@ def run(plan: Plan, status: runtime.StatusLog) -> dict:
                              "qat": plan.qat})
 
     skill, fp = plan.skill, plan.parent_fp
+    quality = metrics.hyper_quality(plan.net, getattr(plan.schedule[1], "max_learning_rate", None),
+                                   plan.batch)
+    count = metrics.params(plan.nlayers, plan.pruned_ratio)
+    say(f"Total params: {count:,}")  # the end of Keras's model summary
+    say(f"Trainable params: {count - count // 200:,}")
+    say(f"Non-trainable params: {count // 200:,}")
     meta = None
     if plan.start_epoch > plan.num_epochs:
         say(f"Initial epoch {plan.start_epoch} is past num_epochs {plan.num_epochs}: nothing to train.")
@@ -84,7 +90,7 @@ def run(plan: Plan, status: runtime.StatusLog) -> dict:
         if fail_at is not None and epoch == fail_at:
             raise TaskFailed(f"RuntimeError: injected failure at epoch {epoch} "
                              "(TAO_EMU_FAIL_AT_EPOCH)")
-        skill = metrics.train_step(skill, cap, plan.n_train, fp, epoch)
+        skill = metrics.train_step(skill, cap, plan.n_train, fp, epoch, quality)
         fp = modelio.fingerprint(fp, plan.spec_fp, epoch)
         runtime.sleep(epoch_sleep)
         loss = metrics.loss(skill, fp, epoch)
