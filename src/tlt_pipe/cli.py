@@ -9,7 +9,7 @@ import json
 import os
 import signal
 import sys
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import click
@@ -144,12 +144,8 @@ def _execute(network: str | None, selection, *, config_path: Path, run_dir: Path
                     console.print(f"[bold]{step.name}[/] [dim]{step.plan.image or 'host'}[/]\n  $ {' '.join(step.argv)}"
                                   if step.argv else f"[bold]{step.name}[/] [dim]host[/]", markup=True)
         return
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    try:
-        with tracking or nullcontext():  # the tracked run ends FINISHED, FAILED or KILLED with the command
-            manifest = pipeline.run(selection)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with _sigterm_raises(), tracking or nullcontext():  # the tracked run ends FINISHED, FAILED or KILLED
+        manifest = pipeline.run(selection)
     ran = [n for n, r in manifest.stages.items() if r.status == "succeeded"]
     console.print(f"[bold green]done[/]: {pipeline.run_dir} ({len(ran)} stages succeeded; manifest.json)")
 
@@ -202,36 +198,45 @@ def report(run_dir: Path) -> None:
 
 
 @main.command()
-@click.argument("run_a", type=click.Path(path_type=Path, file_okay=False))
-@click.argument("run_b", type=click.Path(path_type=Path, file_okay=False))
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path, file_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of tables.")
-def compare(run_a: Path, run_b: Path, as_json: bool) -> None:
-    """Config differences and metric differences of two runs, side by side."""
+def compare(runs: tuple[Path, ...], as_json: bool) -> None:
+    """Config differences and metrics of two or more runs side by side (the change against the first):
+    tltpipe compare runs/a runs/b, or every point of a sweep: tltpipe compare runs/x-sweep/points/*"""
     from rich.table import Table
 
     from tlt_pipe.compare import compare_runs, load_run
     from tlt_pipe.console import make_console
 
-    result = compare_runs(str(run_a), *load_run(run_a), str(run_b), *load_run(run_b))
+    if len(runs) < 2:
+        raise click.UsageError("give two or more run directories")
+    result = compare_runs([(str(r), *load_run(r)) for r in runs])
     if as_json:
         click.echo(json.dumps(result.as_json(), indent=2, default=str))
         return
     console = make_console()
+    names = [str(r) for r in runs]
     config = Table(title="config differences", title_justify="left")
-    for column in ("key", str(run_a), str(run_b)):
+    for column in ("key", *names):
         config.add_column(column)
     for diff in result.config:
-        config.add_row(diff.key, str(diff.a), str(diff.b))
+        config.add_row(diff.key, *[str(v) for v in diff.values])
     console.print(config if result.config else "config: no differences")
-    metrics = Table(title="metrics", title_justify="left")
-    for column, justify in (("stage", "left"), ("metric", "left"), (str(run_a), "right"), (str(run_b), "right"),
-                            ("change", "right")):
+    metrics = Table(title="metrics (change against the first run)", title_justify="left")
+    for column, justify in (("stage", "left"), ("metric", "left"), *[(n, "right") for n in names]):
         metrics.add_column(column, justify=justify)
     for row in result.metrics:
-        cells = ["" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v) for v in (row.a, row.b)]
-        change = "" if row.delta is None else f"{row.delta:+.4f}" if isinstance(row.delta, float) else f"{row.delta:+d}"
-        metrics.add_row(row.stage, row.metric, *cells, change)
+        cells = [_cell(value, delta) if i else _cell(value, None) for i, (value, delta)
+                 in enumerate(zip(row.values, row.deltas))]
+        metrics.add_row(row.stage, row.metric, *cells)
     console.print(metrics)
+
+
+def _cell(value, delta) -> str:
+    text = "" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+    if delta is not None and value is not None:
+        text += f" ({delta:+.4f})" if isinstance(delta, float) else f" ({delta:+d})"
+    return text
 
 
 @main.command()
@@ -337,10 +342,90 @@ def gc(dry_run: bool, kinds: str, search: tuple[Path, ...]) -> None:
         sys.exit(DockerUnavailable.exit_code)
 
 
-def _raise_terminated(signum, frame) -> None:
-    from tlt_pipe.pipeline import Terminated
+@contextmanager
+def _sigterm_raises():
+    """While a run goes on, SIGTERM stops it as Ctrl-C does (exit 143)."""
+    def terminated(signum, frame) -> None:
+        from tlt_pipe.pipeline import Terminated
 
-    raise Terminated()
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@main.command()
+@click.argument("axes", nargs=-1, metavar="[KEY=V1,V2,...]...")
+@click.option("--config", "config_path", required=True, type=click.Path(path_type=Path), envvar="TLTPIPE_CONFIG",
+              help="The YAML config every point starts from (its sweep: block adds keys to sweep).")
+@click.option("--sweep-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Where the base run, the points and the table go (default: <run directory>-sweep).")
+@click.option("--retrain/--no-retrain", default=None,
+              help="A prune sweep retrains and evaluates each pruned model (default), or stops after prune.")
+@click.option("--to", "to_stage", type=click.Choice(STAGE_NAMES), default=None,
+              help="The last stage of each point (default: evaluate_retrain for prune keys, else evaluate).")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+              help="Points at the same time (default: one per GPU of a runner.gpus list, else 1).")
+@click.option("--max-drop", type=click.FloatRange(0, 1), default=None,
+              help="mAP the recommended model may lose against the trained, unpruned one (default 0.02).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a config key for every point.")
+@click.option("--json", "as_json", is_flag=True, help="The table as JSON on stdout, progress on stderr.")
+@click.option("--plain", is_flag=True, envvar="TLTPIPE_PLAIN", help="No colours or terminal control codes.")
+@click.option("--quiet", is_flag=True, envvar="TLTPIPE_QUIET", help="Hide container output.")
+def sweep(axes: tuple[str, ...], config_path: Path, sweep_dir: Path | None, retrain: bool | None,
+          to_stage: str | None, jobs: int | None, max_drop: float | None, sets: tuple[str, ...], as_json: bool,
+          plain: bool, quiet: bool) -> None:
+    """Run one config at several values of some keys and tabulate them: the prune-threshold table in one
+    command. `tltpipe sweep --config lpd.yaml prune.threshold=0.1,0.3,0.5,0.7`. Several keys: every
+    combination. The stages every point shares (prepare ... train, evaluate) run once."""
+    from rich.table import Table
+
+    from tlt_pipe.config import load_config
+    from tlt_pipe.console import make_console
+    from tlt_pipe.secrets import read_key
+    from tlt_pipe.sweeps import parse_axes, recommendation, run_sweep
+
+    config = load_config(config_path, sets=sets)
+    plan = config.sweep
+    merged = {**plan.params, **parse_axes(axes)}
+    console = make_console(plain=plain or as_json, stderr=as_json)
+    with _sigterm_raises():
+        result = run_sweep(config, merged, sweep_dir=sweep_dir or config.default_sweep_dir(),
+                           key=read_key(), events=_events(console, as_json=False, quiet=quiet),
+                           runner_factory=_runner, retrain=plan.retrain if retrain is None else retrain,
+                           to_stage=to_stage or plan.to, jobs=jobs or plan.jobs,
+                           max_drop=plan.max_drop if max_drop is None else max_drop)
+    if as_json:
+        click.echo(result.files["json"].read_text(encoding="utf-8"), nl=False)
+    else:
+        table = Table(title=f"sweep: {result.sweep_dir}", title_justify="left")
+        keys = list(merged)
+        classes = sorted({c for r in result.rows for c in r.ap})
+        for column in ["point", *keys, "mAP", "Δ mAP", "ratio", "params", "size", *[f"AP {c}" for c in classes]]:
+            table.add_column(column, justify="left" if column in ("point", *keys) else "right")
+        for r in result.rows:
+            table.add_row(r.point.split("-", 1)[0], *[str(r.values.get(k)) for k in keys], _num(r.mAP) if r.status == "succeeded"
+                          else r.status, _num(r.delta, "+.4f"), _num(r.pruning_ratio, ".3f"),
+                          "" if r.params is None else f"{r.params / 1e6:.2f}M",
+                          "" if r.size_bytes is None else f"{r.size_bytes / 1e6:.2f} MB",
+                          *[_num(r.ap.get(c)) for c in classes])
+        console.print(table)
+        if result.baseline is not None:
+            console.print(f"trained model (base/, evaluate): mAP {result.baseline:.4f}")
+        console.print(recommendation(result.recommended, result.baseline, result.max_drop))
+        console.print(f"table: {result.files['csv']}, {result.files['json']}; plot: {result.files['plot']}")
+    failed = [r.point for r in result.rows if r.status != "succeeded"]
+    if failed:
+        click.echo(f"tltpipe: error: {len(failed)} of {len(result.rows)} points did not finish: {', '.join(failed)} "
+                   "(their logs are under points/<point>/logs/)", err=True)
+        sys.exit(1)
+
+
+def _num(value, spec: str = ".4f") -> str:
+    return "" if value is None else format(value, spec)
 
 
 def _runner(config):

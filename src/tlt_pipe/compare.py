@@ -1,4 +1,5 @@
-"""`tltpipe compare runs/a runs/b`: what differs in the resolved configs, and the metrics side by side.
+"""`tltpipe compare runs/a runs/b [runs/c ...]`: what differs in the resolved configs, and the metrics side by
+side (the change against the first run).
 
 Pure over the loaded inputs (``compare_runs`` takes manifests and config mappings); ``load_run`` is
 the one reader.
@@ -6,8 +7,8 @@ the one reader.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,35 +24,40 @@ _MISSING = "<absent>"
 @dataclass(frozen=True)
 class ConfigDiff:
     key: str
-    a: Any
-    b: Any
+    values: tuple[Any, ...]  # one per run, in the order given
 
 
 @dataclass(frozen=True)
 class MetricDiff:
     stage: str
     metric: str
-    a: float | None
-    b: float | None
+    values: tuple[float | None, ...]  # one per run
 
     @property
-    def delta(self) -> float | int | None:
-        if self.a is None or self.b is None:
-            return None
-        change = self.b - self.a
-        return change if isinstance(change, int) else round(change, 6)
+    def deltas(self) -> tuple[float | int | None, ...]:
+        """Each run's value minus the first run's (None where either is missing)."""
+        first = self.values[0]
+        out: list[float | int | None] = []
+        for value in self.values:
+            if first is None or value is None:
+                out.append(None)
+            else:
+                change = value - first
+                out.append(change if isinstance(change, int) else round(change, 6))
+        return tuple(out)
 
 
 @dataclass(frozen=True)
 class Comparison:
-    a: str
-    b: str
+    runs: tuple[str, ...]
     config: list[ConfigDiff]
     metrics: list[MetricDiff]
 
     def as_json(self) -> dict[str, Any]:
-        return json_safe({"a": self.a, "b": self.b, "config": [asdict(d) for d in self.config],
-                          "metrics": [{**asdict(m), "delta": m.delta} for m in self.metrics]})
+        return json_safe({"runs": list(self.runs),
+                          "config": [{"key": d.key, "values": list(d.values)} for d in self.config],
+                          "metrics": [{"stage": m.stage, "metric": m.metric, "values": list(m.values),
+                                       "deltas": list(m.deltas)} for m in self.metrics]})
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -64,11 +70,12 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: value}
 
 
-def config_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[ConfigDiff]:
-    flat_a, flat_b = flatten(a), flatten(b)
-    keys = sorted(set(flat_a) | set(flat_b))
-    return [ConfigDiff(k, flat_a.get(k, _MISSING), flat_b.get(k, _MISSING)) for k in keys
-            if flat_a.get(k, _MISSING) != flat_b.get(k, _MISSING)]
+def config_diff(configs: Sequence[Mapping[str, Any]]) -> list[ConfigDiff]:
+    """The keys whose value is not the same in every config."""
+    flat = [flatten(c) for c in configs]
+    keys = sorted(set().union(*flat))
+    rows = [ConfigDiff(k, tuple(f.get(k, _MISSING) for f in flat)) for k in keys]
+    return [r for r in rows if any(v != r.values[0] for v in r.values[1:])]
 
 
 def _numbers(manifest: Manifest, stage: str) -> dict[str, float]:
@@ -86,19 +93,20 @@ def _numbers(manifest: Manifest, stage: str) -> dict[str, float]:
     return out
 
 
-def metric_diff(a: Manifest, b: Manifest) -> list[MetricDiff]:
-    stages = list(dict.fromkeys([*a.stages, *b.stages]))
+def metric_diff(manifests: Sequence[Manifest]) -> list[MetricDiff]:
+    stages = list(dict.fromkeys(name for m in manifests for name in m.stages))
     rows = []
     for stage in stages:
-        numbers_a, numbers_b = _numbers(a, stage), _numbers(b, stage)
-        for metric in dict.fromkeys([*numbers_a, *numbers_b]):
-            rows.append(MetricDiff(stage, metric, numbers_a.get(metric), numbers_b.get(metric)))
+        numbers = [_numbers(m, stage) for m in manifests]
+        for metric in dict.fromkeys(k for n in numbers for k in n):
+            rows.append(MetricDiff(stage, metric, tuple(n.get(metric) for n in numbers)))
     return rows
 
 
-def compare_runs(name_a: str, a: Manifest, config_a: Mapping[str, Any], name_b: str, b: Manifest,
-                 config_b: Mapping[str, Any]) -> Comparison:
-    return Comparison(name_a, name_b, config_diff(config_a, config_b), metric_diff(a, b))
+def compare_runs(runs: Sequence[tuple[str, Manifest, Mapping[str, Any]]]) -> Comparison:
+    """runs: (name, manifest, resolved config) of each run, two or more."""
+    return Comparison(tuple(name for name, _, _ in runs), config_diff([c for _, _, c in runs]),
+                      metric_diff([m for _, m, _ in runs]))
 
 
 def load_run(run_dir: Path) -> tuple[Manifest, dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 from typing import Any, Literal
@@ -241,6 +242,16 @@ class TrackingConfig(_Model):
     clearml: ClearmlTracking | None = None
 
 
+class SweepConfig(_Model):
+    """`tltpipe sweep`: the keys to sweep and how to judge the points (the command line adds to params)."""
+
+    params: dict[str, list[Any]] = {}  # config key -> values; several keys: every combination
+    retrain: bool = True  # a prune sweep retrains (and evaluates) each pruned model
+    to: str | None = None  # the last stage of each point; None: evaluate_retrain (prune keys) or evaluate
+    max_drop: float = Field(default=0.02, ge=0, le=1)  # mAP the recommended model may lose against the baseline
+    jobs: int | None = Field(default=None, ge=1)  # points at once; None: one per GPU of a gpus list, else 1
+
+
 class Config(_Model):
     network: Literal[NETWORKS]
     toolkit: str = DEFAULT_TOOLKIT
@@ -260,6 +271,7 @@ class Config(_Model):
     runner: RunnerConfig = RunnerConfig()
     notes: list[str] = Field(default=[], exclude=True)  # deprecations met while loading, for the user
     tracking: TrackingConfig = TrackingConfig()
+    sweep: SweepConfig = SweepConfig()
     # Spec name (train, retrain, tfrecords, or experiment for both train and retrain) ->
     # dotted field path -> value; applied after rendering and checked against the spec schema.
     spec_overrides: dict[Literal["experiment", "train", "retrain", "tfrecords", "inference"], dict[str, Any]] = {}
@@ -374,6 +386,11 @@ class Config(_Model):
         """Where a run writes unless told otherwise: run_dir from the config, else runs/<name>."""
         return self.run_dir or Path(DEFAULT_RUNS) / self.name
 
+    def default_sweep_dir(self) -> Path:
+        """Where `tltpipe sweep` writes unless told otherwise: beside the run directory, <run dir>-sweep."""
+        run_dir = self.default_run_dir()
+        return run_dir.with_name(f"{run_dir.name}-sweep")
+
     @property
     def retrain_resolved(self) -> TrainConfig:
         return self.retrain.resolve(self.train)
@@ -420,6 +437,26 @@ def parse_config(text: str, *, source: str, base_dir: Path, network: str | None 
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(exc, node, source, set_keys)) from None
     return _resolve_paths(config, base_dir)
+
+
+def with_values(config: Config, values: Mapping[str, Any], *, source: str) -> Config:
+    """The config with dotted keys set (`prune.threshold` -> 0.3), checked as a config file is; a bad
+    key or value is a ConfigError naming it and the source."""
+    data = config.model_dump(mode="json", exclude={"notes"}, exclude_unset=True)  # as the user wrote it
+    sets = {tuple(key.split(".")): f"{key}={value}" for key, value in values.items()}
+    for parts, item in sets.items():
+        target = data
+        for part in parts[:-1]:
+            child = target.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"{source}: {item}: {part} is not a mapping")
+            target = child
+        target[parts[-1]] = values[".".join(parts)]
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        message = _format_validation_error(exc, None, source, sets)
+        raise ConfigError(message.replace("--set ", f"{source}: ", 1)) from None
 
 
 def _resolve_paths(config: Config, base_dir: Path) -> Config:

@@ -59,10 +59,16 @@ class Pipeline:
         self.stages = self.planner.stages
         self._cancel = threading.Event()  # set: every running stage stops, nothing more starts
 
-    def stop(self) -> None:
+    def stop(self, *, now: bool = False) -> None:
         """Stop the run from another thread, as Ctrl-C does: its running stages are stopped and recorded
-        interrupted, and run() raises Interrupted."""
+        interrupted, and run() raises Interrupted. now: kill their jobs at once (a second Ctrl-C)."""
         self._cancel.set()
+        if now:
+            self._kill_jobs()
+
+    def _kill_jobs(self) -> None:
+        for info in self.runner.find_jobs({"tltpipe.run": str(self.run_dir)}):
+            self.runner.remove_job(info.id)
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -214,8 +220,7 @@ class Pipeline:
             except (KeyboardInterrupt, Terminated):
                 if not forced:
                     forced = True
-                    for info in self.runner.find_jobs({"tltpipe.run": str(self.run_dir)}):
-                        self.runner.remove_job(info.id)
+                    self._kill_jobs()
                 continue
             for future in done:
                 self._complete(running.pop(future), future.result, manifest)

@@ -145,21 +145,31 @@ def build_context(config: Config, run_dir: Path, manifest: Manifest | None, key:
 
 
 
+RUN_DIR_MARK = "<run>"  # what stands for the run directory's path in a fingerprint
+
+
 def fingerprint_parts(stage: Stage, plan: StagePlan, ctx: Context, manifest: Manifest | None,
                       trees: dict[str, str] | None = None) -> dict[str, Any]:
     """Everything whose change means the stage must run again (trees: folders walked already)."""
     old = manifest.stages.get(stage.name) if manifest else None
     cache = {v["path"]: v for v in (old.inputs.values() if old else []) if isinstance(v, dict) and "path" in v}
+    # The run directory's own path is left out (the local runner's commands and specs name it): a run
+    # directory moved, or a sweep point started from a copy of another, is still up to date.
+    here = str(ctx.workspace.run_dir)
+
+    def portable(text: str) -> str:
+        return text.replace(here, RUN_DIR_MARK)
+
     parts: dict[str, Any] = {
         "image": plan.image or "host",
-        "argv": " ".join(redact_argv(plan.fresh_argv or plan.argv, [ctx.key] if ctx.key else [])),
+        "argv": portable(" ".join(redact_argv(plan.fresh_argv or plan.argv, [ctx.key] if ctx.key else []))),
         "params": digest_of(plan.params),
     }
     if plan.epochs is not None:
         parts["epochs"] = plan.epochs
     specs = plan.fingerprint_specs if plan.fingerprint_specs is not None else plan.specs
     for path, text in specs.items():
-        parts[f"spec:{path}"] = digest_of({"text": text})
+        parts[f"spec:{path}"] = digest_of({"text": portable(text)})
     for path in plan.inputs:
         parts[f"input:{path}"] = path_fingerprint(Path(path), cache, trees)
     for rel in plan.run_inputs:

@@ -89,15 +89,13 @@ class FakeRunner:
 
     @staticmethod
     def execute(task: Task) -> tuple[int, str]:
-        """One emulated task at a time (stdout is redirected process-wide); a task in a thread other than
-        the main one, as the executor runs them, sets no signal handlers (Python allows that in the
-        main thread only)."""
+        """One emulated task at a time (stdout is redirected process-wide). The emulator's signal handlers
+        are not installed: Python allows them in the main thread only (the executor runs tasks in
+        others), and in the main thread they would outlive the task and swallow the tests' Ctrl-C."""
         from tao_emulator.main import entry
 
         out = io.StringIO()
-        in_thread = threading.current_thread() is not threading.main_thread()
-        no_handlers = (mock.patch("signal.signal", lambda signum, handler: signal.getsignal(signum))
-                       if in_thread else contextlib.nullcontext())
+        no_handlers = mock.patch("signal.signal", lambda signum, handler: signal.getsignal(signum))
         with _EMULATOR, no_handlers, contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
             try:
                 entry(task.argv[0], list(task.argv[1:]))

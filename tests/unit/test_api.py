@@ -106,3 +106,10 @@ def test_the_folders_a_decision_needs_are_walked_side_by_side(tmp_path, monkeypa
     [step] = tlt_pipe.plan(config, run_dir=tmp_path / "run", stages="prepare")
     assert step.action == "skip"
     assert batches[0] == sorted([str(tmp_path / "crpd"), str((tmp_path / "run" / "data" / "kitti").resolve())])
+
+
+def test_the_library_offers_sweep():
+    import tlt_pipe
+    from tlt_pipe.api import sweep
+
+    assert tlt_pipe.sweep is sweep and "sweep" in tlt_pipe.__all__

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -85,19 +88,21 @@ def test_a_refused_submission_leaves_no_key_file_or_job_folder(monkeypatch, tmp_
     assert list((tmp_path / "keys").iterdir()) == [] and list((tmp_path / "run" / ".tltpipe" / "jobs").iterdir()) == []
 
 
-def test_a_batch_job_slurm_starts_again_runs_nothing_and_says_so(tmp_path, monkeypatch):
+def test_a_batch_job_slurm_starts_again_runs_nothing_and_says_so(tmp_path):
     ran = tmp_path / "ran"
     log = tmp_path / "train.log"
     (tmp_path / "job.json").write_text(json.dumps({"argv": ["touch", str(ran)], "env": {}, "cwd": str(tmp_path),
                                                    "log": str(log), "labels": {}}), encoding="utf-8")
-    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
-    assert job.main(tmp_path) == 0
+    def wrapper(**env):  # as a batch script starts it
+        return subprocess.run([sys.executable, "-m", "tlt_pipe.runners.job", str(tmp_path)], timeout=60,
+                              env={**os.environ, **env}).returncode
+
+    assert wrapper(SLURM_RESTART_COUNT="1") == 0
     assert not ran.exists()  # training from scratch would throw away its checkpoints
     assert (tmp_path / job.REQUEUED).read_text(encoding="utf-8") == "1"
     assert "Slurm started this job again (restart 1)" in log.read_text(encoding="utf-8")
 
-    monkeypatch.delenv("SLURM_RESTART_COUNT")
-    assert job.main(tmp_path) == 0 and ran.exists()  # a first start runs the command
+    assert wrapper(SLURM_RESTART_COUNT="0") == 0 and ran.exists()  # a first start runs the command
 
 
 @pytest.mark.parametrize("state, code, again", [

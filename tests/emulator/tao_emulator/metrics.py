@@ -53,13 +53,13 @@ def hyper_quality(net: str, max_lr: float | None, batch: int | None) -> float:
 def train_step(skill: float, cap: float, n_images: int, fp: str, epoch: int, quality: float = 1.0) -> float:
     """Skill after one more epoch: moves a fraction of the way to the cap (less with poor hyperparameters)."""
     rate = (0.12 + 0.08 * min(1.0, n_images / 500.0)) * quality
-    jitter = (unit("step", fp, epoch) - 0.5) * 0.01
+    jitter = (unit("step", fp, epoch) - 0.5) * 0.004
     return max(0.0, min(cap, skill + (cap - skill) * rate + jitter))
 
 
 def class_ap(skill: float, fp: str, cls: str, data_fp: str) -> float:
     spread = 0.85 + 0.25 * unit("class", cls, data_fp)
-    noise = (unit("ap", fp, cls, data_fp) - 0.5) * 0.02
+    noise = (unit("ap", fp, cls, data_fp) - 0.5) * 0.006
     return round(max(0.0, min(0.9999, skill * spread + noise)), 6)
 
 
