@@ -424,6 +424,60 @@ def sweep(axes: tuple[str, ...], config_path: Path, sweep_dir: Path | None, retr
         sys.exit(1)
 
 
+@main.command()
+@click.option("--config", "config_path", required=True, type=click.Path(path_type=Path), envvar="TLTPIPE_CONFIG",
+              help="The YAML config every trial starts from; its tune: block holds the search space.")
+@click.option("--trials", type=click.IntRange(min=1), default=None,
+              help="Trials in the study, all told (tune.trials; a resumed study counts its earlier ones).")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+              help="Trials at the same time (default: one per GPU of a runner.gpus list, else 1).")
+@click.option("--tune-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Where the study, the trials and best.yaml go (default: <run directory>-tune).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a config key for every trial.")
+@click.option("--json", "as_json", is_flag=True, help="The trials and the best as JSON on stdout, progress on stderr.")
+@click.option("--plain", is_flag=True, envvar="TLTPIPE_PLAIN", help="No colours or terminal control codes.")
+@click.option("--quiet", is_flag=True, envvar="TLTPIPE_QUIET", help="Hide container output.")
+def tune(config_path: Path, trials: int | None, jobs: int | None, tune_dir: Path | None, sets: tuple[str, ...],
+         as_json: bool, plain: bool, quiet: bool) -> None:
+    """Hyperparameter search with Optuna over the config's tune.space: each trial a run directory, a
+    trial whose validation mAP lags stopped early, the best config written as best.yaml. Run the same
+    command again to go on with the study (after a crash too)."""
+    from rich.table import Table
+
+    from tlt_pipe.config import load_config
+    from tlt_pipe.console import make_console
+    from tlt_pipe.secrets import read_key
+    from tlt_pipe.tune import run_tune
+
+    config = load_config(config_path, sets=sets)
+    console = make_console(plain=plain or as_json, stderr=as_json)
+    with _sigterm_raises():
+        result = run_tune(config, tune_dir=tune_dir or config.default_sweep_dir("tune"), key=read_key(),
+                          events=_events(console, as_json=False, quiet=quiet), runner_factory=_runner,
+                          trials=trials, jobs=jobs, say=lambda text: console.print(f"tune: {text}", markup=False))
+    if as_json:
+        click.echo(json.dumps({"best": result.best, "trials": result.trials}, indent=2, default=str))
+        return
+    keys = list(config.tune.space)
+    table = Table(title=f"tune: {result.tune_dir}", title_justify="left")
+    for column in ("trial", "state", "mAP", *keys):
+        table.add_column(column, justify="right" if column in ("trial", "mAP") else "left")
+    for row in result.trials:
+        state = row["state"] + (f" (epoch {row['pruned_at']})" if row.get("pruned_at") is not None else "")
+        table.add_row(str(row["number"]), state, _num(row["value"]), *[_short(row["params"].get(k)) for k in keys])
+    console.print(table)
+    best = result.best
+    console.print(f"[bold]best[/]: trial {best['number']}, mAP {best['value']:.4f} ({best['run_dir']}); "
+                  f"config: {result.files['best']}" if best else "best: none (no trial finished)")
+    console.print(f"trials: {result.files['csv']}; charts: {result.files['history']}, {result.files['importance']}")
+    if best is None:
+        sys.exit(1)
+
+
+def _short(value) -> str:
+    return "" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def _num(value, spec: str = ".4f") -> str:
     return "" if value is None else format(value, spec)
 

@@ -252,6 +252,43 @@ class SweepConfig(_Model):
     jobs: int | None = Field(default=None, ge=1)  # points at once; None: one per GPU of a gpus list, else 1
 
 
+class TuneParam(_Model):
+    """One dimension of a search space: a float or int range (log: sampled on a log scale), or choices."""
+
+    type: Literal["float", "int", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = Field(default=None, gt=0)
+    choices: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> "TuneParam":
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("a categorical parameter needs choices: [...]")
+        elif self.low is None or self.high is None or not self.low < self.high:
+            raise ValueError(f"a {self.type} parameter needs low < high")
+        elif self.log and self.low <= 0:
+            raise ValueError("log: true needs low > 0")
+        return self
+
+
+class TuneConfig(_Model):
+    """`tltpipe tune`: hyperparameter search with Optuna over config keys."""
+
+    space: dict[str, TuneParam] = {}  # config key -> its range or choices
+    trials: int = Field(default=20, ge=1)  # trials in the study, all told (a resumed study counts its earlier ones)
+    jobs: int | None = Field(default=None, ge=1)  # trials at once; None: one per GPU of a gpus list, else 1
+    sampler: Literal["tpe", "random"] = "tpe"
+    seed: int | None = 0
+    pruner: Literal["median", "hyperband", "none"] = "median"  # stops a trial whose validation mAP lags
+    startup_trials: int = Field(default=5, ge=0)  # trials that finish before any is pruned
+    warmup_epochs: int = Field(default=0, ge=0)  # epochs a trial trains before it may be pruned
+    storage: Literal["sqlite", "journal"] = "sqlite"  # journal: a file several hosts share (NFS)
+    to: str = "evaluate"  # each trial's last stage; its mAP is what the study maximizes
+
+
 class Config(_Model):
     network: Literal[NETWORKS]
     toolkit: str = DEFAULT_TOOLKIT
@@ -272,6 +309,7 @@ class Config(_Model):
     notes: list[str] = Field(default=[], exclude=True)  # deprecations met while loading, for the user
     tracking: TrackingConfig = TrackingConfig()
     sweep: SweepConfig = SweepConfig()
+    tune: TuneConfig = TuneConfig()
     # Spec name (train, retrain, tfrecords, or experiment for both train and retrain) ->
     # dotted field path -> value; applied after rendering and checked against the spec schema.
     spec_overrides: dict[Literal["experiment", "train", "retrain", "tfrecords", "inference"], dict[str, Any]] = {}
@@ -386,10 +424,11 @@ class Config(_Model):
         """Where a run writes unless told otherwise: run_dir from the config, else runs/<name>."""
         return self.run_dir or Path(DEFAULT_RUNS) / self.name
 
-    def default_sweep_dir(self) -> Path:
-        """Where `tltpipe sweep` writes unless told otherwise: beside the run directory, <run dir>-sweep."""
+    def default_sweep_dir(self, kind: str = "sweep") -> Path:
+        """Where `tltpipe sweep` (kind "tune": `tltpipe tune`) writes unless told otherwise: beside the run
+        directory, <run dir>-sweep (-tune)."""
         run_dir = self.default_run_dir()
-        return run_dir.with_name(f"{run_dir.name}-sweep")
+        return run_dir.with_name(f"{run_dir.name}-{kind}")
 
     @property
     def retrain_resolved(self) -> TrainConfig:

@@ -13,14 +13,14 @@ import os
 import re
 import shutil
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from tlt_pipe import __version__
-from tlt_pipe.config import Config
+from tlt_pipe.config import Config, RunnerConfig
 from tlt_pipe.errors import ConfigError, Interrupted, TltPipeError
 from tlt_pipe.manifest import Manifest, StageRecord, load_manifest, save_manifest
 from tlt_pipe.pipeline import Events, Pipeline, Terminated
@@ -104,9 +104,10 @@ class Child:
 class Prefixed:
     """A child's events as its parent shows them: every stage named `<child>/<stage>`."""
 
-    def __init__(self, events: Events, prefix: str):
+    def __init__(self, events: Events, prefix: str, on_line: Callable[[str, str], None] | None = None):
         self.events = events
         self.prefix = prefix
+        self.on_line = on_line  # (stage, text) of every complete line, before it is shown
 
     def _step(self, step):
         return replace(step, name=f"{self.prefix}/{step.name}")
@@ -123,6 +124,8 @@ class Prefixed:
         self.events.stage_started(self._step(step), log_path)
 
     def line(self, stage: str, text: str) -> None:
+        if self.on_line is not None:
+            self.on_line(stage, text)
         self.events.line(f"{self.prefix}/{stage}", text)
 
     def progress(self, stage: str, text: str) -> None:
@@ -162,25 +165,33 @@ class Fanout:
                             runner_factory=lambda: self.runner_factory(config))
         return pipeline.run(replace(selection, from_stage=None, to_stage=shared[-1]))
 
-    def run_children(self, children: Sequence[Child], base_dir: Path | None, shared: Sequence[str],
-                     selection: Selection, *, on_start: Callable[[Child, Pipeline], None] | None = None,
-                     on_end: Callable[[Child, Outcome], None] | None = None) -> dict[str, Outcome]:
-        """Every child (seeded from base_dir's shared stages), side by side; each one's outcome."""
-        if not children:
-            return {}
-        slots = slots_for(children[0].config.runner.model_copy(update={"jobs": self.jobs}))
+    def run_children(self, children: Iterable[Child], runner: RunnerConfig, base_dir: Path | None,
+                     shared: Sequence[str], selection: Selection, *,
+                     on_start: Callable[[Child, Pipeline], None] | None = None,
+                     on_end: Callable[[Child, Outcome], None] | None = None,
+                     on_line: Callable[[Child, str, str], None] | None = None) -> dict[str, Outcome]:
+        """Every child (seeded from base_dir's shared stages), side by side; each one's outcome. children is
+        read lazily, one child each time a slot is free (a tuner decides the next trial then); runner: the
+        runner settings that say how many slots and GPUs there are."""
+        slots = slots_for(runner.model_copy(update={"jobs": self.jobs}))
         free = list(slots.gpus or ())
         outcomes: dict[str, Outcome] = {}
-        pending = list(children)
+        source = iter(children)
+        exhausted = False
         running: dict[Future, tuple[Child, int | None]] = {}
-        pool = ThreadPoolExecutor(max_workers=slots.limit or len(children), thread_name_prefix="tltpipe-child")
+        pool = ThreadPoolExecutor(max_workers=slots.limit or 64, thread_name_prefix="tltpipe-child")
+        hooks = (on_start, on_end, on_line)
         try:
-            while pending or running:
-                while pending and (slots.limit is None or len(running) < slots.limit) and (not slots.gpus or free):
-                    child = pending.pop(0)
+            while True:
+                while not exhausted and (slots.limit is None or len(running) < slots.limit) and (not slots.gpus or free):
+                    child = next(source, None)
+                    if child is None:
+                        exhausted = True
+                        break
                     gpu = free.pop(0) if slots.gpus else None
-                    running[pool.submit(self._child, child, gpu, base_dir, shared, selection, on_start, on_end)] = (
-                        child, gpu)
+                    running[pool.submit(self._child, child, gpu, base_dir, shared, selection, *hooks)] = (child, gpu)
+                if not running:
+                    break
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
                     child, gpu = running.pop(future)
@@ -218,11 +229,12 @@ class Fanout:
             pipeline.stop(now=now)
 
     def _child(self, child: Child, gpu: int | None, base_dir: Path | None, shared: Sequence[str], selection: Selection,
-               on_start, on_end) -> Outcome:
+               on_start, on_end, on_line) -> Outcome:
         config = child.config
         if gpu is not None:
             config = config.model_copy(update={"runner": config.runner.model_copy(update={"gpus": [gpu]})})
-        pipeline = Pipeline(config, child.run_dir, key=self.key, events=Prefixed(self.events, child.name),
+        watch = (lambda stage, text: on_line(child, stage, text)) if on_line is not None else None
+        pipeline = Pipeline(config, child.run_dir, key=self.key, events=Prefixed(self.events, child.name, watch),
                             runner_factory=lambda: self.runner_factory(config))
         with self._lock:
             self._active[child.name] = pipeline

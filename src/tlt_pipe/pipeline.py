@@ -238,6 +238,8 @@ class Pipeline:
                              resumed_from=dict(plan.resumed_from) if plan.resumed_from else None,
                              gpus=[gpu] if gpu is not None else None)
         manifest.stages[step.name] = record
+        rank = {s.name: i for i, s in enumerate(self.stages)}  # in run order, whichever started first
+        manifest.stages = dict(sorted(manifest.stages.items(), key=lambda item: rank.get(item[0], len(rank))))
         self._invalidate_dependents(step.name, manifest)
         save_manifest(self.run_dir, manifest)
         self.events.stage_started(step, log_path)

@@ -267,7 +267,7 @@ def run_sweep(config: Config, axes: Mapping[str, Sequence[Any]], *, sweep_dir: P
         fanout = Fanout(key=key, events=events, runner_factory=runner_factory, jobs=jobs)
         base = fanout.run_base(configs[0], base_dir, shared, selection)
         children = [Child(p.name, c, sweep_dir / "points" / p.name) for p, c in zip(chosen, configs)]
-        outcomes = fanout.run_children(children, base_dir if shared else None, shared, selection)
+        outcomes = fanout.run_children(children, config.runner, base_dir if shared else None, shared, selection)
         baseline = _metric(base, "evaluate", "mAP") if "evaluate" in shared else None
         rows = [point_row(p, outcomes[p.name].manifest, _model_sizes(sweep_dir / "points" / p.name,
                                                                       outcomes[p.name].manifest), baseline)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tltpipe_cli import manifest, tltpipe
+from tltpipe_cli import SLURM_SETS, manifest, tltpipe
 
 pytestmark = pytest.mark.docker
 
@@ -31,8 +31,6 @@ def sample_dir(tmp_path_factory) -> Path:
     return root
 
 
-# On Slurm (make test-slurm): every container stage a batch job on the one-node cluster.
-SLURM_SETS = ["runner.kind=slurm", "runner.slurm.gpus=0", "runner.slurm.poll_s=0.5", "runner.slurm.time=00:20:00"]
 
 
 @pytest.mark.parametrize("runner", ["docker", pytest.param("slurm", marks=pytest.mark.slurm)])

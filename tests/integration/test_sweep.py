@@ -13,12 +13,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tltpipe_cli import manifest, tltpipe
+from tltpipe_cli import SLURM_SETS, manifest, tltpipe
 
 pytestmark = pytest.mark.docker
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-SLURM_SETS = ["runner.kind=slurm", "runner.slurm.gpus=0", "runner.slurm.poll_s=0.5", "runner.slurm.time=00:20:00"]
 
 
 @pytest.fixture(scope="module")

@@ -151,6 +151,8 @@ def test_independent_stages_run_side_by_side_up_to_jobs(config, tmp_path):
     assert all(r.status == "succeeded" for r in manifest.stages.values())
     assert runner.most == 2
     assert runner.ran.index("retrain") > runner.ran.index("prune")  # what depends on prune waits for it
+    assert list(manifest.stages) == ["prepare", "tfrecords", "train", "evaluate", "prune", "retrain",
+                                     "evaluate_retrain", "export", "engine", "inference"]  # in run order
 
     one = FakeRunner()
     _run(config, tmp_path / "sequential", one)

@@ -1,0 +1,91 @@
+"""tltpipe tune: the search space, the trials' run directories, pruning from the training log's validation
+mAP, the best config, and a study picked up again after its tltpipe died (fake_runner.py, in process)."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import yaml
+
+import tlt_pipe
+from tlt_pipe.api import Quiet
+from tlt_pipe.config import TuneParam, with_values
+from tlt_pipe.errors import ConfigError
+from tlt_pipe.tune import open_study, probes, run_tune, trial_folder
+
+from fake_runner import KEY, FakeRunner
+
+optuna = pytest.importorskip("optuna")
+
+SPACE = {"train.learning_rate.max": {"type": "float", "low": 1e-6, "high": 1e-1, "log": True},
+         "train.batch_size": {"type": "categorical", "choices": [4, 8]}}
+
+
+def test_the_probes_move_each_key_alone_to_the_other_end():
+    space = {k: TuneParam(**v) for k, v in SPACE.items()}
+    assert probes(space) == [{"train.learning_rate.max": 1e-6, "train.batch_size": 4},
+                             {"train.learning_rate.max": 1e-1, "train.batch_size": 4},
+                             {"train.learning_rate.max": 1e-6, "train.batch_size": 8}]
+    assert trial_folder({"a": 1, "b": 2}) == trial_folder({"b": 2, "a": 1}) != trial_folder({"a": 1, "b": 3})
+
+
+def test_a_bad_space_is_named():
+    with pytest.raises(ValueError, match="low < high"):
+        TuneParam(type="float", low=1.0, high=0.1)
+    with pytest.raises(ValueError, match="needs choices"):
+        TuneParam(type="categorical")
+
+
+def _tuned(config, **tune):
+    return with_values(config, {"tune": {"space": SPACE, "startup_trials": 2, "seed": 3, **tune}}, source="test")
+
+
+@pytest.mark.usefixtures("emulated_tao")
+def test_a_study_prunes_lagging_trials_writes_the_best_config_and_goes_on_later(emulated_config, tmp_path):
+    config = _tuned(emulated_config, trials=6)
+    runner = FakeRunner()
+    result = run_tune(config, tune_dir=tmp_path / "tune", key=KEY, events=Quiet(),
+                      runner_factory=lambda c: runner, jobs=2)
+    states = [t["state"] for t in result.trials]
+    assert len(states) == 6 and "pruned" in states and "complete" in states, result.trials
+    assert runner.ran.count("tfrecords") == 1  # shared, in base/: no key of the space changes it
+    assert runner.ran.count("train") == 6
+    complete = [t for t in result.trials if t["state"] == "complete"]
+    assert result.best["value"] == max(t["value"] for t in complete)
+    best = tlt_pipe.load_config(result.files["best"])  # ready for tltpipe run
+    assert best.train.learning_rate.max == pytest.approx(result.best["params"]["train.learning_rate.max"])
+    assert best.train.batch_size == result.best["params"]["train.batch_size"] and not best.tune.space
+    rows = list(csv.DictReader(result.files["csv"].open(encoding="utf-8")))
+    assert [r["state"] for r in rows] == states and all(r["run_dir"] for r in rows)
+    assert result.files["history"].read_bytes().startswith(b"\x89PNG")
+    assert result.files["importance"].read_bytes().startswith(b"\x89PNG")
+    pruned = next(t for t in result.trials if t["state"] == "pruned")
+    assert pruned["pruned_at"] >= 1
+
+    # Going on: two trials more, the six before counted.
+    runner.ran.clear()
+    more = run_tune(config, tune_dir=tmp_path / "tune", key=KEY, events=Quiet(), runner_factory=lambda c: runner,
+                    trials=8)
+    assert len(more.trials) == 8 and runner.ran.count("train") == 2
+
+
+@pytest.mark.usefixtures("emulated_tao")
+def test_a_trial_its_tltpipe_left_running_runs_again_in_the_same_folder(emulated_config, tmp_path):
+    config = _tuned(emulated_config, trials=2, pruner="none")
+    tune_dir = tmp_path / "tune"
+    tune_dir.mkdir()
+    study = open_study(tune_dir, config.tune, config.name)
+    dead = study.ask({"train.learning_rate.max": optuna.distributions.FloatDistribution(1e-6, 1e-1, log=True),
+                      "train.batch_size": optuna.distributions.CategoricalDistribution([4, 8])})  # never told
+    runner = FakeRunner()
+    result = run_tune(config, tune_dir=tune_dir, key=KEY, events=Quiet(), runner_factory=lambda c: runner)
+    assert [t["state"] for t in result.trials] == ["complete", "complete"]  # the dead one is not counted
+    again = result.trials[0]
+    assert again["params"] == dead.params and again["run_dir"].endswith(trial_folder(dead.params))
+
+
+def test_without_a_space_it_says_what_to_write(emulated_config, tmp_path):
+    with pytest.raises(ConfigError, match="tune.space: nothing to search"):
+        run_tune(emulated_config, tune_dir=tmp_path, key=KEY, events=Quiet(), runner_factory=lambda c: None)
+    assert yaml.safe_load("a: 1")  # yaml is the config's language; keep the import honest
