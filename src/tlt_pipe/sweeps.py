@@ -139,13 +139,15 @@ def _metric(manifest: Manifest | None, stage: str, key: str) -> Any:
     return record.metrics.get(key) if record is not None and record.status == "succeeded" else None
 
 
-def point_row(point: Point, manifest: Manifest | None, sizes: Mapping[str, int], baseline: float | None) -> Row:
-    """A point's row from its manifest; sizes: run-relative model path -> bytes."""
+def point_row(point: Point, manifest: Manifest | None, sizes: Mapping[str, int], baseline: float | None,
+              shared: Sequence[str] = ()) -> Row:
+    """A point's row from its manifest; sizes: run-relative model path -> bytes; shared: the stages it shares
+    with base/ (their mAP is the trained model's, not the point's)."""
     if manifest is None:
         return Row(point.name, point.values, "not run")
     failed = next((r for r in manifest.stages.values() if r.status in ("failed", "interrupted")), None)
     status = failed.status if failed is not None else "succeeded"
-    stage = next((s for s in EVALUATIONS if _metric(manifest, s, "mAP") is not None), None)
+    stage = next((s for s in EVALUATIONS if s not in shared and _metric(manifest, s, "mAP") is not None), None)
     value = _metric(manifest, stage, "mAP") if stage else None
     model = next((r.artifacts["model"] for s in MODELS if (r := manifest.stages.get(s)) is not None
                   and r.status == "succeeded" and r.artifacts.get("model")), None)
@@ -270,7 +272,7 @@ def run_sweep(config: Config, axes: Mapping[str, Sequence[Any]], *, sweep_dir: P
         outcomes = fanout.run_children(children, config.runner, base_dir if shared else None, shared, selection)
         baseline = _metric(base, "evaluate", "mAP") if "evaluate" in shared else None
         rows = [point_row(p, outcomes[p.name].manifest, _model_sizes(sweep_dir / "points" / p.name,
-                                                                      outcomes[p.name].manifest), baseline)
+                                                                      outcomes[p.name].manifest), baseline, shared)
                 for p in chosen]
         best = recommend(rows, baseline, max_drop)
         files = {"csv": sweep_dir / "sweep.csv", "json": sweep_dir / "sweep.json", "plot": sweep_dir / "sweep.png"}

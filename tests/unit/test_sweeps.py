@@ -130,3 +130,15 @@ def test_ctrl_c_stops_every_point_and_the_next_sweep_finishes_them(emulated_conf
                        events=Quiet(), runner_factory=lambda config: runner, jobs=2)
     assert sorted(runner.ran) == ["evaluate_retrain", "evaluate_retrain", "retrain", "retrain"]  # prune was kept
     assert [r.status for r in result.rows] == ["succeeded", "succeeded"]
+
+
+@pytest.mark.usefixtures("emulated_tao")
+def test_without_retraining_a_prune_sweep_stops_at_prune_and_reports_no_map(emulated_config, tmp_path):
+    runner = FakeRunner()
+    result = run_sweep(emulated_config, {"prune.threshold": [0.2, 0.6]}, sweep_dir=tmp_path / "sweep", key=KEY,
+                       events=Quiet(), runner_factory=lambda config: runner, retrain=False)
+    assert runner.ran.count("prune") == 2 and "retrain" not in runner.ran
+    assert [r.mAP for r in result.rows] == [None, None]  # the pruned models were not evaluated
+    assert result.rows[0].pruning_ratio > result.rows[1].pruning_ratio
+    assert result.rows[0].params > result.rows[1].params  # the trained model's count, less what pruning took
+    assert result.recommended is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 
+import optuna  # a test dependency: the tuning is not skipped where it is missing
 import pytest
 import yaml
 
@@ -15,8 +16,6 @@ from tlt_pipe.errors import ConfigError
 from tlt_pipe.tune import open_study, probes, run_tune, trial_folder
 
 from fake_runner import KEY, FakeRunner
-
-optuna = pytest.importorskip("optuna")
 
 SPACE = {"train.learning_rate.max": {"type": "float", "low": 1e-6, "high": 1e-1, "log": True},
          "train.batch_size": {"type": "categorical", "choices": [4, 8]}}
@@ -89,3 +88,16 @@ def test_without_a_space_it_says_what_to_write(emulated_config, tmp_path):
     with pytest.raises(ConfigError, match="tune.space: nothing to search"):
         run_tune(emulated_config, tune_dir=tmp_path, key=KEY, events=Quiet(), runner_factory=lambda c: None)
     assert yaml.safe_load("a: 1")  # yaml is the config's language; keep the import honest
+
+
+@pytest.mark.usefixtures("emulated_tao")
+def test_a_journal_file_holds_the_study_for_hosts_that_share_a_filesystem(emulated_config, tmp_path):
+    config = _tuned(emulated_config, trials=2, pruner="none", storage="journal",
+                    space={**SPACE, "spec_overrides.train.augmentation_config.hue": {"type": "int", "low": 0,
+                                                                                     "high": 20}})
+    result = run_tune(config, tune_dir=tmp_path / "tune", key=KEY, events=Quiet(), runner_factory=lambda c: FakeRunner())
+    assert (tmp_path / "tune" / "study.journal").stat().st_size > 0 and not (tmp_path / "tune" / "study.db").exists()
+    assert [t["state"] for t in result.trials] == ["complete", "complete"]
+    hue = result.trials[0]["params"]["spec_overrides.train.augmentation_config.hue"]
+    spec = (tmp_path / result.trials[0]["run_dir"] / "specs" / "train.txt").read_text(encoding="utf-8")
+    assert f"  hue: {hue}\n" in spec  # an augmentation value (SSD's hue is whole degrees), searched like any key
