@@ -146,7 +146,7 @@ class Outcome:
 class Fanout:
     """Runs a base run, then children side by side: up to `jobs` at once (None: one per GPU of a gpus
     list, else 1), each child on its own GPU when the config lists several. Ctrl-C stops every child.
-    on_start(child, pipeline) and on_end(child, outcome) are called from the child's thread."""
+    on_end(child, outcome) and on_line(child, stage, text) are called from the child's threads."""
 
     def __init__(self, *, key: str | None, events: Events, runner_factory: Callable[[Config], Runner],
                  jobs: int | None = None):
@@ -155,6 +155,7 @@ class Fanout:
         self.runner_factory = runner_factory
         self.jobs = jobs
         self._active: dict[str, Pipeline] = {}
+        self._stopped = False
         self._lock = threading.Lock()
 
     def run_base(self, config: Config, base_dir: Path, shared: Sequence[str], selection: Selection) -> Manifest | None:
@@ -167,7 +168,6 @@ class Fanout:
 
     def run_children(self, children: Iterable[Child], runner: RunnerConfig, base_dir: Path | None,
                      shared: Sequence[str], selection: Selection, *,
-                     on_start: Callable[[Child, Pipeline], None] | None = None,
                      on_end: Callable[[Child, Outcome], None] | None = None,
                      on_line: Callable[[Child, str, str], None] | None = None) -> dict[str, Outcome]:
         """Every child (seeded from base_dir's shared stages), side by side; each one's outcome. children is
@@ -180,7 +180,7 @@ class Fanout:
         exhausted = False
         running: dict[Future, tuple[Child, int | None]] = {}
         pool = ThreadPoolExecutor(max_workers=slots.limit or 64, thread_name_prefix="tltpipe-child")
-        hooks = (on_start, on_end, on_line)
+        hooks = (on_end, on_line)
         try:
             while True:
                 while not exhausted and (slots.limit is None or len(running) < slots.limit) and (not slots.gpus or free):
@@ -206,9 +206,6 @@ class Fanout:
                     break
                 except (KeyboardInterrupt, Terminated):  # once more: kill their jobs at once
                     self.stop_all(now=True)
-            for future, (child, _) in running.items():
-                if future.done() and not future.cancelled() and future.exception() is None:
-                    outcomes[child.name] = future.result()
             raise Interrupted("interrupted; run the same command to continue (finished work is kept)",
                               143 if isinstance(exc, Terminated) else 130) from None
         finally:
@@ -223,13 +220,15 @@ class Fanout:
             pipeline.stop()
 
     def stop_all(self, *, now: bool = False) -> None:
+        """Stop every child, those not yet started too."""
         with self._lock:
+            self._stopped = True
             pipelines = list(self._active.values())
         for pipeline in pipelines:
             pipeline.stop(now=now)
 
     def _child(self, child: Child, gpu: int | None, base_dir: Path | None, shared: Sequence[str], selection: Selection,
-               on_start, on_end, on_line) -> Outcome:
+               on_end, on_line) -> Outcome:
         config = child.config
         if gpu is not None:
             config = config.model_copy(update={"runner": config.runner.model_copy(update={"gpus": [gpu]})})
@@ -238,9 +237,9 @@ class Fanout:
                             runner_factory=lambda: self.runner_factory(config))
         with self._lock:
             self._active[child.name] = pipeline
+            if self._stopped:  # Ctrl-C came before this child's thread got going
+                pipeline.stop()
         try:
-            if on_start is not None:
-                on_start(child, pipeline)
             try:
                 if base_dir is not None and shared:
                     seed(base_dir, child.run_dir, shared)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from tlt_pipe.config import Config, TuneConfig, TuneParam, with_values
-from tlt_pipe.errors import ConfigError
+from tlt_pipe.errors import ConfigError, Interrupted
 from tlt_pipe.manifest import Manifest, write_atomic
 from tlt_pipe.progress import StageProgress
 
@@ -224,6 +224,10 @@ class _Study:
             trial = self.open.pop(child.name)
             pruned_at = self.pruned.get(child.name)
             value = _metric(outcome.manifest, self.settings.to)
+            if pruned_at is None and isinstance(outcome.error, Interrupted):
+                # Ctrl-C: left running in the study, as after a crash; the next `tltpipe tune` runs it again.
+                self.say(f"{child.name}: interrupted; the same command runs it again")
+                return
             if pruned_at is not None:
                 trial.set_user_attr("pruned_at", pruned_at)
                 self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)

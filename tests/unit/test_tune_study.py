@@ -4,6 +4,11 @@ mAP, the best config, and a study picked up again after its tltpipe died (fake_r
 from __future__ import annotations
 
 import csv
+import os
+import signal
+import threading
+import time
+from pathlib import Path
 
 import optuna  # a test dependency: the tuning is not skipped where it is missing
 import pytest
@@ -12,7 +17,7 @@ import yaml
 import tlt_pipe
 from tlt_pipe.api import Quiet
 from tlt_pipe.config import TuneParam, with_values
-from tlt_pipe.errors import ConfigError
+from tlt_pipe.errors import ConfigError, Interrupted
 from tlt_pipe.tune import open_study, probes, run_tune, trial_folder
 
 from fake_runner import KEY, FakeRunner
@@ -101,3 +106,26 @@ def test_a_journal_file_holds_the_study_for_hosts_that_share_a_filesystem(emulat
     hue = result.trials[0]["params"]["spec_overrides.train.augmentation_config.hue"]
     spec = (tmp_path / result.trials[0]["run_dir"] / "specs" / "train.txt").read_text(encoding="utf-8")
     assert f"  hue: {hue}\n" in spec  # an augmentation value (SSD's hue is whole degrees), searched like any key
+
+
+@pytest.mark.usefixtures("emulated_tao")
+def test_ctrl_c_leaves_the_running_trials_to_the_next_tune(emulated_config, tmp_path):
+    config = _tuned(emulated_config, trials=2, pruner="none")
+    runner = FakeRunner(hold=("train",))  # both trials train until they are stopped
+
+    def press_ctrl_c_once_both_train():
+        while runner.ran.count("train") < 2:
+            time.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=press_ctrl_c_once_both_train, daemon=True).start()
+    with pytest.raises(Interrupted):
+        run_tune(config, tune_dir=tmp_path / "tune", key=KEY, events=Quiet(), runner_factory=lambda c: runner,
+                 jobs=2)
+    folders = sorted(p.name for p in (tmp_path / "tune" / "trials").iterdir())
+
+    runner.hold, runner.ran = (), []
+    result = run_tune(config, tune_dir=tmp_path / "tune", key=KEY, events=Quiet(), runner_factory=lambda c: runner,
+                      jobs=2)
+    assert [t["state"] for t in result.trials] == ["complete", "complete"]  # the interrupted ones, not counted
+    assert sorted(Path(t["run_dir"]).name for t in result.trials) == folders  # run again where they were
