@@ -474,6 +474,72 @@ def tune(config_path: Path, trials: int | None, jobs: int | None, tune_dir: Path
         sys.exit(1)
 
 
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--source", default="file:///opt/nvidia/deepstream/deepstream/samples/streams/sample_1080p_h264.mp4",
+              show_default=True, help="A video file (file:///path or a path), camera:N (/dev/videoN) or rtsp://...")
+@click.option("--sink", default="file:deepstream_out.mp4", show_default=True,
+              help="file:PATH (mp4), display, rtsp:PORT (an RTSP server) or fake (no output).")
+@click.option("--tracker/--no-tracker", default=True, show_default=True, help="NvMultiObjectTracker (IOU).")
+@click.option("--with-key", is_flag=True,
+              help="Write TLTPIPE_KEY into the config (an .etlt model needs it for DeepStream to build its own engine).")
+@click.option("--parser-lib", default=None, help="The custom bounding-box parser library (default: DeepStream's own).")
+def deepstream(run_dir: Path, source: str, sink: str, tracker: bool, with_key: bool, parser_lib: str | None) -> None:
+    """Write <run>/deepstream/: config_infer_primary.txt for gst-nvinfer, labels.txt and deepstream_app.txt,
+    from the run's exported model and engine. Run it with: deepstream-app -c deepstream_app.txt"""
+    from tlt_pipe import deepstream as ds
+    from tlt_pipe.manifest import write_atomic
+    from tlt_pipe.secrets import read_key
+
+    key = read_key() if with_key else None
+    if with_key and not key:
+        raise ConfigError("--with-key: TLTPIPE_KEY is not set")
+    bundle = ds.bundle_of_run(run_dir, with_key=key, parser_library=parser_lib or ds.PARSER_LIBRARY)
+    out = run_dir / "deepstream"
+    infer = ds.infer_config(bundle)
+    problems = ds.check_infer_config(ds.read_key_file(infer))
+    if problems:  # pragma: no cover - a renderer bug, caught by the tests
+        raise TltPipeError(f"the nvinfer config tltpipe wrote is wrong: {'; '.join(problems)}")
+    write_atomic(out / ds.INFER_CONFIG, infer)
+    if key:
+        (out / ds.INFER_CONFIG).chmod(0o600)
+    write_atomic(out / ds.LABELS, ds.labels_text(bundle.labels))
+    write_atomic(out / ds.APP_CONFIG, ds.app_config(_ds_source(source), _ds_sink(sink), tracker=tracker))
+    click.echo(f"deepstream: {out}/ ({ds.INFER_CONFIG}, {ds.LABELS}, {ds.APP_CONFIG}); "
+               f"run: cd {out} && deepstream-app -c {ds.APP_CONFIG}")
+    if bundle.etlt:
+        click.echo("note: the model is an .etlt (TAO 3/4): DeepStream 6.x opens it; "
+                   + ("the key is in the config (readable only by you)" if key else
+                      "the config uses the engine tltpipe built, which needs no key but only runs on the same GPU "
+                      "and TensorRT; --with-key lets DeepStream build its own"), err=True)
+
+
+def _ds_source(text: str):
+    from tlt_pipe.deepstream import Source
+
+    if text.startswith("camera:"):
+        number = text.removeprefix("camera:") or "0"
+        if not number.isdigit():
+            raise click.BadParameter(f"{text!r}: camera:N names /dev/videoN", param_hint="--source")
+        return Source("camera", camera=int(number))
+    if text.startswith(("rtsp://", "rtsps://")):
+        return Source("rtsp", uri=text)
+    return Source("file", uri=text if text.startswith("file://") else Path(text).resolve().as_uri())
+
+
+def _ds_sink(text: str):
+    from tlt_pipe.deepstream import Sink
+
+    kind, _, value = text.partition(":")
+    if kind == "file":
+        return Sink("file", path=value or "deepstream_out.mp4")
+    if kind == "rtsp" and (value or "8554").isdigit():
+        return Sink("rtsp", port=int(value or 8554))
+    if kind in ("display", "fake"):
+        return Sink(kind)
+    raise click.BadParameter(f"{text!r}: give file:PATH, display, rtsp:PORT or fake", param_hint="--sink")
+
+
 def _short(value) -> str:
     return "" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
 

@@ -20,6 +20,26 @@ ALL_TOOLKITS = frozenset(TOOLKITS)
 
 
 @dataclass(frozen=True)
+class Nvinfer:
+    """How DeepStream's gst-nvinfer reads this network's exported model (NVIDIA's TAO sample configs):
+    the input's colour order and scaling, the bounding-box parser of its output layer, and the clustering
+    after it (gst-nvinfer's cluster-mode: 2 NMS, 4 none, for outputs an NMS layer has already reduced)."""
+
+    color_format: int  # model-color-format: 0 RGB, 1 BGR
+    scale: float  # net-scale-factor
+    offsets: tuple[float, ...] = ()  # per-channel means subtracted first
+    parser: str | None = None  # parse-bbox-func-name in DeepStream's custom parser library; None: built in
+    cluster_mode: int = 4
+    maintain_aspect_ratio: bool = False
+
+
+# The NMS-layer networks (SSD, DSSD, RetinaNet: NMS; YOLO: BatchedNMS): BGR with Caffe's ImageNet means.
+NMS_LAYER = Nvinfer(color_format=1, scale=1.0, offsets=(103.939, 116.779, 123.68), parser="NvDsInferParseCustomNMSTLT")
+BATCHED_NMS_LAYER = Nvinfer(color_format=1, scale=1.0, offsets=(103.939, 116.779, 123.68),
+                            parser="NvDsInferParseCustomBatchedNMSTLT", maintain_aspect_ratio=True)
+
+
+@dataclass(frozen=True)
 class Network:
     name: str  # the TAO task name: ssd, yolo_v4, ...
     family: str  # specs_templates/<family>/
@@ -53,6 +73,7 @@ class Network:
     # TLT 2.0 gave this network DetectNet_v2's layout (dataset_config and augmentation_config,
     # validation from TFRecords, images already at the input size).
     legacy_layout: bool = False
+    nvinfer: Nvinfer = NMS_LAYER  # how DeepStream reads the exported model (deepstream.py)
     # Checks the TAO loader makes after parsing (values in range): spec message -> problems.
     check_spec: Callable[[object], list[str]] = field(default=lambda message: [], compare=False)
 

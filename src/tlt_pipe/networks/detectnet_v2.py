@@ -7,7 +7,7 @@ have the training resolution (multiples of 16).
 
 from __future__ import annotations
 
-from tlt_pipe.networks import ALL_TOOLKITS, Network, checks
+from tlt_pipe.networks import ALL_TOOLKITS, Network, Nvinfer, checks
 from tlt_pipe.networks.passing import RESULTS_DIR
 
 SECTIONS = ("dataset_config", "augmentation_config", "postprocessing_config", "model_config",
@@ -45,5 +45,7 @@ NETWORKS = (
         toolkits=ALL_TOOLKITS, check_spec=check_detectnet_spec, default_input=(960, 544), input_multiple=16,
         dynamic_shape=False, tlt2_export_spec=False, own_image=True, always_resized=True, int8_tensorfile=True,
         inference_spec="detectnet_v2/inference.txt.j2",
+        # gst-nvinfer's own grid parser; RGB scaled to [0, 1]; NMS over the grid's boxes.
+        nvinfer=Nvinfer(color_format=0, scale=1 / 255, cluster_mode=2),
     ),
 )
