@@ -491,6 +491,7 @@ def deepstream(run_dir: Path, source: str, sink: str, tracker: bool, with_key: b
     from tlt_pipe.manifest import write_atomic
     from tlt_pipe.secrets import read_key
 
+    where = (_ds_option(ds.parse_source, source, "--source"), _ds_option(ds.parse_sink, sink, "--sink"))
     key = read_key() if with_key else None
     if with_key and not key:
         raise ConfigError("--with-key: TLTPIPE_KEY is not set")
@@ -504,7 +505,7 @@ def deepstream(run_dir: Path, source: str, sink: str, tracker: bool, with_key: b
     if key:
         (out / ds.INFER_CONFIG).chmod(0o600)
     write_atomic(out / ds.LABELS, ds.labels_text(bundle.labels))
-    write_atomic(out / ds.APP_CONFIG, ds.app_config(_ds_source(source), _ds_sink(sink), tracker=tracker))
+    write_atomic(out / ds.APP_CONFIG, ds.app_config(*where, tracker=tracker))
     click.echo(f"deepstream: {out}/ ({ds.INFER_CONFIG}, {ds.LABELS}, {ds.APP_CONFIG}); "
                f"run: cd {out} && deepstream-app -c {ds.APP_CONFIG}")
     if bundle.etlt:
@@ -514,30 +515,11 @@ def deepstream(run_dir: Path, source: str, sink: str, tracker: bool, with_key: b
                       "and TensorRT; --with-key lets DeepStream build its own"), err=True)
 
 
-def _ds_source(text: str):
-    from tlt_pipe.deepstream import Source
-
-    if text.startswith("camera:"):
-        number = text.removeprefix("camera:") or "0"
-        if not number.isdigit():
-            raise click.BadParameter(f"{text!r}: camera:N names /dev/videoN", param_hint="--source")
-        return Source("camera", camera=int(number))
-    if text.startswith(("rtsp://", "rtsps://")):
-        return Source("rtsp", uri=text)
-    return Source("file", uri=text if text.startswith("file://") else Path(text).resolve().as_uri())
-
-
-def _ds_sink(text: str):
-    from tlt_pipe.deepstream import Sink
-
-    kind, _, value = text.partition(":")
-    if kind == "file":
-        return Sink("file", path=value or "deepstream_out.mp4")
-    if kind == "rtsp" and (value or "8554").isdigit():
-        return Sink("rtsp", port=int(value or 8554))
-    if kind in ("display", "fake"):
-        return Sink(kind)
-    raise click.BadParameter(f"{text!r}: give file:PATH, display, rtsp:PORT or fake", param_hint="--sink")
+def _ds_option(parse, text: str, option: str):
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
 
 
 def _short(value) -> str:

@@ -167,6 +167,15 @@ class DockerConfig(_Model):
     tty: bool = True
 
 
+class DeepStreamConfig(_Model):
+    """The deepstream stage's bundle: where deepstream-app reads video from and writes it to."""
+
+    source: str = "file:///opt/nvidia/deepstream/deepstream/samples/streams/sample_1080p_h264.mp4"  # or camera:N, rtsp://
+    sink: str = "file:deepstream_out.mp4"  # file:PATH, display, rtsp:PORT or fake
+    tracker: bool = True
+    parser_library: str = "/opt/nvidia/deepstream/deepstream/lib/libnvds_infercustomparser.so"
+
+
 class MlflowTracking(_Model):
     tracking_uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else MLflow's default
     experiment: str | None = None  # None: the config's name
@@ -304,6 +313,7 @@ class Config(_Model):
     export: ExportConfig = ExportConfig()
     engine: EngineConfig = EngineConfig()
     inference: InferenceConfig = InferenceConfig()
+    deepstream: DeepStreamConfig = DeepStreamConfig()
     docker: DockerConfig = DockerConfig()
     runner: RunnerConfig = RunnerConfig()
     notes: list[str] = Field(default=[], exclude=True)  # deprecations met while loading, for the user

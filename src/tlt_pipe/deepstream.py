@@ -16,11 +16,12 @@ from __future__ import annotations
 import configparser
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from tlt_pipe.networks import Network
 
-PARSER_LIBRARY = "/opt/nvidia/deepstream/deepstream/lib/libnvds_infercustomparser.so"
+PARSER_LIBRARY = "/opt/nvidia/deepstream/deepstream/lib/libnvds_infercustomparser.so"  # DeepStream's own
 TRACKER_LIBRARY = "/opt/nvidia/deepstream/deepstream/lib/libnvds_nvmultiobjecttracker.so"
 TRACKER_CONFIG = "/opt/nvidia/deepstream/deepstream/samples/configs/deepstream-app/config_tracker_IOU.yml"
 NETWORK_MODES = {"fp32": 0, "int8": 1, "fp16": 2}  # gst-nvinfer's network-mode
@@ -119,6 +120,34 @@ class Sink:
     kind: Literal["file", "display", "rtsp", "fake"] = "file"
     path: str = "deepstream_out.mp4"
     port: int = 8554
+
+
+def parse_source(text: str) -> Source:
+    """`file:///path` or a path, `camera:N` (/dev/videoN) or `rtsp://...`; ValueError naming the forms."""
+    if text.startswith("camera:"):
+        number = text.removeprefix("camera:") or "0"
+        if not number.isdigit():
+            raise ValueError(f"{text!r}: camera:N names /dev/videoN")
+        return Source("camera", camera=int(number))
+    if text.startswith(("rtsp://", "rtsps://")):
+        return Source("rtsp", uri=text)
+    if not text.strip():
+        raise ValueError("empty: give a video file, camera:N or rtsp://...")
+    from pathlib import Path
+
+    return Source("file", uri=text if text.startswith("file://") else Path(text).resolve().as_uri())
+
+
+def parse_sink(text: str) -> Sink:
+    """`file:PATH` (mp4), `display`, `rtsp:PORT` or `fake`; ValueError naming the forms."""
+    kind, _, value = text.partition(":")
+    if kind == "file":
+        return Sink("file", path=value or "deepstream_out.mp4")
+    if kind == "rtsp" and (value or "8554").isdigit():
+        return Sink("rtsp", port=int(value or 8554))
+    if kind in ("display", "fake") and not value:
+        return Sink(kind)  # type: ignore[arg-type]
+    raise ValueError(f"{text!r}: give file:PATH, display, rtsp:PORT or fake")
 
 
 SOURCE_TYPES = {"camera": 1, "file": 3, "rtsp": 4}  # deepstream-app: 1 V4L2 camera, 3 multi-URI, 4 RTSP
@@ -228,14 +257,37 @@ def _type_problem(value: str, kind: str) -> str | None:
     return None
 
 
-# --- the bundle of a run (reads the run directory) -----------------------------------------------------
+# --- the bundle of a run ----------------------------------------------------------------------------
+
+def bundle_for(config, *, model: str, engine: str | None, labels: Sequence[str], calibration: str | None,
+               key: str | None = None, parser_library: str = PARSER_LIBRARY) -> Bundle:
+    """The Bundle of a run of this config; model, engine and calibration are run-relative (the bundle
+    lives in <run>/deepstream/, so they become ../<path>)."""
+    from tlt_pipe.networks import get_network
+
+    return Bundle(network=get_network(config.network, config.toolkit), model=f"../{model}", labels=list(labels),
+                  input_dims=(3, config.model.input_height, config.model.input_width),
+                  precision=config.engine.data_type, engine=f"../{engine}" if engine else None,
+                  calibration=f"../{calibration}" if calibration else None, threshold=config.inference.threshold,
+                  key=key, parser_library=parser_library)
+
+
+def labels_of(network: Network, labels_file: Path | None, classes: Sequence[str]) -> list[str]:
+    """TAO's own labels.txt from export when there is one, else the classes (after "background" for the
+    networks whose labels start with it)."""
+    if labels_file is not None and labels_file.is_file():
+        return [line.strip() for line in labels_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return (["background"] if network.labels_with_background else []) + list(classes)
+
+
+def calibration_of(run_dir: Path, candidates: Sequence[str | None]) -> str | None:
+    """The first INT8 calibration cache that exists (export's on TAO 3, the engine's on TAO 4 and 5)."""
+    return next((rel for rel in candidates if rel and (run_dir / rel).is_file()), None)
+
 
 def bundle_of_run(run_dir, *, with_key: str | None = None, parser_library: str = PARSER_LIBRARY) -> Bundle:
-    """The Bundle of a finished run: its exported model, the engine tltpipe built, its labels and INT8
-    cache, its input size and precision; paths relative to <run>/deepstream/. ConfigError when the run has
-    not exported a model (or has only an .etlt and neither an engine nor the key to give DeepStream)."""
-    from pathlib import Path
-
+    """The Bundle of a finished run (its manifest and config): ConfigError when it has not exported a
+    model, or has only an .etlt and neither an engine nor the key to give DeepStream."""
     from tlt_pipe.config import parse_config
     from tlt_pipe.errors import ConfigError
     from tlt_pipe.manifest import load_manifest
@@ -259,16 +311,10 @@ def bundle_of_run(run_dir, *, with_key: str | None = None, parser_library: str =
         raise ConfigError(f"{run_dir}: the model is an .etlt, which DeepStream opens only with the model key, and no "
                           "engine was built; run the engine stage, or pass --with-key to write the key into the config")
     labels_file = done["export"].artifacts.get("labels")
-    network = get_network(config.network, config.toolkit)
-    if labels_file and (run_dir / labels_file).is_file():
-        labels = [line.strip() for line in (run_dir / labels_file).read_text(encoding="utf-8").splitlines() if line.strip()]
-    else:
-        classes = list(done["prepare"].artifacts.get("classes", [])) if "prepare" in done else []
-        labels = (["background"] if network.labels_with_background else []) + classes
-    precision = config.engine.data_type
-    calibration = next((rel for rel in (done["export"].artifacts.get("cal_cache"), "engine/cal.bin")
-                        if rel and (run_dir / rel).is_file()), None) if precision == "int8" else None
-    return Bundle(network=network, model=f"../{model}", labels=labels,
-                  input_dims=(3, config.model.input_height, config.model.input_width), precision=precision,
-                  engine=f"../{engine}" if engine else None, calibration=f"../{calibration}" if calibration else None,
-                  threshold=config.inference.threshold, key=with_key, parser_library=parser_library)
+    classes = done["prepare"].artifacts.get("classes", []) if "prepare" in done else []
+    labels = labels_of(get_network(config.network, config.toolkit), run_dir / labels_file if labels_file else None,
+                       classes)
+    calibration = (calibration_of(run_dir, [done["export"].artifacts.get("cal_cache"), "engine/cal.bin"])
+                   if config.engine.data_type == "int8" else None)
+    return bundle_for(config, model=model, engine=engine, labels=labels, calibration=calibration, key=with_key,
+                      parser_library=parser_library)

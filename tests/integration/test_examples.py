@@ -51,6 +51,11 @@ def test_example_runs_end_to_end_on_the_emulator(emulator_images, sample_dir, tm
     stages = manifest(run_dir)["stages"]
     assert stages and all(s["status"] == "succeeded" for s in stages.values()), {n: s["status"] for n, s in stages.items()}
     assert stages["inference"]["metrics"]["images"] > 0
+    bundle = stages["deepstream"]  # the DeepStream bundle of the example, with its network's output layers
+    assert bundle["metrics"]["network_mode"] == written.get("engine", {}).get("data_type", "fp32")
+    assert bundle["metrics"]["output_blobs"] in ("NMS", "BatchedNMS", "output_cov/Sigmoid;output_bbox/BiasAdd",
+                                                 "output_cov/Sigmoid:0;output_bbox/BiasAdd:0")
+    assert (run_dir / bundle["artifacts"]["infer_config"]).is_file() and (run_dir / bundle["artifacts"]["app_config"]).is_file()
     if runner == "slurm":  # every container stage names its job, and a re-run skips every stage
         jobs = {n: s.get("job") for n, s in stages.items() if s.get("image")}
         assert jobs and all(j and j["runner"] == "slurm" and j["state"] == "COMPLETED" for j in jobs.values()), jobs

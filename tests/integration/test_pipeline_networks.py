@@ -18,7 +18,7 @@ pytestmark = pytest.mark.docker
 
 KEY = "tlt-n3tworks-k3y"
 COMMON = ["prepare", "tfrecords", "train", "evaluate", "prune", "retrain", "evaluate_retrain", "export", "engine",
-          "inference"]
+          "inference", "deepstream"]
 
 CONFIG = """\
 network: {network}
@@ -55,7 +55,7 @@ CASES = [
      ", input_width: 320, input_height: 192"),
 ]
 ORDER = ["prepare", "tfrecords", "tfrecords_val", "anchors", "train", "evaluate", "prune", "retrain",
-         "evaluate_retrain", "calibration_tensorfile", "export", "engine", "inference"]
+         "evaluate_retrain", "calibration_tensorfile", "export", "engine", "inference", "deepstream"]
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ KEY = "tlt-Secr3t-k3y-for-tests"
 # On Slurm (make test-slurm): every container stage a batch job on the one-node cluster.
 SLURM_SETS = ["runner.kind=slurm", "runner.slurm.gpus=0", "runner.slurm.poll_s=0.5", "runner.slurm.time=00:20:00"]
 STAGES = ["prepare", "tfrecords", "train", "evaluate", "prune", "retrain", "evaluate_retrain", "export",
-          "engine", "inference"]
+          "engine", "inference", "deepstream"]
 
 CONFIG = """\
 network: ssd

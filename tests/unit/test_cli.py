@@ -25,7 +25,7 @@ def test_init_prints_a_config_that_runs_dry(tmp_path):
                                        "--run-dir", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     stages = [json.loads(line)["stage"] for line in result.output.splitlines()]
-    assert stages[0] == "prepare" and stages[-1] == "inference"
+    assert stages[0] == "prepare" and stages[-1] == "deepstream"
 
 
 def test_config_error_is_one_line_with_exit_code_2(write_config, tmp_path):

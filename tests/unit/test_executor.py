@@ -37,6 +37,8 @@ def test_a_whole_run_then_every_stage_skipped_and_planned_once(config, tmp_path)
                           "engine", "inference"]
     assert all(r.status == "succeeded" for r in manifest.stages.values())
     assert manifest.stages["evaluate"].metrics["mAP"] is not None
+    assert manifest.stages["deepstream"].metrics["output_blobs"] == "NMS"  # the bundle, on the host
+    assert (tmp_path / "run" / "deepstream" / "deepstream_app.txt").is_file()
     assert KEY not in (tmp_path / "run" / "manifest.json").read_text(encoding="utf-8")
 
     again = Pipeline(config, tmp_path / "run", key=KEY, events=Quiet(), runner_factory=lambda: runner)
@@ -152,7 +154,7 @@ def test_independent_stages_run_side_by_side_up_to_jobs(config, tmp_path):
     assert runner.most == 2
     assert runner.ran.index("retrain") > runner.ran.index("prune")  # what depends on prune waits for it
     assert list(manifest.stages) == ["prepare", "tfrecords", "train", "evaluate", "prune", "retrain",
-                                     "evaluate_retrain", "export", "engine", "inference"]  # in run order
+                                     "evaluate_retrain", "export", "engine", "inference", "deepstream"]  # run order
 
     one = FakeRunner()
     _run(config, tmp_path / "sequential", one)

@@ -209,7 +209,8 @@ def test_dynamic_shape_etlt_gets_an_optimization_profile(tmp_path):
 def test_detectnet_v2_masks_tutorial_on_tlt2(tmp_path):
     steps = _steps(tmp_path, "detectnet_v2", "2.0", "engine: {data_type: int8}\n")
     assert list(steps) == ["prepare", "tfrecords", "tfrecords_val", "train", "evaluate", "prune", "retrain",
-                           "evaluate_retrain", "calibration_tensorfile", "export", "engine", "inference"]
+                           "evaluate_retrain", "calibration_tensorfile", "export", "engine", "inference",
+                           "deepstream"]
     assert steps["tfrecords"].argv[0] == "tlt-dataset-convert"
     assert steps["train"].argv[:2] == ["tlt-train", "detectnet_v2"] and "-m" not in steps["train"].argv
     assert steps["prune"].argv[0] == "tlt-prune"
@@ -293,7 +294,7 @@ def test_init_writes_a_valid_config_for_every_network(tmp_path, network):
     config = parse_config(text, source="init.yaml", base_dir=tmp_path, sets=["runner.gpus=0"])
     assert config.network == network and config.model.arch == NETWORKS[network].default_arch
     steps = Pipeline(config, tmp_path / "run", key=None, events=NoEvents()).dry_run(Selection())
-    assert steps[-1].name == "inference"
+    assert steps[-1].name == "deepstream"
     if network == "yolo_v4":
         assert (config.prune.threshold, config.prune.equalization) == (0.7, "union")
     # YOLO validates at every checkpoint: init sets the interval, not a validation period.

@@ -160,7 +160,8 @@ def test_needs_follow_from_what_each_stage_reads(tmp_path):
     ssd = needs("ssd", "5.0")
     assert ssd == {"prepare": (), "tfrecords": ("prepare",), "train": ("tfrecords",), "evaluate": ("train",),
                    "prune": ("train",), "retrain": ("prune",), "evaluate_retrain": ("retrain",),
-                   "export": ("retrain",), "engine": ("export",), "inference": ("retrain",)}
+                   "export": ("retrain",), "engine": ("export",), "inference": ("retrain",),
+                   "deepstream": ("engine",)}
     yolo = needs("yolo_v4", "5.0")
     assert yolo["anchors"] == ("prepare",) and yolo["train"] == ("tfrecords", "anchors")
     detectnet = needs("detectnet_v2", "3.21.11", "engine: {data_type: int8}\n")
