@@ -6,7 +6,7 @@ EMULATOR_DEPLOY ?= tltpipe-emulator:deploy-5.0
 DEMO_SETS = --set runner.gpus=0 --set runner.image=$(EMULATOR_TF) --set runner.deploy_image=$(EMULATOR_DEPLOY) \
 	--set 'docker.ulimits={memlock: 8388608, stack: 67108864}'
 
-.PHONY: install docker emulator sample demo test test-slurm slurm unit bench clean
+.PHONY: install docker emulator glib sample demo test test-slurm slurm unit bench clean
 
 install:
 	$(PYTHON) -m pip install -q -e '.[test]'
@@ -29,7 +29,12 @@ demo:
 	tltpipe run ssd --config examples/lpd.yaml $(DEMO_SETS)
 	tltpipe show runs/lpd
 
-test: emulator
+# GLib's own key-file parser under the system Python: the DeepStream bundle tests read the files with it.
+glib:
+	@/usr/bin/python3 -c "import gi" >/dev/null 2>&1 || \
+		(apt-get update -qq && apt-get install -y -qq python3-gi gir1.2-glib-2.0 >/dev/null)
+
+test: emulator glib
 	$(PYTHON) -m pytest -q -p no:cacheprovider
 
 # runner.kind: slurm against a real one-node cluster on this machine (installs slurm-wlm and munge; root).
