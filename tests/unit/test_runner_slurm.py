@@ -128,3 +128,18 @@ def test_a_job_its_wrapper_saw_started_again_was_requeued(tmp_path, monkeypatch)
     (tmp_path / job.REQUEUED).write_text("1", encoding="utf-8")
     exit_code, record, requeue = runner._ending("7", tmp_path, tmp_path / "train.log", requeued=False)
     assert (exit_code, record["state"], requeue) == (143, "REQUEUED", "Slurm requeued job 7")
+
+
+def test_the_job_reads_its_key_file_once_and_deletes_it(tmp_path):
+    key_file = tmp_path / "k.json"
+    key_file.write_text(json.dumps(["s3cret"]), encoding="utf-8")
+    seen, log = tmp_path / "seen", tmp_path / "train.log"
+    argv = job.tokenized(["sh", "-c", f"echo s3cret > {seen}; echo key s3cret"], ["s3cret"])
+    (tmp_path / "job.json").write_text(json.dumps({"argv": argv, "env": {}, "cwd": str(tmp_path), "log": str(log),
+                                                   "labels": {}}), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "SLURM_RESTART_COUNT"}
+    done = subprocess.run([sys.executable, "-m", "tlt_pipe.runners.job", str(tmp_path)], timeout=60,
+                          env={**env, job.SECRET_FILE_ENV: str(key_file)})
+    assert done.returncode == 0 and seen.read_text().strip() == "s3cret"  # the command got the key
+    assert not key_file.exists()  # and no file holds it any more
+    assert "s3cret" not in log.read_text(encoding="utf-8")

@@ -4,8 +4,9 @@ It runs one stage's command detached from tltpipe (a session of its own), so a t
 -9 leaves it running and a later tltpipe can adopt it. JOB_DIR/job.json says what to run; it never
 holds a secret: argv carries `{secret:N}` where the key goes, and the wrapper reads the values from
 its own environment (TLTPIPE_SECRET_N, readable only by the user), or from the file TLTPIPE_SECRET_FILE
-names (a JSON list, mode 0600, for batch systems that record a job's environment), and fills them in. The command's
-output is redacted line by line and appended to the stage log, which tltpipe tails. At the end the
+names (a JSON list, mode 0600, for batch systems that record a job's environment; deleted once read), and
+fills them in. The command's output is redacted line by line and appended to the stage log, which tltpipe
+tails. At the end the
 exit code goes to JOB_DIR/exit (written atomically). Stopping a job is signalling its process group
 (the runner: SIGTERM, then SIGKILL after the grace period). A batch job Slurm starts a second time
 (requeued) runs nothing: it leaves JOB_DIR/requeued for tltpipe, which runs the stage again from where it got.
@@ -94,7 +95,9 @@ def main(job_dir: Path) -> int:
     while SECRET_ENV.format(len(secrets)) in os.environ:
         secrets.append(os.environ.pop(SECRET_ENV.format(len(secrets))))
     if SECRET_FILE_ENV in os.environ:
-        secrets = json.loads(Path(os.environ.pop(SECRET_FILE_ENV)).read_text(encoding="utf-8"))
+        key_file = Path(os.environ.pop(SECRET_FILE_ENV))
+        secrets = json.loads(key_file.read_text(encoding="utf-8"))
+        key_file.unlink(missing_ok=True)  # read once: from here on the key is only in this process's memory
     env = {**os.environ, **job["env"]}
     # The command shares the wrapper's process group (a session of its own): whoever stops the job
     # signals the group, the command and whatever it started. The wrapper outlives SIGTERM to keep
