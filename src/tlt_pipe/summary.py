@@ -9,7 +9,8 @@ from typing import Any
 from tlt_pipe.manifest import Manifest, StageRecord
 
 _KEY_METRICS = (("mAP", "mAP {:.4f}"), ("pruning_ratio", "pruning ratio {:.4f}"), ("shards", "{} shards"),
-                ("engine_bytes", "{:,} bytes"), ("detections", "{} detections"), ("images", "{} images"))
+                ("engine_bytes", "{:,} bytes"), ("detections", "{} detections"), ("images", "{} images"),
+                ("output_blobs", "outputs {}"))
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ def _key_metric(record: StageRecord) -> str:
 
 
 def _main_output(record: StageRecord) -> str:
-    for key in ("engine", "model", "results", "root", "prefix"):
+    for key in ("engine", "model", "results", "root", "prefix", "app_config"):
         value = record.artifacts.get(key)
         if isinstance(value, str):
             return value

@@ -15,6 +15,8 @@ def _manifest() -> Manifest:
     m.stages["prune"] = StageRecord(status="succeeded", metrics={"pruning_ratio": 0.42})
     m.stages["evaluate_retrain"] = StageRecord(status="succeeded", metrics={"mAP": 0.7, "ap": {"lpd": 0.7}})
     m.stages["export"] = StageRecord(status="failed", error="stage export failed with exit code 255")
+    m.stages["deepstream"] = StageRecord(status="succeeded", metrics={"output_blobs": "NMS", "network_mode": "fp32"},
+                                         artifacts={"app_config": "deepstream/deepstream_app.txt"})
     return m
 
 
@@ -24,6 +26,7 @@ def test_stage_rows_pick_the_key_metric_and_output():
     assert rows["train"].output == "train/weights/ssd_resnet18_epoch_004.hdf5"
     assert rows["prune"].key_metric == "pruning ratio 0.4200"
     assert rows["export"].status == "failed" and "exit code 255" in rows["export"].reason
+    assert (rows["deepstream"].key_metric, rows["deepstream"].output) == ("outputs NMS", "deepstream/deepstream_app.txt")
 
 
 def test_ap_table_lines_up_classes_across_evaluations():
