@@ -7,6 +7,7 @@ stays fast. Pure: data in, a PIL image out; nothing here touches files.
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -109,6 +110,13 @@ def _legend(draw: ImageDraw.ImageDraw, names: Sequence[str]) -> None:
 
 def _empty(draw: ImageDraw.ImageDraw, message: str) -> None:
     draw.text((WIDTH / 2, HEIGHT / 2), message, fill="#888888", font=_font(14), anchor="mm")
+
+
+def png(image: Image.Image) -> bytes:
+    """The image as PNG bytes."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
 
 
 def line_chart(title: str, series: Mapping[str, Sequence[tuple[float, float | None]]], *,

@@ -488,7 +488,6 @@ def deepstream(run_dir: Path, source: str, sink: str, tracker: bool, with_key: b
     """Write <run>/deepstream/: config_infer_primary.txt for gst-nvinfer, labels.txt and deepstream_app.txt,
     from the run's exported model and engine. Run it with: deepstream-app -c deepstream_app.txt"""
     from tlt_pipe import deepstream as ds
-    from tlt_pipe.manifest import write_atomic
     from tlt_pipe.secrets import read_key
 
     where = (_ds_option(ds.parse_source, source, "--source"), _ds_option(ds.parse_sink, sink, "--sink"))
@@ -497,15 +496,7 @@ def deepstream(run_dir: Path, source: str, sink: str, tracker: bool, with_key: b
         raise ConfigError("--with-key: TLTPIPE_KEY is not set")
     bundle = ds.bundle_of_run(run_dir, with_key=key, parser_library=parser_lib or ds.PARSER_LIBRARY)
     out = run_dir / "deepstream"
-    infer = ds.infer_config(bundle)
-    problems = ds.check_infer_config(ds.read_key_file(infer))
-    if problems:  # pragma: no cover - a renderer bug, caught by the tests
-        raise TltPipeError(f"the nvinfer config tltpipe wrote is wrong: {'; '.join(problems)}")
-    write_atomic(out / ds.INFER_CONFIG, infer)
-    if key:
-        (out / ds.INFER_CONFIG).chmod(0o600)
-    write_atomic(out / ds.LABELS, ds.labels_text(bundle.labels))
-    write_atomic(out / ds.APP_CONFIG, ds.app_config(*where, tracker=tracker))
+    ds.write_bundle(out, bundle, *where, tracker=tracker)
     click.echo(f"deepstream: {out}/ ({ds.INFER_CONFIG}, {ds.LABELS}, {ds.APP_CONFIG}); "
                f"run: cd {out} && deepstream-app -c {ds.APP_CONFIG}")
     if bundle.etlt:

@@ -1,6 +1,7 @@
 """The DeepStream bundle of a run: config_infer_primary.txt for gst-nvinfer, labels.txt, and a
-deepstream-app config (source, streammux, the detector, tracker, osd, sink). Pure: the caller gathers a
-Bundle from the run and writes the text.
+deepstream-app config (source, streammux, the detector, tracker, osd, sink). Rendering and checking are
+pure; the last section gathers a run's Bundle and writes the files (the deepstream stage and `tltpipe
+deepstream` both).
 
 The files are GLib key files, the format DeepStream reads: `[group]`, `key=value`, lists separated by
 `;`, comments only on lines of their own. Paths are relative to the bundle's folder (deepstream/ in the
@@ -283,6 +284,23 @@ def labels_of(network: Network, labels_file: Path | None, classes: Sequence[str]
 def calibration_of(run_dir: Path, candidates: Sequence[str | None]) -> str | None:
     """The first INT8 calibration cache that exists (export's on TAO 3, the engine's on TAO 4 and 5)."""
     return next((rel for rel in candidates if rel and (run_dir / rel).is_file()), None)
+
+
+def write_bundle(folder: Path, bundle: Bundle, source: Source, sink: Sink, *, tracker: bool) -> None:
+    """config_infer_primary.txt (checked first: TltPipeError when it is wrong), labels.txt and
+    deepstream_app.txt in folder; a config holding the model key is readable only by you."""
+    from tlt_pipe.errors import TltPipeError
+    from tlt_pipe.manifest import write_atomic
+
+    infer = infer_config(bundle)
+    problems = check_infer_config(read_key_file(infer))
+    if problems:  # pragma: no cover - a renderer bug, caught by the tests
+        raise TltPipeError(f"the nvinfer config tltpipe wrote is wrong: {'; '.join(problems)}")
+    write_atomic(folder / INFER_CONFIG, infer)
+    if bundle.key is not None:
+        (folder / INFER_CONFIG).chmod(0o600)
+    write_atomic(folder / LABELS, labels_text(bundle.labels))
+    write_atomic(folder / APP_CONFIG, app_config(source, sink, tracker=tracker))
 
 
 def bundle_of_run(run_dir, *, with_key: str | None = None, parser_library: str = PARSER_LIBRARY) -> Bundle:

@@ -62,6 +62,11 @@ class Manifest(BaseModel):
     def record(self, stage: str) -> StageRecord:
         return self.stages.setdefault(stage, StageRecord())
 
+    def metric(self, stage: str, key: str) -> Any:
+        """A metric of a stage that succeeded; None when it did not (or has no such metric)."""
+        record = self.stages.get(stage)
+        return record.metrics.get(key) if record is not None and record.status == "succeeded" else None
+
 
 def load_manifest(run_dir: Path) -> Manifest | None:
     path = run_dir / MANIFEST

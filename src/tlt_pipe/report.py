@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -64,19 +63,14 @@ def report_data(run_dir: Path, manifest: Manifest) -> dict[str, Any]:
 def pruning_points(manifest: Manifest) -> list[dict[str, Any]]:
     """(model size ratio, mAP): the unpruned model at 1.0, then the pruned and retrained one."""
     points = []
-    before = _metric(manifest, "evaluate", "mAP")
+    before = manifest.metric("evaluate", "mAP")
     if before is not None:
         points.append({"model": "trained", "ratio": 1.0, "mAP": before})
-    ratio = _metric(manifest, "prune", "pruning_ratio")
-    after = _metric(manifest, "evaluate_retrain", "mAP")
+    ratio = manifest.metric("prune", "pruning_ratio")
+    after = manifest.metric("evaluate_retrain", "mAP")
     if ratio is not None and after is not None:
         points.append({"model": "pruned + retrained", "ratio": ratio, "mAP": after})
     return points
-
-
-def _metric(manifest: Manifest, stage: str, key: str) -> Any:
-    record = manifest.stages.get(stage)
-    return record.metrics.get(key) if record and record.status == "succeeded" else None
 
 
 def draw_charts(data: dict[str, Any]) -> dict[str, bytes]:
@@ -98,12 +92,7 @@ def draw_charts(data: dict[str, Any]) -> dict[str, bytes]:
                                       [(p["model"], p["ratio"], p["mAP"]) for p in data["pruning"]],
                                       xlabel="model size (pruned / original)", ylabel="mAP"),
     }
-    out = {}
-    for name, image in images.items():
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG", optimize=True)
-        out[name] = buffer.getvalue()
-    return out
+    return {name: charts.png(image) for name, image in images.items()}
 
 
 _STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:900px;color:#222}

@@ -134,11 +134,6 @@ class Row:
     error: str | None = None
 
 
-def _metric(manifest: Manifest | None, stage: str, key: str) -> Any:
-    record = manifest.stages.get(stage) if manifest else None
-    return record.metrics.get(key) if record is not None and record.status == "succeeded" else None
-
-
 def point_row(point: Point, manifest: Manifest | None, sizes: Mapping[str, int], baseline: float | None,
               shared: Sequence[str] = ()) -> Row:
     """A point's row from its manifest; sizes: run-relative model path -> bytes; shared: the stages it shares
@@ -147,15 +142,15 @@ def point_row(point: Point, manifest: Manifest | None, sizes: Mapping[str, int],
         return Row(point.name, point.values, "not run")
     failed = next((r for r in manifest.stages.values() if r.status in ("failed", "interrupted")), None)
     status = failed.status if failed is not None else "succeeded"
-    stage = next((s for s in EVALUATIONS if s not in shared and _metric(manifest, s, "mAP") is not None), None)
-    value = _metric(manifest, stage, "mAP") if stage else None
+    stage = next((s for s in EVALUATIONS if s not in shared and manifest.metric(s, "mAP") is not None), None)
+    value = manifest.metric(stage, "mAP") if stage else None
     model = next((r.artifacts["model"] for s in MODELS if (r := manifest.stages.get(s)) is not None
                   and r.status == "succeeded" and r.artifacts.get("model")), None)
-    params = next((p for s in ("retrain", "train") if (p := _metric(manifest, s, "params")) is not None), None)
-    ratio = _metric(manifest, "prune", "pruning_ratio")
-    if params is not None and _metric(manifest, "retrain", "params") is None and ratio is not None:
+    params = next((p for s in ("retrain", "train") if (p := manifest.metric(s, "params")) is not None), None)
+    ratio = manifest.metric("prune", "pruning_ratio")
+    if params is not None and manifest.metric("retrain", "params") is None and ratio is not None:
         params = int(params * ratio)  # no retrain: the trained model's count, less what pruning took
-    return Row(point.name, point.values, status, mAP=value, ap=dict(_metric(manifest, stage, "ap") or {}) if stage else {},
+    return Row(point.name, point.values, status, mAP=value, ap=dict(manifest.metric(stage, "ap") or {}) if stage else {},
                delta=round(value - baseline, 6) if value is not None and baseline is not None else None,
                pruning_ratio=ratio, params=params, size_bytes=sizes.get(model) if model else None, model=model,
                error=failed.error if failed is not None else None)
@@ -270,7 +265,7 @@ def run_sweep(config: Config, axes: Mapping[str, Sequence[Any]], *, sweep_dir: P
         base = fanout.run_base(configs[0], base_dir, shared, selection)
         children = [Child(p.name, c, sweep_dir / "points" / p.name) for p, c in zip(chosen, configs)]
         outcomes = fanout.run_children(children, config.runner, base_dir if shared else None, shared, selection)
-        baseline = _metric(base, "evaluate", "mAP") if "evaluate" in shared else None
+        baseline = base.metric("evaluate", "mAP") if base is not None and "evaluate" in shared else None
         rows = [point_row(p, outcomes[p.name].manifest, _model_sizes(sweep_dir / "points" / p.name,
                                                                       outcomes[p.name].manifest), baseline, shared)
                 for p in chosen]
@@ -311,6 +306,4 @@ def plot(rows: Sequence[Row], baseline: float | None = None) -> bytes:
     both = Image.new("RGB", (max(top.width, bottom.width), top.height + bottom.height), "white")
     both.paste(top, (0, 0))
     both.paste(bottom, (0, top.height))
-    buffer = io.BytesIO()
-    both.save(buffer, format="PNG", optimize=True)
-    return buffer.getvalue()
+    return charts.png(both)

@@ -223,7 +223,7 @@ class _Study:
         with self.lock:
             trial = self.open.pop(child.name)
             pruned_at = self.pruned.get(child.name)
-            value = _metric(outcome.manifest, self.settings.to)
+            value = _map(outcome.manifest, self.settings.to)
             if pruned_at is None and isinstance(outcome.error, Interrupted):
                 # Ctrl-C: left running in the study, as after a crash; the next `tltpipe tune` runs it again.
                 self.say(f"{child.name}: interrupted; the same command runs it again")
@@ -242,9 +242,8 @@ class _Study:
         self.say(f"{child.name}: {said}")
 
 
-def _metric(manifest: Manifest | None, stage: str) -> float | None:
-    record = manifest.stages.get(stage) if manifest else None
-    value = record.metrics.get("mAP") if record is not None and record.status == "succeeded" else None
+def _map(manifest: Manifest | None, stage: str) -> float | None:
+    value = manifest.metric(stage, "mAP") if manifest is not None else None
     return float(value) if isinstance(value, (int, float)) else None
 
 
@@ -309,8 +308,10 @@ def _write_results(config: Config, settings: TuneConfig, study: "optuna.Study", 
             importances = optuna.importance.get_param_importances(study)
         except (RuntimeError, ValueError):  # too few distinct values to tell
             importances = {}
-    write_atomic(files["history"], _png(_history_chart(rows)))
-    write_atomic(files["importance"], _png(_importance_chart(importances)))
+    from tlt_pipe import charts
+
+    write_atomic(files["history"], charts.png(_history_chart(rows)))
+    write_atomic(files["importance"], charts.png(_importance_chart(importances)))
     return TuneResult(tune_dir, best, rows, files)
 
 
@@ -333,8 +334,3 @@ def _importance_chart(importances: Mapping[str, float]):
     return charts.bar_chart("Parameter importance", keys, {"importance": [importances[k] for k in keys]},
                             ylabel="share of the mAP's variance")
 
-
-def _png(image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=True)
-    return buffer.getvalue()

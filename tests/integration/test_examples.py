@@ -6,31 +6,21 @@ Only what a machine without a GPU or NVIDIA's registry must change is set on the
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tltpipe_cli import SLURM_SETS, manifest, tltpipe
+from tltpipe_cli import EXAMPLES, example_sets, examples_folder, manifest, tltpipe
 
 pytestmark = pytest.mark.docker
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 @pytest.fixture(scope="module")
 def sample_dir(tmp_path_factory) -> Path:
     """A folder laid out like examples/: the sample data under data/, the example files beside it."""
-    root = tmp_path_factory.mktemp("examples")
-    subprocess.run([sys.executable, str(EXAMPLES / "make_sample.py"), "--out", str(root / "data")], check=True,
-                   capture_output=True, timeout=300)
-    return root
-
-
+    return examples_folder(tmp_path_factory.mktemp("examples"))
 
 
 @pytest.mark.parametrize("runner", ["docker", pytest.param("slurm", marks=pytest.mark.slurm)])
@@ -42,10 +32,7 @@ def test_example_runs_end_to_end_on_the_emulator(emulator_images, sample_dir, tm
     toolkit = str(written["toolkit"])
     images = emulator_images[toolkit]
     run_dir = tmp_path / "run"
-    sets = [f"runner.image={images['image']}", f"runner.deploy_image={json.dumps(images['deploy_image'])}",
-            "runner.gpus=0", "docker.ulimits={memlock: 8388608, stack: 67108864}", "docker.shm_size=1G"]
-    sets += SLURM_SETS if runner == "slurm" else []
-    args = [arg for item in sets for arg in ("--set", item)]
+    args = [arg for item in example_sets(images, runner) for arg in ("--set", item)]
     done = tltpipe("run", written["network"], "--config", str(config), "--run-dir", str(run_dir), *args, cwd=sample_dir, timeout=600)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]
     stages = manifest(run_dir)["stages"]

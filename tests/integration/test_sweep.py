@@ -4,27 +4,20 @@ table (0.1, 0.3, 0.5, 0.7) in one command, train run once, with Docker and (make
 from __future__ import annotations
 
 import csv
-import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tltpipe_cli import SLURM_SETS, manifest, tltpipe
+from tltpipe_cli import EXAMPLES, example_sets, examples_folder, manifest, tltpipe
 
 pytestmark = pytest.mark.docker
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 @pytest.fixture(scope="module")
 def yolo_config(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("sweep")
-    subprocess.run([sys.executable, str(EXAMPLES / "make_sample.py"), "--out", str(root / "data")], check=True,
-                   capture_output=True, timeout=300)
+    root = examples_folder(tmp_path_factory.mktemp("sweep"))
     shutil.copy(EXAMPLES / "plates_yolov4.yaml", root / "plates_yolov4.yaml")
     return root / "plates_yolov4.yaml"
 
@@ -32,10 +25,7 @@ def yolo_config(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("runner", ["docker", pytest.param("slurm", marks=pytest.mark.slurm)])
 def test_the_prune_threshold_table_in_one_command(emulator_images, yolo_config, tmp_path, runner):
     images = emulator_images[str(yaml.safe_load(yolo_config.read_text())["toolkit"])]
-    sets = [f"runner.image={images['image']}", f"runner.deploy_image={json.dumps(images['deploy_image'])}",
-            "runner.gpus=0", "docker.ulimits={memlock: 8388608, stack: 67108864}", "docker.shm_size=1G",
-            "train.epochs=6", "retrain.epochs=4"]
-    sets += SLURM_SETS if runner == "slurm" else []
+    sets = [*example_sets(images, runner), "train.epochs=6", "retrain.epochs=4"]
     sweep_dir = tmp_path / "sweep"
     done = tltpipe("sweep", "--config", str(yolo_config), "prune.threshold=0.1,0.3,0.5,0.7", "--jobs", "2",
                    "--sweep-dir", str(sweep_dir), "--plain", *[a for s in sets for a in ("--set", s)],

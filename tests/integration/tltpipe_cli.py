@@ -12,6 +12,22 @@ from pathlib import Path
 KEY = "tlt-Secr3t-k3y-for-tests"
 # On Slurm (make test-slurm): every container stage a batch job on the one-node cluster.
 SLURM_SETS = ["runner.kind=slurm", "runner.slurm.gpus=0", "runner.slurm.poll_s=0.5", "runner.slurm.time=00:20:00"]
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def examples_folder(root: Path) -> Path:
+    """root laid out like examples/: the bundled sample made under data/ (the caller copies example files beside it)."""
+    subprocess.run([sys.executable, str(EXAMPLES / "make_sample.py"), "--out", str(root / "data")], check=True,
+                   capture_output=True, timeout=300)
+    return root
+
+
+def example_sets(images: dict, runner: str = "docker") -> list[str]:
+    """What an example needs changed on a machine without a GPU or NVIDIA's registry, as `make demo` sets it: the
+    emulator images, no GPU, limits an unprivileged Docker engine accepts (and, on Slurm, a job per stage)."""
+    sets = [f"runner.image={images['image']}", f"runner.deploy_image={json.dumps(images['deploy_image'])}",
+            "runner.gpus=0", "docker.ulimits={memlock: 8388608, stack: 67108864}", "docker.shm_size=1G"]
+    return sets + (SLURM_SETS if runner == "slurm" else [])
 STAGES = ["prepare", "tfrecords", "train", "evaluate", "prune", "retrain", "evaluate_retrain", "export",
           "engine", "inference", "deepstream"]
 

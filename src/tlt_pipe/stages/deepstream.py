@@ -43,7 +43,6 @@ def plan(ctx: Context) -> StagePlan:
 
 def run_on_host(ctx: Context, plan_: StagePlan, log: Callable[[str], None]) -> None:
     from tlt_pipe import deepstream as ds
-    from tlt_pipe.manifest import write_atomic
 
     cfg = ctx.config
     labels_file = ctx.read(export.LABELS)
@@ -53,14 +52,8 @@ def run_on_host(ctx: Context, plan_: StagePlan, log: Callable[[str], None]) -> N
                    if cfg.engine.data_type == "int8" else None)
     bundle = ds.bundle_for(cfg, model=ctx.read(export.MODEL), engine=ctx.read(engine.ENGINE), labels=labels,
                            calibration=calibration, parser_library=cfg.deepstream.parser_library)
-    infer = ds.infer_config(bundle)
-    problems = ds.check_infer_config(ds.read_key_file(infer))
-    if problems:  # pragma: no cover - a renderer bug, caught by the tests
-        raise ValueError(f"the nvinfer config is wrong: {'; '.join(problems)}")
     folder = ctx.workspace.host(DIR)
-    write_atomic(folder / ds.INFER_CONFIG, infer)
-    write_atomic(folder / ds.LABELS, ds.labels_text(labels))
-    write_atomic(folder / ds.APP_CONFIG, ds.app_config(*_where(ctx), tracker=cfg.deepstream.tracker))
+    ds.write_bundle(folder, bundle, *_where(ctx), tracker=cfg.deepstream.tracker)
     log(f"{ds.INFER_CONFIG}: {ctx.network.name}, {len(labels)} classes, {cfg.engine.data_type}, "
         f"{'the engine' if bundle.etlt else 'the ONNX model'} ({bundle.engine if bundle.etlt else bundle.model})")
     log(f"run it: cd {folder} && deepstream-app -c {ds.APP_CONFIG}"
