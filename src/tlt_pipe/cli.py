@@ -154,12 +154,13 @@ def _execute(network: str | None, selection, *, config_path: Path, run_dir: Path
 @click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of tables.")
 def show(run_dir: Path, as_json: bool) -> None:
-    """What a run produced: a stage table, then AP per class."""
+    """What a run produced: a stage table, then AP per class, and the engine's mAP against the model's."""
+    from rich.markup import escape
     from rich.table import Table
 
     from tlt_pipe.console import make_console
     from tlt_pipe.manifest import load_manifest
-    from tlt_pipe.summary import ap_table, stage_rows, summary_json
+    from tlt_pipe.summary import ap_table, engine_accuracy, stage_rows, summary_json
 
     manifest = load_manifest(run_dir)
     if manifest is None:
@@ -184,6 +185,12 @@ def show(run_dir: Path, as_json: bool) -> None:
         for cls, values in rows:
             ap.add_row(cls, *("" if v is None else f"{v:.4f}" for v in values))
         console.print(ap)
+    engine = engine_accuracy(manifest)
+    if engine:
+        colour = "red" if engine.drop > 0.01 else "yellow" if engine.drop > 0 else "green"
+        console.print(f"[{colour}]{escape(engine.line)}[/]")
+        for warning in engine.warnings:
+            console.print(f"[yellow]warning[/] {escape(warning)}")
 
 
 @main.command()

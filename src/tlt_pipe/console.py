@@ -53,6 +53,8 @@ class ConsoleEvents:
         took = f"{record.duration_s:.1f}s" if record.duration_s is not None else "?"
         if record.status == "succeeded":
             self.console.print(f"[green]ok[/] {stage} in {took}{_headline(record.metrics)}")
+            for warning in record.warnings:
+                self.console.print(f"[yellow]warning[/] {stage}: {escape(warning)}")
         else:
             detail = f": {record.error}" if record.error else ""
             self.console.print(f"[red]{record.status}[/] {stage} after {took}{escape(detail)}")

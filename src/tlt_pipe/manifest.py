@@ -47,6 +47,7 @@ class StageRecord(BaseModel):
     resumed_from: dict[str, Any] | None = None  # {epoch, checkpoint, reason} when training continued
     job: dict[str, Any] | None = None  # the batch job that ran it: {runner, id, node, state, exit_code}
     gpus: list[int] | None = None  # the GPUs it was given when stages ran side by side on a list of GPUs
+    warnings: list[str] = []  # what the stage found worth a warning (e.g. an engine run on another GPU)
 
 
 class Manifest(BaseModel):

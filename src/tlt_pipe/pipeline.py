@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
-from tlt_pipe import __version__
+from tlt_pipe import __version__, provenance
 from tlt_pipe.config import Config, dump_resolved, parse_config
 from tlt_pipe.diagnosis import diagnose, log_tail
 from tlt_pipe.errors import ConfigError, Interrupted, StageFailed, TltPipeError
@@ -305,6 +305,9 @@ class Pipeline:
             raise StageFailed(f"stage {stage.name} exited 0 but did not write {', '.join(missing)}")
         record.metrics = dict(outcome.metrics)
         record.artifacts = dict(outcome.artifacts)
+        record.warnings = list(outcome.warnings)
+        for warning in outcome.warnings:
+            self.events.line(stage.name, f"warning: {warning}")
         record.outputs = [path_fingerprint(ctx.workspace.host(o)) for o in plan.outputs]
 
     # jobs left behind by a tltpipe process that died ------------------------------
@@ -413,7 +416,8 @@ class Pipeline:
     def _run_container(self, job: "_Running", cancel: threading.Event | None) -> RunResult:
         ws = workspace_for(self.config, self.run_dir)
         env = tuple(sorted(self.config.runner.env.items())) + job.plan.env
-        task = Task(image=job.plan.image or "", argv=job.plan.argv, mounts=ws.mounts(), env=env,
+        argv = provenance.probed(job.plan.argv) if job.plan.probe else job.plan.argv
+        task = Task(image=job.plan.image or "", argv=argv, mounts=ws.mounts(), env=env,
                     workdir=str(self.run_dir) if ws.native else None, secrets=self.secrets,
                     gpus=(job.gpu,) if job.gpu is not None else None)
         name = job.step.name

@@ -19,8 +19,8 @@ from tlt_pipe.manifest import Manifest, StageRecord
 from tlt_pipe.networks import get_network
 from tlt_pipe.secrets import redact_argv
 from tlt_pipe.stages import Context, Stage, StagePlan, is_pending
-from tlt_pipe.stages import (anchors, calibration, deepstream, engine, evaluate, export, inference, prepare, prune,
-                             retrain, tfrecords, train)
+from tlt_pipe.stages import (anchors, calibration, deepstream, engine, engine_eval, evaluate, export, inference, prepare,
+                             prune, retrain, tfrecords, train)
 from tlt_pipe.toolkits import get_toolkit
 from tlt_pipe.workspace import Workspace
 
@@ -28,7 +28,7 @@ from tlt_pipe.workspace import Workspace
 ALL_STAGES: tuple[Stage, ...] = (
     prepare.STAGE, tfrecords.STAGE, tfrecords.VALIDATION, anchors.STAGE, train.TRAIN, evaluate.EVALUATE,
     prune.STAGE, retrain.STAGE, evaluate.EVALUATE_RETRAIN, calibration.STAGE, export.STAGE, engine.STAGE,
-    inference.STAGE, deepstream.STAGE,
+    engine_eval.EVALUATE_ENGINE, inference.STAGE, engine_eval.INFERENCE_ENGINE, deepstream.STAGE,
 )
 # What the CLI accepts (registry.STAGE_NAMES, in this order); stages_for says what a run has.
 STAGE_NAMES = registry.STAGE_NAMES
@@ -42,7 +42,8 @@ def stages_for(config: Config) -> tuple[Stage, ...]:
     toolkit = get_toolkit(config.toolkit)
     network = get_network(config.network, toolkit.version)
     extras = {"tfrecords_val": tfrecords.validation_records(network, toolkit.version), "anchors": anchors.applies(network),
-              "calibration_tensorfile": calibration.applies(network, toolkit, config)}
+              "calibration_tensorfile": calibration.applies(network, toolkit, config),
+              "evaluate_engine": engine_eval.evaluates(network, toolkit)}
     chosen = [anchors.stage_for(config) if s.name == "anchors" else s for s in ALL_STAGES if extras.get(s.name, True)]
     return with_needs(tuple(chosen))
 

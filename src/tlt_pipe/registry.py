@@ -12,6 +12,7 @@ DATASET_FORMATS = ("crpd", "ccpd", "yolo", "voc", "openalpr", "kitti")
 DEFAULT_TOOLKIT = "5.0"
 # Every stage of every network, in run order; a network runs the common chain plus its extras.
 STAGE_NAMES = ("prepare", "tfrecords", "tfrecords_val", "anchors", "train", "evaluate", "prune", "retrain",
-               "evaluate_retrain", "calibration_tensorfile", "export", "engine", "inference", "deepstream")
+               "evaluate_retrain", "calibration_tensorfile", "export", "engine", "evaluate_engine", "inference",
+               "inference_engine", "deepstream")
 RUNNERS = ("docker", "local", "slurm")  # runner.kind: where each stage's command runs
 DEFAULT_RUNS = "runs"  # run directories default to runs/<name>

@@ -55,12 +55,48 @@ def ap_table(manifest: Manifest) -> tuple[list[str], list[tuple[str, list[float 
     return stages, rows
 
 
+@dataclass(frozen=True)
+class EngineAccuracy:
+    """The TensorRT engine's mAP against the retrained model's, and where it ran."""
+
+    precision: str
+    model_map: float
+    engine_map: float
+    drop: float  # model - engine: what the reduced precision (and TensorRT) cost
+    ran_on: str  # GPU and TensorRT, as far as known
+    warnings: tuple[str, ...]
+
+    @property
+    def line(self) -> str:
+        relative = f" ({100 * self.drop / self.model_map:.1f}% of it)" if self.model_map else ""
+        verdict = f"drop {self.drop:.4f}{relative}" if self.drop > 0 else f"gain {-self.drop:.4f}"
+        where = f" on {self.ran_on}" if self.ran_on else ""
+        return (f"{self.precision.upper()} engine: mAP {self.engine_map:.4f} against the model's "
+                f"{self.model_map:.4f}: {verdict}{where}")
+
+
+def engine_accuracy(manifest: Manifest) -> EngineAccuracy | None:
+    """From evaluate_engine, when it succeeded with the model's mAP to compare with."""
+    record = manifest.stages.get("evaluate_engine")
+    if record is None or record.status != "succeeded":
+        return None
+    m = record.metrics
+    if not all(isinstance(m.get(k), (int, float)) for k in ("mAP", "model_mAP", "mAP_drop")):
+        return None
+    ran = m.get("ran_on") if isinstance(m.get("ran_on"), dict) else {}
+    where = ", ".join(v for v in (ran.get("gpu"), ran.get("tensorrt") and f"TensorRT {ran['tensorrt']}") if v)
+    return EngineAccuracy(str(m.get("precision", "")), m["model_mAP"], m["mAP"], m["mAP_drop"], where,
+                          tuple(record.warnings))
+
+
 def summary_json(manifest: Manifest) -> dict[str, Any]:
     stages, rows = ap_table(manifest)
+    engine = engine_accuracy(manifest)
     return json_safe({
         "name": manifest.name, "network": manifest.network, "toolkit": manifest.toolkit,
         "stages": [asdict(r) for r in stage_rows(manifest)],
         "ap": {stage: {cls: values[i] for cls, values in rows} for i, stage in enumerate(stages)},
+        "engine": asdict(engine) if engine else None,
     })
 
 

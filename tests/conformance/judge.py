@@ -20,7 +20,7 @@ from pathlib import Path
 
 from google.protobuf import text_format
 
-from tlt_pipe.stages import export, retrain, train
+from tlt_pipe.stages import engine, export, retrain, train
 from tests.conformance.cases import KEY, Planned
 from tests.reference import deploy_cli, protos
 
@@ -39,7 +39,7 @@ DEPLOY_LOADER = ("ssd", "dssd", "retinanet", "yolo_v3", "yolo_v4", "yolo_v4_tiny
 def spec_kind(network: str, path: str) -> str:
     if "tfrecords" in path:
         return "dataset_convert"
-    if path == "specs/inference.txt":
+    if path in ("specs/inference.txt", "specs/inference_engine.txt"):
         return "detectnet_v2_inference"
     return network
 
@@ -110,6 +110,15 @@ def _expected(planned: Planned, task: str, role: str) -> dict:
         spec = planned.plan.argv[list(planned.plan.argv).index("-e") + 1]
         assert spec.startswith(c(f"specs/{stage}")), spec
         return {"experiment_spec_file": spec, "results_dir": c(stage), **keyed}
+    if task == "evaluate" and stage == "evaluate_engine":
+        out = {"experiment_spec": c("specs/retrain.txt"), "model_path": c(ctx.read(engine.ENGINE)), **keyed}
+        if role == "deploy":
+            out.update(image_dir=c("data/kitti/val/images"), label_dir=c("data/kitti/val/labels"))
+        elif ctx.network.name == "detectnet_v2":
+            out["framework"] = "tensorrt"
+        if role == "deploy" or ctx.toolkit.results_flag:
+            out["results_dir"] = c(stage)
+        return out
     if task == "evaluate":
         trained = "train" if stage == "evaluate" else "retrain"
         model = c(ctx.read(train.MODEL if trained == "train" else retrain.MODEL))
@@ -146,11 +155,12 @@ def _expected(planned: Planned, task: str, role: str) -> dict:
             out["max_workspace_size"] = e.workspace_mb * 1024 * 1024  # bytes
         return out
     if task == "inference":
+        on_engine = stage == "inference_engine"
         out = {"image_dir": c("data/kitti/val/images"), **keyed}
         if ctx.network.name != "detectnet_v2" or role == "deploy":
-            out["model_path"] = c(ctx.read(retrain.MODEL))
+            out["model_path"] = c(ctx.read(engine.ENGINE if on_engine else retrain.MODEL))
         if ctx.toolkit.results_flag or role == "deploy":
-            out["results_dir"] = c("infer")
+            out["results_dir"] = c("infer_engine" if on_engine else "infer")
         return out
     raise AssertionError(f"no expectation for task {task}")
 

@@ -184,6 +184,7 @@ def sources_hash() -> str:
         h.update(name.encode() + b"\0" + generated[name] + b"\0")
     h.update(_dockerfile("BASE", "VER", "ROLE", "HASH").encode())
     h.update(_entry_script().encode())
+    h.update(_gpu_script().encode())
     return h.hexdigest()[:20]
 
 
@@ -286,12 +287,30 @@ def _entry_script() -> str:
     )
 
 
+def _gpu_script() -> str:
+    """nvidia-smi standing in for the GPU the images would run on: its name and compute capability
+    (TAO_EMU_GPU overrides the name, "NAME, CC" as `--query-gpu=name,compute_cap --format=csv,noheader`)."""
+    return (
+        "#!/usr/bin/python3\n"
+        "import os\n"
+        "name, _, cc = os.environ.get('TAO_EMU_GPU', 'tltpipe emulator GPU, 0.0').partition(',')\n"
+        "print(f'{name.strip()}, {cc.strip() or \"0.0\"}')\n"
+    )
+
+
+def _tensorrt_module(version: str, role: str) -> str:
+    """A `tensorrt` Python package that only tells its version, the TensorRT of the image emulated."""
+    trt = _emulator()[0].TRT_VERSIONS[(version, role)]
+    return f'"""TensorRT as the tltpipe TAO emulator stands it in: its version only."""\n__version__ = "{trt}"\n'
+
+
 def _dockerfile(base: str, version: str, role: str, src_hash: str) -> str:
     return (
         f"FROM {base}\n"
         "COPY tao_emulator /opt/tao_emulator/tao_emulator\n"
+        "COPY pylib/ /opt/tao_emulator/pylib/\n"
         "COPY bin/ /usr/local/bin/\n"
-        f"ENV TAO_EMU_VERSION={version} TAO_EMU_ROLE={role} "
+        f"ENV TAO_EMU_VERSION={version} TAO_EMU_ROLE={role} PYTHONPATH=/opt/tao_emulator/pylib "
         "PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 LANG=C.UTF-8 "
         "PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin\n"
         "WORKDIR /workspace\n"
@@ -323,6 +342,14 @@ def _make_context(version: str, role: str, base: str, src_hash: str) -> Path:
         path = bindir / cmd
         path.write_text(script)
         os.chmod(path, 0o755)
+    smi = bindir / "nvidia-smi"
+    smi.write_text(_gpu_script())
+    os.chmod(smi, 0o755)
+    trt = ctx / "pylib" / "tensorrt"
+    trt.mkdir(parents=True)
+    (trt / "__init__.py").write_text(_tensorrt_module(version, role))
+    for p in (trt.parent, trt, trt / "__init__.py"):
+        os.chmod(p, 0o755 if p.is_dir() else 0o644)
     (ctx / "Dockerfile").write_text(_dockerfile(base, version, role, src_hash))
     return ctx
 

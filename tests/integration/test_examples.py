@@ -38,6 +38,13 @@ def test_example_runs_end_to_end_on_the_emulator(emulator_images, sample_dir, tm
     stages = manifest(run_dir)["stages"]
     assert stages and all(s["status"] == "succeeded" for s in stages.values()), {n: s["status"] for n, s in stages.items()}
     assert stages["inference"]["metrics"]["images"] > 0
+    built = stages["engine"]["metrics"]["provenance"]  # read in the image that built the engine
+    assert built["gpu"] == "tltpipe emulator GPU" and built["tensorrt"] and built["precision"] == stages["engine"]["metrics"]["precision"]
+    if "evaluate_engine" in stages:  # the engine's mAP beside the retrained model's (not TLT 2.0's DetectNet_v2)
+        measured = stages["evaluate_engine"]["metrics"]
+        assert 0 < measured["mAP"] <= 1 and measured["mAP_drop"] == round(measured["model_mAP"] - measured["mAP"], 6)
+        assert measured["ran_on"] == {k: built[k] for k in ("gpu", "compute_capability", "tensorrt")}
+    assert stages["inference_engine"]["metrics"]["images"] == stages["inference"]["metrics"]["images"]
     bundle = stages["deepstream"]  # the DeepStream bundle of the example, with its network's output layers
     assert bundle["metrics"]["network_mode"] == written.get("engine", {}).get("data_type", "fp32")
     assert bundle["metrics"]["output_blobs"] in ("NMS", "BatchedNMS", "output_cov/Sigmoid;output_bbox/BiasAdd",

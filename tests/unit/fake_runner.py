@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from unittest import mock
 
+from tlt_pipe import provenance
 from tlt_pipe.runners.base import Cancelled, JobEnd, JobInfo
 from tlt_pipe.secrets import redact
 from tlt_pipe.task import RunResult, Task
@@ -97,8 +98,13 @@ class FakeRunner:
         out = io.StringIO()
         no_handlers = mock.patch("signal.signal", lambda signum, handler: signal.getsignal(signum))
         with _EMULATOR, no_handlers, contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            argv = list(task.argv)
+            if argv[:2] == ["sh", "-c"] and argv[3:4] == ["tltpipe-probe"]:  # provenance.probed: its two lines, then the task
+                argv = argv[4:]
+                gpu = dict(task.env).get("TAO_EMU_GPU", "fake GPU, 0.0")
+                print(f"{provenance.TAG} gpu: {gpu}\n{provenance.TAG} tensorrt: 8.6.1")
             try:
-                entry(task.argv[0], list(task.argv[1:]))
+                entry(argv[0], argv[1:])
                 code = 0
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else 1

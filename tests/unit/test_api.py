@@ -35,7 +35,7 @@ def test_plan_shows_every_stage_with_real_paths_and_starts_nothing(tmp_path):
     assert engine[-1] == "/tltpipe/run/export/ssd.etlt" and "***" in engine and "k3y" not in engine
     assert [s.name for s in tlt_pipe.plan(config, run_dir=tmp_path / "run", stages="prune")] == ["prune"]
     tail = tlt_pipe.plan(config, run_dir=tmp_path / "run", stages=("export", None))
-    assert [s.name for s in tail] == ["export", "engine", "inference", "deepstream"]
+    assert [s.name for s in tail] == ["export", "engine", "evaluate_engine", "inference", "inference_engine", "deepstream"]
 
 
 def test_run_a_host_stage_and_skip_it_the_second_time(tmp_path):

@@ -34,8 +34,15 @@ def test_a_whole_run_then_every_stage_skipped_and_planned_once(config, tmp_path)
     runner = FakeRunner()
     manifest = _run(config, tmp_path / "run", runner)
     assert runner.ran == ["tfrecords", "train", "evaluate", "prune", "retrain", "evaluate_retrain", "export",
-                          "engine", "inference"]
+                          "engine", "evaluate_engine", "inference", "inference_engine"]
     assert all(r.status == "succeeded" for r in manifest.stages.values())
+    engine, measured = manifest.stages["engine"].metrics, manifest.stages["evaluate_engine"].metrics
+    assert engine["provenance"]["gpu"] == "fake GPU" and engine["provenance"]["tensorrt"] == "8.6.1"
+    assert engine["provenance"]["precision"] == "fp32" and engine["provenance"]["max_batch_size"] == 16
+    assert measured["model_mAP"] == manifest.stages["evaluate_retrain"].metrics["mAP"]
+    assert measured["mAP_drop"] == round(measured["model_mAP"] - measured["mAP"], 6)
+    assert manifest.stages["inference_engine"].metrics["images"] > 0
+    assert not manifest.stages["evaluate_engine"].warnings  # built and run on the same GPU
     assert manifest.stages["evaluate"].metrics["mAP"] is not None
     assert manifest.stages["deepstream"].metrics["output_blobs"] == "NMS"  # the bundle, on the host
     assert (tmp_path / "run" / "deepstream" / "deepstream_app.txt").is_file()
@@ -43,7 +50,7 @@ def test_a_whole_run_then_every_stage_skipped_and_planned_once(config, tmp_path)
 
     again = Pipeline(config, tmp_path / "run", key=KEY, events=Quiet(), runner_factory=lambda: runner)
     again.run(Selection())
-    assert runner.ran[9:] == []  # nothing ran the second time
+    assert runner.ran[11:] == []  # nothing ran the second time
     assert again.planner.planned == len(again.stages)  # each stage planned once, though asked twice
 
 
@@ -53,7 +60,8 @@ def test_a_changed_value_reruns_that_stage_and_what_depends_on_it(config, tmp_pa
     changed = config.model_copy(update={"prune": config.prune.model_copy(update={"threshold": 0.3})})
     runner.ran.clear()
     manifest = _run(changed, tmp_path / "run", runner)
-    assert runner.ran == ["prune", "retrain", "evaluate_retrain", "export", "engine", "inference"]
+    assert runner.ran == ["prune", "retrain", "evaluate_retrain", "export", "engine", "evaluate_engine", "inference",
+                          "inference_engine"]
     assert "-pth" in manifest.stages["prune"].argv and "0.3" in manifest.stages["prune"].argv
     assert manifest.stages["prune"].reason.startswith("changed: argv")
 
@@ -154,7 +162,8 @@ def test_independent_stages_run_side_by_side_up_to_jobs(config, tmp_path):
     assert runner.most == 2
     assert runner.ran.index("retrain") > runner.ran.index("prune")  # what depends on prune waits for it
     assert list(manifest.stages) == ["prepare", "tfrecords", "train", "evaluate", "prune", "retrain",
-                                     "evaluate_retrain", "export", "engine", "inference", "deepstream"]  # run order
+                                     "evaluate_retrain", "export", "engine", "evaluate_engine", "inference",
+                                     "inference_engine", "deepstream"]  # run order
 
     one = FakeRunner()
     _run(config, tmp_path / "sequential", one)

@@ -10,7 +10,7 @@ from tlt_pipe.networks import NETWORKS
 from tlt_pipe.pipeline import Pipeline
 from tlt_pipe.planner import Selection, stages_for
 from tlt_pipe.specs import parse_spec
-from tlt_pipe.stages import calibration, inference
+from tlt_pipe.stages import calibration, engine_eval, inference
 from tlt_pipe.toolkits import TOOLKITS
 
 SUPPORTED = [(n, t) for n in NETWORKS for t in TOOLKITS if t in NETWORKS[n].toolkits]
@@ -41,7 +41,7 @@ def _after(argv, flag):
 def _kind(network: str, path: str) -> str:
     if "tfrecords" in path:
         return "dataset_convert"
-    return "detectnet_v2_inference" if path == inference.INFERENCE_SPEC else network
+    return "detectnet_v2_inference" if path in (inference.INFERENCE_SPEC, engine_eval.INFERENCE_SPEC) else network
 
 
 @pytest.mark.parametrize("network, toolkit", SUPPORTED)
@@ -210,7 +210,7 @@ def test_detectnet_v2_masks_tutorial_on_tlt2(tmp_path):
     steps = _steps(tmp_path, "detectnet_v2", "2.0", "engine: {data_type: int8}\n")
     assert list(steps) == ["prepare", "tfrecords", "tfrecords_val", "train", "evaluate", "prune", "retrain",
                            "evaluate_retrain", "calibration_tensorfile", "export", "engine", "inference",
-                           "deepstream"]
+                           "inference_engine", "deepstream"]  # TLT 2.0 evaluates no DetectNet_v2 engine
     assert steps["tfrecords"].argv[0] == "tlt-dataset-convert"
     assert steps["train"].argv[:2] == ["tlt-train", "detectnet_v2"] and "-m" not in steps["train"].argv
     assert steps["prune"].argv[0] == "tlt-prune"
@@ -229,6 +229,10 @@ def test_detectnet_v2_masks_tutorial_on_tlt2(tmp_path):
     infer = parse_spec(steps["inference"].plan.specs[inference.INFERENCE_SPEC], "2.0", "detectnet_v2_inference",
                        source="i")
     assert infer.bbox_handler_config.kitti_dump
+    on_engine = steps["inference_engine"]  # the engine in the inference spec, as NVIDIA's TLT 2.0 specs name it
+    trt = parse_spec(on_engine.plan.specs[engine_eval.INFERENCE_SPEC], "2.0", "detectnet_v2_inference", source="e")
+    assert trt.inferencer_config.tensorrt_config.trt_engine == "/tltpipe/run/engine/model.int8.engine"
+    assert on_engine.argv[:2] == ["tlt-infer", "detectnet_v2"] and on_engine.plan.probe
 
 
 def test_detectnet_v2_resizes_to_its_input(tmp_path):

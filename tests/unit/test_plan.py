@@ -161,6 +161,7 @@ def test_needs_follow_from_what_each_stage_reads(tmp_path):
     assert ssd == {"prepare": (), "tfrecords": ("prepare",), "train": ("tfrecords",), "evaluate": ("train",),
                    "prune": ("train",), "retrain": ("prune",), "evaluate_retrain": ("retrain",),
                    "export": ("retrain",), "engine": ("export",), "inference": ("retrain",),
+                   "evaluate_engine": ("engine", "evaluate_retrain"), "inference_engine": ("engine",),
                    "deepstream": ("engine",)}
     yolo = needs("yolo_v4", "5.0")
     assert yolo["anchors"] == ("prepare",) and yolo["train"] == ("tfrecords", "anchors")

@@ -45,3 +45,26 @@ def test_show_prints_tables_and_json(tmp_path):
     assert '"network": "ssd"' in result.output
     missing = CliRunner().invoke(main, ["show", str(tmp_path / "nope")])
     assert missing.exit_code == 2 and "no manifest.json" in missing.output
+
+
+def _with_engine(drop: float, warnings=()) -> Manifest:
+    m = _manifest()
+    m.stages["evaluate_engine"] = StageRecord(
+        status="succeeded", warnings=list(warnings),
+        metrics={"mAP": round(0.7 - drop, 6), "ap": {"lpd": round(0.7 - drop, 6)}, "model_mAP": 0.7, "mAP_drop": drop,
+                 "precision": "int8", "ran_on": {"gpu": "NVIDIA L4", "compute_capability": "8.9", "tensorrt": "8.6.1"}})
+    return m
+
+
+def test_show_puts_the_engine_map_beside_the_models_with_the_drop(tmp_path):
+    save_manifest(tmp_path, _with_engine(0.021, ["the engine runs on a different machine than it was built on"]))
+    result = CliRunner().invoke(main, ["show", str(tmp_path)], env={"NO_COLOR": "1", "COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "INT8 engine: mAP 0.6790 against the model's 0.7000: drop 0.0210 (3.0% of it) on NVIDIA L4, TensorRT 8.6.1" \
+        in result.output
+    assert "warning the engine runs on a different machine" in result.output
+    stages, rows = ap_table(_with_engine(0.021))
+    assert stages == ["evaluate", "evaluate_retrain", "evaluate_engine"] and rows[-1] == ("mAP", [0.6, 0.7, 0.679])
+    engine = summary_json(_with_engine(0.0))["engine"]
+    assert engine["drop"] == 0.0 and engine["precision"] == "int8" and engine["model_map"] == 0.7
+    assert summary_json(_manifest())["engine"] is None  # no engine evaluated

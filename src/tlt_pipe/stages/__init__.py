@@ -113,12 +113,16 @@ class StagePlan:
     # starting over), so the specs are fingerprinted as rendered with a neutral epoch count.
     epochs: int | None = None
     fingerprint_specs: Mapping[str, str] | None = None
+    # Builds or runs a TensorRT engine: the command is started so that it first prints the GPU and
+    # TensorRT version it sees (provenance.probed); argv stays the TAO command.
+    probe: bool = False
 
 
 @dataclass(frozen=True)
 class Outcome:
     metrics: Mapping[str, Any]
     artifacts: Mapping[str, Any]
+    warnings: tuple[str, ...] = ()  # shown when the stage ends and kept in its manifest record
 
 
 @dataclass(frozen=True)

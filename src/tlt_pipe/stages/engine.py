@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import math
 
+from tlt_pipe import provenance
 from tlt_pipe.stages import Artifact, Context, Outcome, Stage, StagePlan, calibration, export, retrain
 
 DIR = "engine"
 
 ENGINE = Artifact("engine", "engine",
                   promise=lambda ctx: f"{DIR}/{ctx.network.checkpoint_prefix}.{ctx.config.engine.data_type}.engine")
+PROVENANCE = Artifact("engine", "provenance", in_metrics=True)  # GPU, TensorRT, precision, batch sizes, builder
 
 
 def _converter(ctx: Context, model: str, engine: str) -> tuple[str | None, list[str], tuple[str, ...]]:
@@ -71,14 +73,18 @@ def plan(ctx: Context) -> StagePlan:
     build = _gen_trt_engine if builder(ctx) == "gen_trt_engine" else _converter
     image, argv, run_inputs = build(ctx, model, engine)
     return StagePlan(image=image, argv=tuple(argv), run_inputs=run_inputs, outputs=(engine,), clean=(DIR,),
-                     params={"engine": engine})
+                     params={"engine": engine}, probe=True)
 
 
 def collect(ctx: Context, plan_: StagePlan, log_text: str) -> Outcome:
     engine = plan_.params["engine"]
     size = ctx.workspace.host(engine).stat().st_size
-    metrics = {"engine": engine, "engine_bytes": size}
-    if ctx.config.engine.data_type == "int8" and builder(ctx) == "gen_trt_engine":
+    cfg = ctx.config.engine
+    built = {**provenance.parse(log_text), "precision": cfg.data_type, "max_batch_size": cfg.max_batch_size,
+             "opt_batch_size": cfg.opt_batch_size or cfg.max_batch_size, "builder": builder(ctx),
+             "image": plan_.image}
+    metrics = {"engine": engine, "engine_bytes": size, "precision": cfg.data_type, "provenance": built}
+    if cfg.data_type == "int8" and builder(ctx) == "gen_trt_engine":
         metrics["calibration_images"] = calibration.calibration(ctx).images
     return Outcome(metrics=metrics, artifacts={"engine": engine})
 

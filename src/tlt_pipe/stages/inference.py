@@ -14,13 +14,14 @@ RESULTS = Artifact("inference", "results", promise=lambda ctx: DIR)
 INFERENCE_SPEC = "specs/inference.txt"
 
 
-def _inference_spec(ctx: Context, model: str) -> str:
+def inference_spec(ctx: Context, model: str, *, engine: bool = False) -> str:
+    """The network's own inference spec (DetectNet_v2), naming the model, or the TensorRT engine."""
     from tlt_pipe.specs import build_spec  # jinja2 and protobuf: only when a spec is rendered
 
     return build_spec(
         ctx.network.inference_spec,
         {"data": data_context(ctx), "model": ctx.config.model, "model_path": ctx.container(model),
-         "threshold": ctx.config.inference.threshold, "schema": ctx.toolkit.schema},
+         "engine": engine, "threshold": ctx.config.inference.threshold, "schema": ctx.toolkit.schema},
         schema=ctx.toolkit.schema,
         kind=f"{ctx.network.name}_inference",
         overrides=ctx.config.spec_overrides.get("inference"),
@@ -28,37 +29,51 @@ def _inference_spec(ctx: Context, model: str) -> str:
     )
 
 
-def plan(ctx: Context) -> StagePlan:
-    model = ctx.read(retrain.MODEL)
+def test_images(ctx: Context) -> tuple[str, tuple, tuple[str, ...]]:
+    """The images to run on, as the task sees them: inference.images, else the validation images;
+    with the host inputs and run inputs that brings."""
     if ctx.config.inference.images:
-        images, inputs, run_inputs = ctx.workspace.input_path("images"), (ctx.config.inference.images,), ()
-    else:
-        root = ctx.read(prepare.ROOT)
-        images, inputs, run_inputs = ctx.container(f"{root}/val/images"), (), (f"{root}/val/images",)
+        return ctx.workspace.input_path("images"), (ctx.config.inference.images,), ()
+    root = ctx.read(prepare.ROOT)
+    return ctx.container(f"{root}/val/images"), (), (f"{root}/val/images",)
+
+
+def tf_plan(ctx: Context, model: str, out_dir: str, *, spec_path: str = INFERENCE_SPEC, engine: bool = False) -> StagePlan:
+    """`<net> inference` in the TF image on a model (or, where that image takes one, a TensorRT engine)."""
+    images, inputs, run_inputs = test_images(ctx)
     own_spec = ctx.network.inference_spec is not None
-    specs = {INFERENCE_SPEC: _inference_spec(ctx, model)} if own_spec else {}
-    spec = INFERENCE_SPEC if own_spec else ctx.read(retrain.SPEC)
+    specs = {spec_path: inference_spec(ctx, model, engine=engine)} if own_spec else {}
+    spec = spec_path if own_spec else ctx.read(retrain.SPEC)
     argv = [*ctx.command("inference"), "-e", ctx.container(spec)]
     if not own_spec:
         argv += ["-m", ctx.container(model)]
     argv += ["-i", images]
     if ctx.toolkit.results_flag:
-        argv += ["-r", ctx.container(DIR)]
+        argv += ["-r", ctx.container(out_dir)]
     elif own_spec:
-        argv += ["-o", ctx.container(DIR)]  # writes images_annotated/ and labels/ there
+        argv += ["-o", ctx.container(out_dir)]  # writes images_annotated/ and labels/ there
     else:
-        argv += ["-o", ctx.container(f"{DIR}/images"), "-l", ctx.container(f"{DIR}/labels")]
+        argv += ["-o", ctx.container(f"{out_dir}/images"), "-l", ctx.container(f"{out_dir}/labels")]
     argv += ctx.key_args()
     if not own_spec:
         argv += ["-t", repr(ctx.config.inference.threshold)]
     return StagePlan(image=ctx.image, argv=tuple(argv), specs=specs, inputs=inputs,
-                     run_inputs=(model, *run_inputs), outputs=(DIR,), clean=(DIR,))
+                     run_inputs=(model, *run_inputs), outputs=(out_dir,), clean=(out_dir,), probe=engine)
+
+
+def plan(ctx: Context) -> StagePlan:
+    return tf_plan(ctx, ctx.read(retrain.MODEL), DIR)
+
+
+def counts(ctx: Context, out_dir: str) -> dict[str, int]:
+    """Images with a label file and detections written under out_dir."""
+    labels = [p for p in ctx.workspace.host(out_dir).rglob("*.txt") if p.parent.name == "labels"]
+    detections = sum(1 for p in labels for line in p.read_text(encoding="utf-8").splitlines() if line.strip())
+    return {"images": len(labels), "detections": detections}
 
 
 def collect(ctx: Context, plan_: StagePlan, log_text: str) -> Outcome:
-    labels = [p for p in ctx.workspace.host(DIR).rglob("*.txt") if p.parent.name == "labels"]
-    detections = sum(1 for p in labels for line in p.read_text(encoding="utf-8").splitlines() if line.strip())
-    return Outcome(metrics={"images": len(labels), "detections": detections}, artifacts={"results": DIR})
+    return Outcome(metrics=counts(ctx, DIR), artifacts={"results": DIR})
 
 
 STAGE = Stage(name="inference", plan=plan, collect=collect, description="run the retrained model on test images",
