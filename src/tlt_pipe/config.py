@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tlt_pipe.errors import ConfigError
+from tlt_pipe.ngc import is_ref as is_ngc_ref, parse_ref as parse_ngc_ref
 from tlt_pipe.registry import DATASET_FORMATS, DEFAULT_RUNS, DEFAULT_TOOLKIT, NETWORKS, RUNNERS
 from tlt_pipe.toolkits import normalize_version
 DataType = Literal["fp32", "fp16", "int8"]
@@ -58,9 +59,27 @@ class ModelConfig(_Model):
     input_width: int = Field(300, gt=32)
     input_height: int = Field(300, gt=32)
     input_channels: Literal[1, 3] = 3
-    pretrained: Path | None = None
+    pretrained: Path | None = None  # a file, or ngc:ORG/[TEAM/]NAME:VERSION[/FILE] (then in `ngc`, resolved at run time)
+    ngc: str | None = None
     freeze_bn: bool = False
     freeze_blocks: list[int] = [0, 1]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ngc_model(cls, data: Any) -> Any:
+        """`pretrained: ngc:...` names an NGC model: kept in `ngc` (the file is found in the cache when a run starts)."""
+        if isinstance(data, Mapping) and is_ngc_ref(data.get("pretrained")):
+            try:
+                ref = parse_ngc_ref(data["pretrained"])
+            except ValueError as exc:
+                raise ValueError(f"pretrained: {exc}") from None
+            data = {**data, "ngc": str(ref), "pretrained": None}
+        return data
+
+    @field_validator("ngc")
+    @classmethod
+    def _ngc_ref(cls, value: str | None) -> str | None:
+        return None if value is None else str(parse_ngc_ref(value))
 
 
 class LearningRateConfig(_Model):

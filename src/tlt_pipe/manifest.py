@@ -56,6 +56,7 @@ class Manifest(BaseModel):
     network: str
     toolkit: str
     config: str = "config.yaml"
+    pretrained: dict[str, Any] | None = None  # an NGC model.pretrained: {ngc, model, version, file, folder, files}
     created: str = Field(default_factory=now)
     updated: str = Field(default_factory=now)
     stages: dict[str, StageRecord] = {}

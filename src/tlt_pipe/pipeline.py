@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
-from tlt_pipe import __version__, provenance
+from tlt_pipe import __version__, ngc, provenance
 from tlt_pipe.config import Config, dump_resolved, parse_config
 from tlt_pipe.diagnosis import diagnose, log_tail
 from tlt_pipe.errors import ConfigError, Interrupted, StageFailed, TltPipeError
@@ -55,9 +55,28 @@ class Pipeline:
         self._runner_factory = runner_factory
         self._runner: Runner | None = None
         self.source = config_source
-        self.planner = Planner(config, self.run_dir, key)
-        self.stages = self.planner.stages
+        self.pretrained: dict | None = None  # the NGC model the run starts from, as the manifest records it
+        self._replan(config)
         self._cancel = threading.Event()  # set: every running stage stops, nothing more starts
+
+    def _replan(self, config: Config) -> None:
+        """Plan from config: an NGC model.pretrained is its file in the cache, or, before it is downloaded, a
+        placeholder in its cache folder (a dry run downloads nothing)."""
+        if config.model.ngc:
+            ref = ngc.parse_ref(config.model.ngc)
+            got = ngc.cached(ref)
+            self.pretrained = got.record() if got else None
+            path = got.weights if got else ngc.folder_of(ref) / "<downloaded when the run starts>"
+            config = config.model_copy(update={"model": config.model.model_copy(update={"pretrained": path})})
+        self.config = config
+        self.planner = Planner(config, self.run_dir, self.key)
+        self.stages = self.planner.stages
+
+    def _fetch_pretrained(self) -> None:
+        """The NGC model in the cache before anything runs (downloaded now when it is not there)."""
+        if self.config.model.ngc and self.pretrained is None:
+            ngc.fetch(ngc.parse_ref(self.config.model.ngc), on_line=lambda text: self.events.line("ngc", text))
+            self._replan(self.config)
 
     def stop(self, *, now: bool = False) -> None:
         """Stop the run from another thread, as Ctrl-C does: its running stages are stopped and recorded
@@ -96,9 +115,12 @@ class Pipeline:
 
     # running ------------------------------------------------------------------
     def run(self, selection: Selection) -> Manifest:
+        self._fetch_pretrained()
         self._check_inputs()
         with RunLock(self.run_dir):
             manifest = self._open_manifest(selection)
+            if self.pretrained:
+                manifest.pretrained = self.pretrained
             self._recover(manifest, selection)
             self.planner.check_upstream(selection, manifest)
             steps = self.plan(selection, manifest)  # renders and checks every spec before any container starts

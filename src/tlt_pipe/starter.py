@@ -9,7 +9,6 @@ from tlt_pipe.toolkits import get_toolkit
 
 # network -> (prune threshold, equalization) as the tutorials prune
 _PRUNE = {"yolo_v4": (0.7, "union"), "yolo_v4_tiny": (0.7, "union"), "yolo_v3": (0.5, "union")}
-_NGC = "nvidia/tao/pretrained_object_detection:{tag}"
 
 
 def starter_config(network: str, *, toolkit: str = DEFAULT_TOOLKIT, dataset_format: str = "kitti",
@@ -23,6 +22,6 @@ def starter_config(network: str, *, toolkit: str = DEFAULT_TOOLKIT, dataset_form
         "dataset_format": dataset_format, "dataset_path": dataset_path, "name": name or f"{network}-run",
         "arch": net.default_arch, "nlayers": net.default_nlayers, "input_width": net.default_input[0],
         "input_height": net.default_input[1], "multiple": net.input_multiple,
-        "pretrained": f"pretrained/{tag}.hdf5", "ngc": _NGC.format(tag=tag),
+        "pretrained": f"ngc:{net.ngc_model}:{tag}",
         "anchors": 3 * len(net.anchor_groups), "validates_at_checkpoints": net.validation_at_checkpoints(kit.version), "prune_threshold": threshold, "prune_equalization": equalization,
     })

@@ -71,9 +71,10 @@ def cli_env(key: str | None = KEY) -> dict[str, str]:
     return env
 
 
-def tltpipe(*args: str, cwd: Path, key: str | None = KEY, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run the real CLI as a user would, capturing its output."""
-    return subprocess.run([sys.executable, "-m", "tlt_pipe", *args], cwd=cwd, env=cli_env(key),
+def tltpipe(*args: str, cwd: Path, key: str | None = KEY, timeout: float = 300,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run the real CLI as a user would, capturing its output (env: variables added to its environment)."""
+    return subprocess.run([sys.executable, "-m", "tlt_pipe", *args], cwd=cwd, env={**cli_env(key), **(env or {})},
                           capture_output=True, text=True, timeout=timeout)
 
 

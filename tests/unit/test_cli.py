@@ -26,6 +26,11 @@ def test_init_prints_a_config_that_runs_dry(tmp_path):
     assert result.exit_code == 0, result.output
     stages = [json.loads(line)["stage"] for line in result.output.splitlines()]
     assert stages[0] == "prepare" and stages[-1] == "deepstream"
+    assert "pretrained: ngc:nvidia/tao/pretrained_object_detection:resnet18 " in text  # NGC, for the backbone
+    detectnet = CliRunner().invoke(main, ["init", "detectnet_v2"]).output
+    assert "pretrained: ngc:nvidia/tao/pretrained_detectnet_v2:resnet18 " in detectnet
+    assert "pretrained: ngc:nvidia/tao/pretrained_object_detection:cspdarknet_tiny " in \
+        CliRunner().invoke(main, ["init", "yolo_v4_tiny"]).output
 
 
 def test_config_error_is_one_line_with_exit_code_2(write_config, tmp_path):

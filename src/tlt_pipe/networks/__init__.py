@@ -53,6 +53,8 @@ class Network:
     default_arch: str = "resnet"
     default_nlayers: int | None = 18
     default_input: tuple[int, int] = (300, 300)  # width, height
+    # NVIDIA's pretrained backbones on NGC for this network, one version per backbone (e.g. :resnet18).
+    ngc_model: str = "nvidia/tao/pretrained_object_detection"
     input_multiple: int = 1  # the input width and height must be multiples of this
     legacy_name: str | None = None  # TLT 2.0's task name when it differs (yolo for yolo_v3)
     # Exported .etlt holds ONNX (dynamic shape, converter -p) where the toolkit says so.

@@ -44,7 +44,7 @@ NETWORKS = (
         output_nodes="output_cov/Sigmoid,output_bbox/BiasAdd", input_name="input_1", model_passing=RESULTS_DIR,
         toolkits=ALL_TOOLKITS, check_spec=check_detectnet_spec, default_input=(960, 544), input_multiple=16,
         dynamic_shape=False, tlt2_export_spec=False, own_image=True, always_resized=True, int8_tensorfile=True,
-        inference_spec="detectnet_v2/inference.txt.j2",
+        inference_spec="detectnet_v2/inference.txt.j2", ngc_model="nvidia/tao/pretrained_detectnet_v2",
         # gst-nvinfer's own grid parser; RGB scaled to [0, 1]; NMS over the grid's boxes.
         nvinfer=Nvinfer(color_format=0, scale=1 / 255, cluster_mode=2),
     ),
