@@ -23,7 +23,7 @@ _INK = "#222222"
 Point = tuple[float, float]
 
 
-def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+def font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1: one bitmap size
@@ -75,28 +75,28 @@ class _Frame:
 def _canvas(title: str) -> tuple[Image.Image, ImageDraw.ImageDraw]:
     image = Image.new("RGB", (WIDTH, HEIGHT), "white")
     draw = ImageDraw.Draw(image)
-    draw.text((WIDTH / 2, 14), title, fill=_INK, font=_font(18), anchor="mt")
+    draw.text((WIDTH / 2, 14), title, fill=_INK, font=font(18), anchor="mt")
     return image, draw
 
 
 def _axes(draw: ImageDraw.ImageDraw, frame: _Frame, yticks: list[float], xlabel: str, ylabel: str,
           xticks: Sequence[tuple[float, str]]) -> None:
-    font = _font(12)
+    small = font(12)
     for y in yticks:
         _, py = frame.px(frame.x0, y)
         draw.line([(_LEFT, py), (WIDTH - _RIGHT, py)], fill=_GRID)
-        draw.text((_LEFT - 6, py), _label(y), fill=_INK, font=font, anchor="rm")
+        draw.text((_LEFT - 6, py), _label(y), fill=_INK, font=small, anchor="rm")
     for x, text in xticks:
         px, _ = frame.px(x, frame.y0)
         draw.line([(px, HEIGHT - _BOTTOM), (px, HEIGHT - _BOTTOM + 4)], fill=_INK)
-        draw.text((px, HEIGHT - _BOTTOM + 6), text, fill=_INK, font=font, anchor="mt")
+        draw.text((px, HEIGHT - _BOTTOM + 6), text, fill=_INK, font=small, anchor="mt")
     draw.line([(_LEFT, _TOP), (_LEFT, HEIGHT - _BOTTOM), (WIDTH - _RIGHT, HEIGHT - _BOTTOM)], fill=_INK)
-    draw.text(((_LEFT + WIDTH - _RIGHT) / 2, HEIGHT - 18), xlabel, fill=_INK, font=_font(13), anchor="mm")
-    draw.text((8, _TOP - 20), ylabel, fill=_INK, font=_font(13), anchor="lm")
+    draw.text(((_LEFT + WIDTH - _RIGHT) / 2, HEIGHT - 18), xlabel, fill=_INK, font=font(13), anchor="mm")
+    draw.text((8, _TOP - 20), ylabel, fill=_INK, font=font(13), anchor="lm")
 
 
 def _legend(draw: ImageDraw.ImageDraw, names: Sequence[str]) -> None:
-    font = _font(12)
+    small = font(12)
     y = _TOP + 6
     if names:
         x = WIDTH - _RIGHT - 156
@@ -104,12 +104,12 @@ def _legend(draw: ImageDraw.ImageDraw, names: Sequence[str]) -> None:
     for index, name in enumerate(names):
         x = WIDTH - _RIGHT - 150
         draw.rectangle([x, y + 2, x + 12, y + 12], fill=COLOURS[index % len(COLOURS)])
-        draw.text((x + 18, y), name, fill=_INK, font=font)
+        draw.text((x + 18, y), name, fill=_INK, font=small)
         y += 18
 
 
 def _empty(draw: ImageDraw.ImageDraw, message: str) -> None:
-    draw.text((WIDTH / 2, HEIGHT / 2), message, fill="#888888", font=_font(14), anchor="mm")
+    draw.text((WIDTH / 2, HEIGHT / 2), message, fill="#888888", font=font(14), anchor="mm")
 
 
 def png(image: Image.Image) -> bytes:
@@ -169,7 +169,7 @@ def bar_chart(title: str, groups: Sequence[str], series: Mapping[str, Sequence[f
             x_a, y_a = frame.px(left, value)
             x_b, y_b = frame.px(left + width * 0.9, max(0.0, yticks[0]))
             draw.rectangle([x_a, min(y_a, y_b), x_b, max(y_a, y_b)], fill=colour)
-            draw.text(((x_a + x_b) / 2, min(y_a, y_b) - 2), f"{value:.3f}", fill=_INK, font=_font(11), anchor="mb")
+            draw.text(((x_a + x_b) / 2, min(y_a, y_b) - 2), f"{value:.3f}", fill=_INK, font=font(11), anchor="mb")
     _legend(draw, list(series))
     return image
 
@@ -192,6 +192,6 @@ def point_chart(title: str, points: Sequence[tuple[str, float, float]], *, xlabe
     for (label, _, y), (px, py) in zip(points, pixels):
         draw.ellipse([px - 5, py - 5, px + 5, py + 5], fill=COLOURS[1])
         right = px > WIDTH * 0.6  # labels of points near the right edge go to their left
-        draw.text((px - 8 if right else px + 8, py - 8), f"{label} ({y:.3f})", fill=_INK, font=_font(12),
+        draw.text((px - 8 if right else px + 8, py - 8), f"{label} ({y:.3f})", fill=_INK, font=font(12),
                   anchor="rb" if right else "lb")
     return image

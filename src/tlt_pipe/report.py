@@ -14,7 +14,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from tlt_pipe import charts
+from PIL import Image
+
+from tlt_pipe import charts, gallery, summary
 from tlt_pipe.errors import ConfigError
 from tlt_pipe.manifest import Manifest, load_manifest, write_atomic
 from tlt_pipe.parsers import EpochRow, parse_training_csv
@@ -22,6 +24,8 @@ from tlt_pipe.summary import ap_table, json_safe, stage_rows
 
 TRAINING_STAGES = ("train", "retrain")
 CHARTS = ("loss", "lr", "map", "ap_per_class", "pruning")
+INFERENCE_STAGES = {"inference": "the retrained model", "inference_engine": "the TensorRT engine"}
+GRID_IMAGES = 12  # test images per grid
 
 
 def training_csv(run_dir: Path, manifest: Manifest, stage: str) -> Path | None:
@@ -132,14 +136,46 @@ def render_html(manifest: Manifest, data: dict[str, Any], pngs: dict[str, bytes]
     for point in data["pruning"]:
         parts.append(f"<p>{e(point['model'])}: size ratio {point['ratio']:.4f}, mAP {point['mAP']:.4f}</p>")
     parts.append(_figure("pruning", pngs))
+    grids = [stage for stage in INFERENCE_STAGES if stage in pngs]
+    if grids:
+        parts.append("</section><section id='detections'><h2>Detections</h2>")
+        engine = summary.engine_accuracy(manifest)
+        if engine:
+            parts.append(f"<p>{e(engine.line)}</p>")
+        parts.extend(_figure(stage, pngs) for stage in grids)
     parts.append("</section><section id='metrics'><h2>Metrics</h2><pre>"
                  f"{e(json.dumps(data['stages'], indent=1, default=str))}</pre></section></body></html>\n")
     return "".join(parts)
 
 
+def inference_grids(run_dir: Path, manifest: Manifest, count: int = GRID_IMAGES) -> dict[str, bytes]:
+    """stage -> PNG of its first `count` test images with the detections drawn, for each inference stage that ran."""
+    pngs = {}
+    for stage, what in INFERENCE_STAGES.items():
+        record = manifest.stages.get(stage)
+        if record is None or record.status != "succeeded" or not isinstance(record.artifacts.get("results"), str):
+            continue
+        images = Path(str(record.artifacts.get("images", "")))
+        picked = gallery.samples(run_dir / record.artifacts["results"], images if images.is_absolute() else run_dir / images,
+                                 count)
+        shown = []
+        for path, found in picked:
+            try:
+                with Image.open(path) as image:
+                    image.load()
+                    shown.append((path.name, image.copy(), found))
+            except (OSError, ValueError):
+                continue
+        m = record.metrics
+        precision = f" ({m['precision'].upper()})" if isinstance(m.get("precision"), str) else ""
+        threshold = f", threshold {m['threshold']}" if isinstance(m.get("threshold"), (int, float)) else ""
+        pngs[stage] = charts.png(gallery.grid(shown, title=f"{stage}: {what}{precision}{threshold}"))
+    return pngs
+
+
 def _figure(name: str, pngs: dict[str, bytes]) -> str:
     encoded = base64.b64encode(pngs[name]).decode("ascii")
-    caption = _CAPTIONS[name]
+    caption = _CAPTIONS.get(name) or f"Detections of {INFERENCE_STAGES[name]} on test images"
     return (f"<figure id='{name}'><img alt='{caption}' src='data:image/png;base64,{encoded}'>"
             f"<figcaption>{caption}</figcaption></figure>")
 
@@ -157,7 +193,7 @@ def write_report(run_dir: Path) -> Report:
     if manifest is None:
         raise ConfigError(f"{run_dir}: no manifest.json here; is it a tltpipe run directory?")
     data = json_safe(report_data(run_dir, manifest))
-    pngs = draw_charts(data)
+    pngs = {**draw_charts(data), **inference_grids(run_dir, manifest)}
     folder = run_dir / "report"
     folder.mkdir(parents=True, exist_ok=True)
     paths = {}

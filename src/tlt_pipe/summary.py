@@ -69,7 +69,8 @@ class EngineAccuracy:
     @property
     def line(self) -> str:
         relative = f" ({100 * self.drop / self.model_map:.1f}% of it)" if self.model_map else ""
-        verdict = f"drop {self.drop:.4f}{relative}" if self.drop > 0 else f"gain {-self.drop:.4f}"
+        verdict = (f"drop {self.drop:.4f}{relative}" if self.drop > 0 else
+                   f"gain {-self.drop:.4f}" if self.drop < 0 else "no drop")
         where = f" on {self.ran_on}" if self.ran_on else ""
         return (f"{self.precision.upper()} engine: mAP {self.engine_map:.4f} against the model's "
                 f"{self.model_map:.4f}: {verdict}{where}")

@@ -45,6 +45,10 @@ def test_example_runs_end_to_end_on_the_emulator(emulator_images, sample_dir, tm
         assert 0 < measured["mAP"] <= 1 and measured["mAP_drop"] == round(measured["model_mAP"] - measured["mAP"], 6)
         assert measured["ran_on"] == {k: built[k] for k in ("gpu", "compute_capability", "tensorrt")}
     assert stages["inference_engine"]["metrics"]["images"] == stages["inference"]["metrics"]["images"]
+    if runner == "docker":  # the report draws both models' detections on the test images
+        report = tltpipe("report", str(run_dir), cwd=sample_dir)
+        assert report.returncode == 0, report.stderr
+        assert all((run_dir / "report" / f"{s}.png").stat().st_size > 0 for s in ("inference", "inference_engine"))
     bundle = stages["deepstream"]  # the DeepStream bundle of the example, with its network's output layers
     assert bundle["metrics"]["network_mode"] == written.get("engine", {}).get("data_type", "fp32")
     assert bundle["metrics"]["output_blobs"] in ("NMS", "BatchedNMS", "output_cov/Sigmoid;output_bbox/BiasAdd",

@@ -114,3 +114,47 @@ def test_nice_ticks():
 def test_line_chart_of_twelve_epochs():
     image = charts.line_chart("loss", {"train": [(e, 1.0 / e) for e in range(1, 13)]})
     assert image.size == (charts.WIDTH, charts.HEIGHT)
+
+
+def _inference(run: Path, stage: str, results: str, boxes: dict[str, list[str]]) -> StageRecord:
+    (run / results / "labels").mkdir(parents=True)
+    for stem, lines in boxes.items():
+        (run / results / "labels" / f"{stem}.txt").write_text("".join(line + "\n" for line in lines))
+    return StageRecord(status="succeeded", metrics={"images": len(boxes), "threshold": 0.3, "precision": "int8"},
+                       artifacts={"results": results, "images": "data/kitti/val/images"})
+
+
+def test_report_draws_the_detections_of_the_model_and_the_engine_on_the_test_images(tmp_path):
+    run = make_run(tmp_path)
+    images = run / "data" / "kitti" / "val" / "images"
+    images.mkdir(parents=True)
+    for i in range(14):
+        Image.new("RGB", (400, 200), "white").save(images / f"img{i:02d}.jpg")
+    box = "lpd 0.00 0 0.00 100.00 50.00 300.00 150.00 0.00 0.00 0.00 0.00 0.00 0.00 0.00 0.8731"
+    detections = {f"img{i:02d}": [box] for i in range(14)} | {"no_image": [box]}
+    from tlt_pipe.manifest import load_manifest
+
+    manifest = load_manifest(run)
+    manifest.stages["inference"] = _inference(run, "inference", "infer", detections)
+    manifest.stages["inference_engine"] = _inference(run, "inference_engine", "infer_engine", {"img00": []})
+    save_manifest(run, manifest)
+    assert CliRunner().invoke(main, ["report", str(run)]).exit_code == 0
+    with Image.open(run / "report" / "inference.png") as grid:
+        assert grid.size == (4 * 256, 32 + 3 * (256 + 22))  # 12 images, 4 a row
+        # img00 is drawn 256x128 in the first cell; its box (100..300, 50..150) scales by 0.64
+        red_ish = grid.convert("RGB").getpixel((round(100 * 0.64), 32 + round(75 * 0.64)))
+        assert red_ish != (255, 255, 255) and red_ish == grid.convert("RGB").getpixel((round(100 * 0.64), 32 + 60))
+        assert grid.convert("RGB").getpixel((round(200 * 0.64), 32 + round(100 * 0.64))) == (255, 255, 255)  # inside
+    with Image.open(run / "report" / "inference_engine.png") as grid:
+        assert grid.size == (256, 32 + 256 + 22)  # one image, no detections
+    page = Page()
+    page.feed((run / "report" / "report.html").read_text())
+    assert page.sections == ["stages", "training", "ap", "pruning", "detections", "metrics"]
+    assert len(page.images) == 7 and page.external == []
+
+
+def test_read_detections_keeps_the_confidence():
+    from tlt_pipe.gallery import read_detections
+
+    found = read_detections("lpd 0.00 0 0.00 1.5 2 30 40 0 0 0 0 0 0 0 0.25\nbad line\ncar 0 0 0 1 2 3 4 0 0 0 0 0 0 0\n")
+    assert [(d.cls, d.box, d.score) for d in found] == [("lpd", (1.5, 2.0, 30.0, 40.0), 0.25), ("car", (1, 2, 3, 4), None)]

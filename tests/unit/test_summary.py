@@ -65,6 +65,9 @@ def test_show_puts_the_engine_map_beside_the_models_with_the_drop(tmp_path):
     assert "warning the engine runs on a different machine" in result.output
     stages, rows = ap_table(_with_engine(0.021))
     assert stages == ["evaluate", "evaluate_retrain", "evaluate_engine"] and rows[-1] == ("mAP", [0.6, 0.7, 0.679])
+    save_manifest(tmp_path, _with_engine(0.0))
+    same = CliRunner().invoke(main, ["show", str(tmp_path)], env={"NO_COLOR": "1", "COLUMNS": "200"}).output
+    assert "INT8 engine: mAP 0.7000 against the model's 0.7000: no drop on NVIDIA L4" in same
     engine = summary_json(_with_engine(0.0))["engine"]
     assert engine["drop"] == 0.0 and engine["precision"] == "int8" and engine["model_map"] == 0.7
     assert summary_json(_manifest())["engine"] is None  # no engine evaluated

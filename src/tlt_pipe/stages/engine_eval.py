@@ -90,9 +90,8 @@ def _inference_plan(ctx: Context) -> StagePlan:
 
 def _inference_collect(ctx: Context, plan_: StagePlan, log_text: str) -> Outcome:
     used, warnings = _where(ctx, log_text)
-    return Outcome(metrics={**inference.counts(ctx, INFER_DIR), "precision": ctx.config.engine.data_type,
-                            "ran_on": used},
-                   artifacts={"results": INFER_DIR}, warnings=warnings)
+    done = inference.outcome(ctx, INFER_DIR, precision=ctx.config.engine.data_type, ran_on=used)
+    return Outcome(metrics=done.metrics, artifacts=done.artifacts, warnings=warnings)
 
 
 EVALUATE_ENGINE = Stage(name="evaluate_engine", plan=_evaluate_plan, collect=_evaluate_collect,

@@ -72,8 +72,16 @@ def counts(ctx: Context, out_dir: str) -> dict[str, int]:
     return {"images": len(labels), "detections": detections}
 
 
+def outcome(ctx: Context, out_dir: str, **metrics) -> Outcome:
+    """Counts, the results folder and the images it ran on (on the host: a path in the run, or inference.images),
+    which the report's grid draws the detections on."""
+    source = str(ctx.config.inference.images) if ctx.config.inference.images else f"{ctx.read(prepare.ROOT)}/val/images"
+    return Outcome(metrics={**counts(ctx, out_dir), "threshold": ctx.config.inference.threshold, **metrics},
+                   artifacts={"results": out_dir, "images": source})
+
+
 def collect(ctx: Context, plan_: StagePlan, log_text: str) -> Outcome:
-    return Outcome(metrics=counts(ctx, DIR), artifacts={"results": DIR})
+    return outcome(ctx, DIR)
 
 
 STAGE = Stage(name="inference", plan=plan, collect=collect, description="run the retrained model on test images",
