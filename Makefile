@@ -6,7 +6,7 @@ EMULATOR_DEPLOY ?= tltpipe-emulator:deploy-5.0
 DEMO_SETS = --set runner.gpus=0 --set runner.image=$(EMULATOR_TF) --set runner.deploy_image=$(EMULATOR_DEPLOY) \
 	--set 'docker.ulimits={memlock: 8388608, stack: 67108864}'
 
-.PHONY: install docker emulator glib sample demo test test-slurm slurm unit bench clean
+.PHONY: install docker emulator glib sample demo test test-slurm test-pytorch pytorch slurm unit bench clean
 
 install:
 	$(PYTHON) -m pip install -q -e '.[test]'
@@ -43,6 +43,14 @@ slurm:
 
 test-slurm: emulator slurm
 	$(PYTHON) -m pytest -q -p no:cacheprovider -m slurm tests/integration
+
+# ssd_mobilenet trained for real on the CPU through tests/pytorch_ssd (PyTorch from the package index, ~5 GB).
+pytorch: install
+	@$(PYTHON) -c "import torch, torchvision, onnx, onnxruntime" >/dev/null 2>&1 || \
+		$(PYTHON) -m pip install -q torch torchvision onnx onnxruntime
+
+test-pytorch: pytorch
+	$(PYTHON) -m pytest -q -p no:cacheprovider -m pytorch tests/integration
 
 unit: install
 	$(PYTHON) -m pytest -q tests/unit

@@ -195,6 +195,21 @@ class DeepStreamConfig(_Model):
     parser_library: str = "/opt/nvidia/deepstream/deepstream/lib/libnvds_infercustomparser.so"
 
 
+class PytorchSsdConfig(_Model):
+    """network: ssd_mobilenet: jetson-inference's pytorch-ssd scripts in your checkout (repo)."""
+
+    repo: Path | None = None  # the folder with train_ssd.py, eval_ssd.py and onnx_export.py
+    net: Literal["mb1-ssd", "mb1-ssd-lite", "mb2-ssd-lite", "vgg16-ssd"] = "mb1-ssd"
+    pretrained: Path | None = None  # e.g. models/mobilenet-v1-ssd-mp-0_675.pth; None trains from scratch
+    python: str = "python3"  # the interpreter that has the repo's requirements (torch, ...)
+    lr: float = Field(0.01, gt=0)
+    workers: int = Field(2, ge=0)  # --workers: data loader processes (0: in the training process)
+    validation_epochs: int = Field(1, ge=1)
+    # onnx_export.py puts its input on CUDA: "cpu" runs it with CUDA calls kept on the CPU; "auto": cpu when
+    # runner.gpus is 0/none.
+    export_device: Literal["auto", "cuda", "cpu"] = "auto"
+
+
 class MlflowTracking(_Model):
     tracking_uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else MLflow's default
     experiment: str | None = None  # None: the config's name
@@ -333,8 +348,9 @@ class Config(_Model):
     engine: EngineConfig = EngineConfig()
     inference: InferenceConfig = InferenceConfig()
     deepstream: DeepStreamConfig = DeepStreamConfig()
+    pytorch_ssd: PytorchSsdConfig = Field(PytorchSsdConfig(), validate_default=True)
     docker: DockerConfig = DockerConfig()
-    runner: RunnerConfig = RunnerConfig()
+    runner: RunnerConfig = Field(RunnerConfig(), validate_default=True)
     notes: list[str] = Field(default=[], exclude=True)  # deprecations met while loading, for the user
     tracking: TrackingConfig = TrackingConfig()
     sweep: SweepConfig = SweepConfig()
@@ -422,6 +438,29 @@ class Config(_Model):
                              "or leave it out")
         return model
 
+    @field_validator("pytorch_ssd")
+    @classmethod
+    def _pytorch_ssd_checkout(cls, value: PytorchSsdConfig, info) -> PytorchSsdConfig:
+        """ssd_mobilenet runs the scripts of a pytorch-ssd checkout, which the config names."""
+        if info.data.get("network") == "ssd_mobilenet" and value.repo is None:
+            raise ValueError("repo: ssd_mobilenet needs your pytorch-ssd checkout (the folder with train_ssd.py; "
+                             "jetson-inference's python/training/detection/ssd)")
+        return value
+
+    @field_validator("runner")
+    @classmethod
+    def _pytorch_image(cls, value: RunnerConfig, info) -> RunnerConfig:
+        if info.data.get("network") != "ssd_mobilenet":
+            return value
+        if value.kind != "local" and not value.image:
+            raise ValueError("image: ssd_mobilenet in a container needs an image with PyTorch and the checkout's "
+                             "requirements (or runner.kind: local)")
+        pytorch = info.data.get("pytorch_ssd")
+        if pytorch is not None and pytorch.export_device == "cuda" and value.gpus in (0, "none", []):
+            raise ValueError(f"gpus: {value.gpus!r}, but pytorch_ssd.export_device is cuda: onnx_export.py needs a "
+                             "CUDA GPU; set export_device: auto (or cpu) to export on the CPU")
+        return value
+
     @field_validator("train", "retrain")
     @classmethod
     def _validation_schedule(cls, value: TrainConfig | RetrainConfig, info) -> TrainConfig | RetrainConfig:
@@ -466,7 +505,8 @@ class Config(_Model):
 
 # --- loading --------------------------------------------------------------------------------
 
-_PATH_FIELDS = (("dataset", "path"), ("dataset", "names"), ("model", "pretrained"), ("inference", "images"), ("run_dir",))
+_PATH_FIELDS = (("dataset", "path"), ("dataset", "names"), ("model", "pretrained"), ("inference", "images"),
+                ("pytorch_ssd", "repo"), ("pytorch_ssd", "pretrained"), ("run_dir",))
 
 
 def load_config(path: Path, *, network: str | None = None, sets: list[str] | tuple[str, ...] = ()) -> Config:

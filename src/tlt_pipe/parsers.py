@@ -36,6 +36,9 @@ __all__ = [
     "parse_keras_line",
     "parse_kmeans_anchors",
     "parse_prune_ratio",
+    "parse_pytorch_ssd_checkpoint",
+    "parse_pytorch_ssd_eval",
+    "parse_pytorch_ssd_line",
     "parse_status_json",
     "parse_training_csv",
     "parse_validation_loss",
@@ -596,4 +599,65 @@ def parse_keras_line(line: str) -> KerasProgress | None:
         parsed = _parse_progress_segment(segment)
         if parsed is not None:
             return parsed
+    return None
+
+
+# --- pytorch-ssd (ssd_mobilenet) --------------------------------------------------------------
+
+_NUMBER = r"([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|nan|inf|-inf)"
+_PSSD_STEP = re.compile(rf"Epoch: (\d+), Step: (\d+)/(\d+), Avg Loss: {_NUMBER}")
+_PSSD_VALIDATION = re.compile(rf"Epoch: (\d+), Validation Loss: {_NUMBER}")
+_PSSD_CHECKPOINT = re.compile(r"^(?P<net>.+)-Epoch-(?P<epoch>\d+)-Loss-(?P<loss>.+)\.pth$")
+_PSSD_AP_LINE = re.compile(rf"^(\S.*?): {_NUMBER}\s*$")
+_PSSD_MAP = re.compile(rf"Average Precision Across All Classes:\s*{_NUMBER}")
+
+
+@dataclass(frozen=True)
+class SsdStep:
+    """A pytorch-ssd training line: a step's running loss (validation None), or an epoch's validation loss."""
+
+    epoch: int  # as train_ssd.py counts, from 0
+    step: int | None
+    steps: int | None
+    loss: float | None
+    validation_loss: float | None
+
+
+def parse_pytorch_ssd_line(text: str) -> SsdStep | None:
+    """`Epoch: N, Step: i/n, Avg Loss: x, ...` or `Epoch: N, Validation Loss: x, ...` (train_ssd.py's log)."""
+    match = _PSSD_STEP.search(text)
+    if match:
+        return SsdStep(int(match[1]), int(match[2]), int(match[3]), float(match[4]), None)
+    match = _PSSD_VALIDATION.search(text)
+    if match:
+        return SsdStep(int(match[1]), None, None, None, float(match[2]))
+    return None
+
+
+def parse_pytorch_ssd_checkpoint(name: str) -> tuple[str, int, float] | None:
+    """(net, epoch, validation loss) from `<net>-Epoch-<N>-Loss-<loss>.pth`; None for another name."""
+    match = _PSSD_CHECKPOINT.match(name)
+    if not match:
+        return None
+    try:
+        return match["net"], int(match["epoch"]), float(match["loss"])
+    except ValueError:
+        return None
+
+
+def parse_pytorch_ssd_eval(text: str) -> APResult | None:
+    """eval_ssd.py's `Average Precision Per-class:` block and `Average Precision Across All Classes:<mAP>`."""
+    lines = clean_lines(text)
+    try:
+        start = next(i for i, line in enumerate(lines) if line.strip() == "Average Precision Per-class:")
+    except StopIteration:
+        return None
+    ap: dict[str, float] = {}
+    for line in lines[start + 1:]:
+        mean = _PSSD_MAP.search(line)
+        if mean:
+            return APResult(ap=ap, map=float(mean[1]))
+        match = _PSSD_AP_LINE.match(line.strip())
+        if match:
+            ap[match[1]] = float(match[2])
     return None

@@ -20,6 +20,7 @@ from tlt_pipe.diagnosis import diagnose, log_tail
 from tlt_pipe.errors import ConfigError, Interrupted, StageFailed, TltPipeError
 from tlt_pipe.fingerprint import digest_of, path_fingerprint
 from tlt_pipe.manifest import Manifest, StageRecord, load_manifest, now, save_manifest, write_atomic
+from tlt_pipe.networks import get_network
 from tlt_pipe.planner import Planner, Selection, Step, build_context, workspace_for
 from tlt_pipe.runlock import RunLock
 from tlt_pipe.runners.base import Cancelled, Runner
@@ -98,11 +99,17 @@ class Pipeline:
         cfg = self.config
         checks = [("dataset.path", cfg.dataset.path), ("dataset.names", cfg.dataset.names),
                   ("model.pretrained", cfg.model.pretrained), ("inference.images", cfg.inference.images)]
+        if cfg.network == "ssd_mobilenet":
+            checks += [("pytorch_ssd.repo", cfg.pytorch_ssd.repo), ("pytorch_ssd.pretrained", cfg.pytorch_ssd.pretrained)]
+            script = Path(cfg.pytorch_ssd.repo or ".") / "train_ssd.py"
+            if Path(cfg.pytorch_ssd.repo or ".").is_dir() and not script.is_file():
+                raise ConfigError(f"{self.source}: pytorch_ssd.repo: {script} does not exist; name your pytorch-ssd "
+                                  "checkout (jetson-inference's python/training/detection/ssd)")
         for field_name, path in checks:
             if path is not None and not Path(path).exists():
                 raise ConfigError(f"{self.source}: {field_name}: {path} does not exist")
         toolkit = get_toolkit(cfg.toolkit)
-        if toolkit.key_required and not self.key:
+        if toolkit.key_required and not self.key and get_network(cfg.network, toolkit.version).framework == "tao":
             raise ConfigError(f"TLTPIPE_KEY is not set: toolkit {toolkit.version} encrypts models with a key; "
                               "export TLTPIPE_KEY=<key> (the key of your pretrained model, or a new one)")
 

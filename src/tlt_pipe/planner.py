@@ -20,7 +20,7 @@ from tlt_pipe.networks import get_network
 from tlt_pipe.secrets import redact_argv
 from tlt_pipe.stages import Context, Stage, StagePlan, is_pending
 from tlt_pipe.stages import (anchors, calibration, deepstream, engine, engine_eval, evaluate, export, inference, prepare,
-                             prune, retrain, tfrecords, train)
+                             prune, pytorch_ssd, retrain, tfrecords, train)
 from tlt_pipe.toolkits import get_toolkit
 from tlt_pipe.workspace import Workspace
 
@@ -30,10 +30,13 @@ ALL_STAGES: tuple[Stage, ...] = (
     prune.STAGE, retrain.STAGE, evaluate.EVALUATE_RETRAIN, calibration.STAGE, export.STAGE, engine.STAGE,
     engine_eval.EVALUATE_ENGINE, inference.STAGE, engine_eval.INFERENCE_ENGINE, deepstream.STAGE,
 )
+# Per framework (Network.framework): TAO's chain above, or pytorch-ssd's (stages/pytorch_ssd.py).
+CHAINS: dict[str, tuple[Stage, ...]] = {"tao": ALL_STAGES, "pytorch_ssd": pytorch_ssd.STAGES}
 # What the CLI accepts (registry.STAGE_NAMES, in this order); stages_for says what a run has.
 STAGE_NAMES = registry.STAGE_NAMES
-if tuple(s.name for s in ALL_STAGES) != STAGE_NAMES:  # pragma: no cover - a stage added in one place only
-    raise RuntimeError("planner.ALL_STAGES and registry.STAGE_NAMES disagree")
+if tuple(n for n in STAGE_NAMES if any(n == s.name for c in CHAINS.values() for s in c)) != STAGE_NAMES or any(
+        [s.name for s in c] != [n for n in STAGE_NAMES if n in {s.name for s in c}] for c in CHAINS.values()):
+    raise RuntimeError("planner.CHAINS and registry.STAGE_NAMES disagree")  # pragma: no cover - one place only
 
 
 def stages_for(config: Config) -> tuple[Stage, ...]:
@@ -41,6 +44,8 @@ def stages_for(config: Config) -> tuple[Stage, ...]:
     stages it needs (ConfigError when the toolkit does not ship the network)."""
     toolkit = get_toolkit(config.toolkit)
     network = get_network(config.network, toolkit.version)
+    if network.framework != "tao":
+        return with_needs(CHAINS[network.framework])
     extras = {"tfrecords_val": tfrecords.validation_records(network, toolkit.version), "anchors": anchors.applies(network),
               "calibration_tensorfile": calibration.applies(network, toolkit, config),
               "evaluate_engine": engine_eval.evaluates(network, toolkit)}
@@ -118,6 +123,10 @@ def workspace_for(config: Config, run_dir: Path) -> Workspace:
         inputs.append(("pretrained", config.model.pretrained))
     if config.inference.images:
         inputs.append(("images", config.inference.images))
+    if config.network == "ssd_mobilenet" and config.pytorch_ssd.repo:
+        inputs.append(("pytorch_ssd", config.pytorch_ssd.repo))
+        if config.pytorch_ssd.pretrained:
+            inputs.append(("pretrained_ssd", config.pytorch_ssd.pretrained))
     return Workspace(run_dir=run_dir, inputs=tuple(inputs), native=config.runner.kind == "local")
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tlt_pipe.parsers import parse_keras_line, strip_ansi
+from tlt_pipe.parsers import parse_keras_line, parse_pytorch_ssd_line, strip_ansi
 
 _MAP_LINE = re.compile(r"^\s*mAP\s+([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*$")
 _DNV2_MAP = re.compile(r"Mean average_precision \(in %\):\s*([-+]?\d+(?:\.\d+)?)")
@@ -67,7 +67,14 @@ class StageProgress:
         else:
             clean = strip_ansi(text).rsplit("\r", 1)[-1]
             match = _MAP_LINE.match(clean)
-            if match:
+            ssd = parse_pytorch_ssd_line(clean)
+            if ssd is not None:  # pytorch-ssd counts epochs from 0
+                self.epoch = ssd.epoch + 1
+                self._epoch_started.setdefault(self.epoch, now)
+                if ssd.step is not None:
+                    self.step, self.steps, self.loss = ssd.step, ssd.steps, ssd.loss
+                self._estimate(now)
+            elif match:
                 self.map = float(match.group(1))
             else:
                 match = _DNV2_MAP.search(clean)

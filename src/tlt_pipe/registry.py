@@ -7,12 +7,13 @@ checked against these lists by the unit tests.
 
 from __future__ import annotations
 
-NETWORKS = ("ssd", "dssd", "retinanet", "yolo_v3", "yolo_v4", "yolo_v4_tiny", "detectnet_v2")
+NETWORKS = ("ssd", "dssd", "retinanet", "yolo_v3", "yolo_v4", "yolo_v4_tiny", "detectnet_v2", "ssd_mobilenet")
 DATASET_FORMATS = ("crpd", "ccpd", "yolo", "voc", "openalpr", "kitti")
 DEFAULT_TOOLKIT = "5.0"
-# Every stage of every network, in run order; a network runs the common chain plus its extras.
+# Every stage of every network, in run order: a TAO network runs the common chain plus its extras;
+# ssd_mobilenet (pytorch-ssd) runs prepare, train, evaluate, export and detectnet.
 STAGE_NAMES = ("prepare", "tfrecords", "tfrecords_val", "anchors", "train", "evaluate", "prune", "retrain",
                "evaluate_retrain", "calibration_tensorfile", "export", "engine", "evaluate_engine", "inference",
-               "inference_engine", "deepstream")
+               "inference_engine", "deepstream", "detectnet")
 RUNNERS = ("docker", "local", "slurm")  # runner.kind: where each stage's command runs
 DEFAULT_RUNS = "runs"  # run directories default to runs/<name>

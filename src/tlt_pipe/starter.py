@@ -15,6 +15,9 @@ def starter_config(network: str, *, toolkit: str = DEFAULT_TOOLKIT, dataset_form
                    dataset_path: str = "data/plates", name: str | None = None) -> str:
     kit = get_toolkit(toolkit)
     net = get_network(network, kit.version)
+    if net.framework == "pytorch_ssd":
+        return render_template("config_pytorch_ssd.yaml.j2", {"network": network, "dataset_format": dataset_format,
+                                                              "dataset_path": dataset_path, "name": name or f"{network}-run"})
     tag = f"{net.default_arch}{net.default_nlayers or ''}"
     threshold, equalization = _PRUNE.get(network, (0.1, "intersection"))
     return render_template("config.yaml.j2", {

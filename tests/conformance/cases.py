@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from tlt_pipe.config import parse_config
 from tlt_pipe.manifest import Manifest, StageRecord
 from tlt_pipe.networks import NETWORKS
@@ -32,7 +34,7 @@ _EXTRA = {
 
 
 def applies(network: str, toolkit: str, variant: str) -> bool:
-    if toolkit not in NETWORKS[network].toolkits:
+    if toolkit not in NETWORKS[network].toolkits or NETWORKS[network].framework != "tao":  # TAO's tasks only
         return False
     # TLT 2.0 has no kmeans task (tltpipe refuses anchors.mode tao there, tested in tests/unit).
     return variant != "kmeans" or bool(NETWORKS[network].anchor_groups) and toolkit != "2.0"
@@ -134,4 +136,6 @@ def plan_config(config, run_dir: Path, variant: str = "fp32") -> list[Planned]:
 
 
 def example_configs() -> list[Path]:
-    return sorted(EXAMPLES.glob("*.yaml"))
+    """The TAO examples (the pytorch-ssd one runs no TAO task)."""
+    return [p for p in sorted(EXAMPLES.glob("*.yaml"))
+            if NETWORKS[yaml.safe_load(p.read_text(encoding="utf-8"))["network"]].framework == "tao"]

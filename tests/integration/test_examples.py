@@ -12,9 +12,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tlt_pipe.networks import NETWORKS
+
 from tltpipe_cli import EXAMPLES, example_sets, examples_folder, manifest, tltpipe
 
 pytestmark = pytest.mark.docker
+# The TAO examples (the pytorch-ssd one runs through tests/pytorch_ssd in test_pytorch_ssd.py).
+TAO_EXAMPLES = [p.name for p in sorted(EXAMPLES.glob("*.yaml"))
+                if NETWORKS[yaml.safe_load(p.read_text(encoding="utf-8"))["network"]].framework == "tao"]
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +29,7 @@ def sample_dir(tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("runner", ["docker", pytest.param("slurm", marks=pytest.mark.slurm)])
-@pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.yaml")))
+@pytest.mark.parametrize("example", TAO_EXAMPLES)
 def test_example_runs_end_to_end_on_the_emulator(emulator_images, sample_dir, tmp_path, example, runner):
     config = sample_dir / example
     shutil.copy(EXAMPLES / example, config)

@@ -91,7 +91,17 @@ def test_init_writes_a_valid_commented_config(toolkit):
 
 def test_every_network_name_is_accepted_by_the_schema():
     for network in NETWORKS:
-        parse_config(f"network: {network}\nname: a\ndataset: {{path: x}}\n", source="a", base_dir=Path("/tmp"))
+        extra = "pytorch_ssd: {repo: ssd}\nrunner: {kind: local}\n" if network == "ssd_mobilenet" else ""
+        parse_config(f"network: {network}\nname: a\ndataset: {{path: x}}\n{extra}", source="a", base_dir=Path("/tmp"))
+
+
+def test_ssd_mobilenet_names_its_checkout_and_where_pytorch_is():
+    text = "network: ssd_mobilenet\nname: a\ndataset: {path: x}\n"
+    assert _error(text).startswith("lpd.yaml:1: pytorch_ssd: repo: ssd_mobilenet needs your pytorch-ssd checkout")
+    message = _error(text + "pytorch_ssd: {repo: ssd}\n")
+    assert "runner.image" in message or "runner: image:" in message
+    config = parse_config(text + "pytorch_ssd: {repo: ssd}\nrunner: {kind: local}\n", source="a", base_dir=Path("/tmp"))
+    assert config.pytorch_ssd.repo == Path("/tmp/ssd") and config.pytorch_ssd.net == "mb1-ssd"
 
 
 def test_tracker_credentials_are_refused_in_the_config():

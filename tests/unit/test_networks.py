@@ -13,7 +13,7 @@ from tlt_pipe.specs import parse_spec
 from tlt_pipe.stages import calibration, engine_eval, inference
 from tlt_pipe.toolkits import TOOLKITS
 
-SUPPORTED = [(n, t) for n in NETWORKS for t in TOOLKITS if t in NETWORKS[n].toolkits]
+SUPPORTED = [(n, t) for n in NETWORKS for t in TOOLKITS if t in NETWORKS[n].toolkits and NETWORKS[n].framework == "tao"]
 
 
 class NoEvents:
@@ -298,11 +298,12 @@ def test_init_writes_a_valid_config_for_every_network(tmp_path, network):
     config = parse_config(text, source="init.yaml", base_dir=tmp_path, sets=["runner.gpus=0"])
     assert config.network == network and config.model.arch == NETWORKS[network].default_arch
     steps = Pipeline(config, tmp_path / "run", key=None, events=NoEvents()).dry_run(Selection())
-    assert steps[-1].name == "deepstream"
+    assert steps[-1].name == ("detectnet" if NETWORKS[network].framework == "pytorch_ssd" else "deepstream")
     if network == "yolo_v4":
         assert (config.prune.threshold, config.prune.equalization) == (0.7, "union")
     # YOLO validates at every checkpoint: init sets the interval, not a validation period.
-    assert ("validation_period" in text) != NETWORKS[network].validation_at_checkpoints(toolkit)
+    if NETWORKS[network].framework == "tao":
+        assert ("validation_period" in text) != NETWORKS[network].validation_at_checkpoints(toolkit)
 
 
 def _resumable(tmp_path, network, files):

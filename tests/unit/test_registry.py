@@ -13,11 +13,12 @@ from tlt_pipe import registry
 def test_registries_match_what_implements_them():
     from tlt_pipe.datasets.formats import FORMATS
     from tlt_pipe.networks import NETWORKS
-    from tlt_pipe.planner import ALL_STAGES
+    from tlt_pipe.planner import ALL_STAGES, CHAINS
 
     assert set(registry.NETWORKS) == set(NETWORKS)
     assert registry.DATASET_FORMATS == FORMATS
-    assert registry.STAGE_NAMES == tuple(stage.name for stage in ALL_STAGES)
+    assert registry.STAGE_NAMES == (*(stage.name for stage in ALL_STAGES), "detectnet")  # TAO's, then pytorch-ssd's
+    assert set(CHAINS) == {n.framework for n in NETWORKS.values()}
     from tlt_pipe.toolkits import TOOLKITS
 
     assert registry.DEFAULT_TOOLKIT in TOOLKITS

@@ -48,6 +48,9 @@ class Network:
     input_name: str  # converter -p input name for dynamic-shape models
     model_passing: ModelPassing  # how pretrained/resume/pruned models reach train (networks/passing.py)
     toolkits: frozenset[str]  # versions whose toolkit ships this network
+    # "tao": TAO's tasks in its containers; "pytorch_ssd": pytorch-ssd's scripts (stages/pytorch_ssd.py).
+    framework: str = "tao"
+    dataset_layout: str = "kitti"  # what prepare writes: KITTI train/ and val/, or VOC (datasets/layout.py)
     labels_with_background: bool = False
     # The architecture and input size `tltpipe init` and an empty `model:` section use.
     default_arch: str = "resnet"
@@ -116,9 +119,9 @@ class Network:
 
 
 def _load() -> dict[str, Network]:
-    from tlt_pipe.networks import detectnet_v2, ssd, yolo
+    from tlt_pipe.networks import detectnet_v2, ssd, ssd_mobilenet, yolo
 
-    rows = [*ssd.NETWORKS, *yolo.NETWORKS, *detectnet_v2.NETWORKS]
+    rows = [*ssd.NETWORKS, *yolo.NETWORKS, *detectnet_v2.NETWORKS, *ssd_mobilenet.NETWORKS]
     return {row.name: row for row in rows}
 
 

@@ -1,4 +1,5 @@
-"""prepare: convert the raw dataset into KITTI train/ and val/ trees inside the run directory (host side)."""
+"""prepare: convert the raw dataset inside the run directory (host side): KITTI train/ and val/ trees for TAO,
+the VOC layout for pytorch-ssd (Network.dataset_layout)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,14 @@ from collections.abc import Callable
 
 from tlt_pipe.stages import Artifact, Context, Outcome, Stage, StagePlan
 
-OUTPUT = "data/kitti"
+OUTPUTS = {"kitti": "data/kitti", "voc": "data/voc"}
 
-ROOT = Artifact("prepare", "root", promise=lambda ctx: OUTPUT)  # train/ and val/, each images/ and labels/
+
+def output(ctx: Context) -> str:
+    return OUTPUTS[ctx.network.dataset_layout]
+
+
+ROOT = Artifact("prepare", "root", promise=output)  # KITTI: train/ and val/, each images/ and labels/
 CLASSES = Artifact("prepare", "classes")  # the class names found, lower case, sorted
 IMAGE_EXTENSION = Artifact("prepare", "image_extension")  # of the converted images, with its dot
 TRAIN_IMAGES = Artifact("prepare", "train_images", in_metrics=True)
@@ -29,6 +35,7 @@ def _options(ctx: Context):
         subsets=list(ds.subsets) if ds.subsets else None,
         names_file=ds.names,
         resize_multiple=ctx.network.input_multiple,  # the model input's own rule (config checks it)
+        to=ctx.network.dataset_layout,
     )
 
 
@@ -37,7 +44,7 @@ def plan(ctx: Context) -> StagePlan:
     inputs = [ds.path] + ([ds.names] if ds.names else [])
     return StagePlan(
         inputs=tuple(inputs),
-        outputs=(OUTPUT,),
+        outputs=(output(ctx),),
         params={"dataset": ds.model_dump(mode="json", exclude={"path", "names"})},
     )
 
@@ -54,13 +61,13 @@ def run_on_host(ctx: Context, plan_: StagePlan, log: Callable[[str], None]) -> N
             last[0] = done // step
             log(f"converted {done}/{total if total is not None else '?'} images")
 
-    report = convert(ds.format, ds.path, ctx.workspace.host(OUTPUT), _options(ctx), on_progress=progress)
+    report = convert(ds.format, ds.path, ctx.workspace.host(output(ctx)), _options(ctx), on_progress=progress)
     for line in report.summary_lines():
         log(line)
 
 
 def collect(ctx: Context, plan_: StagePlan, log_text: str) -> Outcome:
-    report = json.loads(ctx.workspace.host(f"{OUTPUT}/report.json").read_text(encoding="utf-8"))
+    report = json.loads(ctx.workspace.host(f"{output(ctx)}/report.json").read_text(encoding="utf-8"))
     classes = sorted(report.get("objects_per_class", {}))
     if not any(report.get("objects_per_class", {}).values()):
         unknown = ", ".join(sorted(report.get("unknown_classes") or {})) or "none"
@@ -70,7 +77,7 @@ def collect(ctx: Context, plan_: StagePlan, log_text: str) -> Outcome:
     return Outcome(
         metrics=metrics,
         artifacts={
-            "root": OUTPUT,
+            "root": output(ctx),
             "classes": classes,
             "image_extension": report.get("image_extension") or ".jpg",
         },
@@ -78,5 +85,5 @@ def collect(ctx: Context, plan_: StagePlan, log_text: str) -> Outcome:
 
 
 STAGE = Stage(name="prepare", plan=plan, collect=collect, run_on_host=run_on_host,
-              description="convert the dataset to KITTI train/val",
+              description="convert the dataset (KITTI train/val, or VOC for pytorch-ssd)",
               produces=(ROOT, CLASSES, IMAGE_EXTENSION, TRAIN_IMAGES))

@@ -1,0 +1,1 @@
+"""Shared code of tltpipe's pytorch-ssd test stand-in (see ../README.md)."""

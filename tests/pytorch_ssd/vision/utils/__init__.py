@@ -1,0 +1,3 @@
+from .misc import str2bool
+
+__all__ = ["str2bool"]
