@@ -11,6 +11,7 @@ import pytest
 from tlt_pipe import parsers
 from tlt_pipe.api import Quiet
 from tlt_pipe.config import parse_config
+from tlt_pipe.errors import ConfigError
 from tlt_pipe.pipeline import Pipeline
 from tlt_pipe.planner import Selection
 from tlt_pipe.stages import pytorch_ssd
@@ -77,13 +78,13 @@ def test_the_detectnet_script_names_the_onnx_blobs():
             "--output-cvg=scores --output-bbox=boxes \"${1:-../data/voc/JPEGImages/*.jpg}\"") in script
 
 
-def _config(tmp_path: Path, extra: str = "", train: str = OLD_TRAIN):
+def _config(tmp_path: Path, train: str = OLD_TRAIN, *, export: str = "auto", gpus: str = "0"):
     repo = tmp_path / "ssd"
     repo.mkdir(exist_ok=True)
     (repo / "train_ssd.py").write_text(train)
     (tmp_path / "data").mkdir(exist_ok=True)
-    text = ("network: ssd_mobilenet\nname: p\ndataset: {path: data}\npytorch_ssd: {repo: ssd}\n"
-            "runner: {kind: local, gpus: 0}\n" + extra)
+    text = (f"network: ssd_mobilenet\nname: p\ndataset: {{path: data}}\npytorch_ssd: {{repo: ssd, export_device: {export}}}\n"
+            f"runner: {{kind: local, gpus: {gpus}}}\n")
     return parse_config(text, source="p.yaml", base_dir=tmp_path)
 
 
@@ -96,7 +97,9 @@ def test_the_plan_passes_only_the_flags_the_checkout_has_and_exports_on_the_cpu_
     export = steps["export"].argv
     assert export[1] == "-c" and export[2] == pytorch_ssd.CPU_EXPORT and export[3].endswith("/ssd/onnx_export.py")
     newer = OLD_TRAIN + "parser.add_argument('--resolution', type=int, default=300)\nparser.add_argument('--workers')\n"
-    steps = {s.name: s for s in Pipeline(_config(tmp_path, "pytorch_ssd: {repo: ssd, export_device: cuda}\n", newer),
+    steps = {s.name: s for s in Pipeline(_config(tmp_path, newer, export="cuda", gpus="all"),
                                          tmp_path / "run", key=None, events=Quiet()).dry_run(Selection())}
     assert "--resolution" in steps["train"].argv and "--workers" in steps["train"].argv
     assert steps["export"].argv[1].endswith("/ssd/onnx_export.py")  # asked for CUDA: the script as it is
+    with pytest.raises(ConfigError, match="export_device is cuda: onnx_export.py needs a CUDA GPU"):
+        _config(tmp_path, export="cuda", gpus="0")  # said before anything starts
