@@ -18,7 +18,7 @@ pytestmark = pytest.mark.docker
 
 KEY = "tlt-n3tworks-k3y"
 COMMON = ["prepare", "tfrecords", "train", "evaluate", "prune", "retrain", "evaluate_retrain", "export", "engine",
-          "inference", "deepstream"]
+          "evaluate_engine", "inference", "inference_engine", "deepstream"]
 
 CONFIG = """\
 network: {network}
@@ -55,7 +55,8 @@ CASES = [
      ", input_width: 320, input_height: 192"),
 ]
 ORDER = ["prepare", "tfrecords", "tfrecords_val", "anchors", "train", "evaluate", "prune", "retrain",
-         "evaluate_retrain", "calibration_tensorfile", "export", "engine", "inference", "deepstream"]
+         "evaluate_retrain", "calibration_tensorfile", "export", "engine", "evaluate_engine", "inference",
+         "inference_engine", "deepstream"]
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +89,9 @@ def test_network_end_to_end(emulator_images, sample, tmp_path, network, toolkit,
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]
 
     record = json.loads((run_dir / "manifest.json").read_text())
-    expected = [s for s in ORDER if s in COMMON or s in extras]
+    # TLT 2.0's DetectNet_v2 has no TensorRT evaluate: inference_engine only.
+    expected = [s for s in ORDER if (s in COMMON or s in extras)
+                and not (s == "evaluate_engine" and network == "detectnet_v2" and toolkit == "2.0")]
     assert list(record["stages"]) == expected
     stages = record["stages"]
     assert all(s["status"] == "succeeded" for s in stages.values()), {n: s["status"] for n, s in stages.items()}
@@ -99,6 +102,11 @@ def test_network_end_to_end(emulator_images, sample, tmp_path, network, toolkit,
         assert 0 < metrics["mAP"] <= 1 and set(metrics["ap"]) == {"lpd"}
     assert 0 < stages["prune"]["metrics"]["pruning_ratio"] < 1
     assert stages["inference"]["metrics"]["images"] > 0
+    assert stages["inference_engine"]["metrics"]["images"] == stages["inference"]["metrics"]["images"]
+    if "evaluate_engine" in stages:  # the engine's mAP, next to the retrained model's
+        measured = stages["evaluate_engine"]["metrics"]
+        assert 0 < measured["mAP"] <= 1 and measured["model_mAP"] == stages["evaluate_retrain"]["metrics"]["mAP"]
+        assert measured["precision"] == data_type and (measured["mAP_drop"] > 0) == (data_type != "fp32")
     engine = stages["engine"]
     assert (run_dir / engine["metrics"]["engine"]).stat().st_size > 0
     assert engine["argv"][engine["argv"].index("-o") + 1 if "-o" in engine["argv"] else 0]

@@ -29,7 +29,7 @@ def example_sets(images: dict, runner: str = "docker") -> list[str]:
             "runner.gpus=0", "docker.ulimits={memlock: 8388608, stack: 67108864}", "docker.shm_size=1G"]
     return sets + (SLURM_SETS if runner == "slurm" else [])
 STAGES = ["prepare", "tfrecords", "train", "evaluate", "prune", "retrain", "evaluate_retrain", "export",
-          "engine", "inference", "deepstream"]
+          "engine", "evaluate_engine", "inference", "inference_engine", "deepstream"]
 
 CONFIG = """\
 network: ssd

@@ -103,3 +103,15 @@ def test_the_plan_passes_only_the_flags_the_checkout_has_and_exports_on_the_cpu_
     assert steps["export"].argv[1].endswith("/ssd/onnx_export.py")  # asked for CUDA: the script as it is
     with pytest.raises(ConfigError, match="export_device is cuda: onnx_export.py needs a CUDA GPU"):
         _config(tmp_path, export="cuda", gpus="0")  # said before anything starts
+
+
+def test_the_live_display_follows_train_ssd_py():
+    from tlt_pipe.progress import StageProgress
+
+    state = StageProgress("train", started=0.0)
+    assert state.feed_line("2026-12-03 10:00:00,1 - Epoch: 0, Step: 10/30, Avg Loss: 9.5, Avg Regression Loss 4, "
+                           "Avg Classification Loss: 5.5", now=1.0)
+    assert (state.epoch, state.step, state.steps, state.loss) == (1, 10, 30, 9.5)  # epochs shown from 1
+    state.feed_line("2026-12-03 10:01:00,1 - Epoch: 1, Step: 10/30, Avg Loss: 7.25, Avg Regression Loss 3, "
+                    "Avg Classification Loss: 4", now=61.0)
+    assert (state.epoch, state.loss) == (2, 7.25)
