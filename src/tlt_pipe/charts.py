@@ -31,22 +31,20 @@ def font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
 
 
 def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
-    """Round tick values covering [low, high] (1, 2, 2.5 or 5 times a power of ten apart)."""
+    """Round tick values covering [low, high] (1, 2, 2.5 or 5 times a power of ten apart). A range too narrow for
+    floats to step through (1e16 and its next float) is widened; one too wide for a float (+-1.7e308) is clamped."""
     if not math.isfinite(low) or not math.isfinite(high):
         return [0.0, 1.0]
-    if high <= low:
-        pad = abs(low) * 0.1 or 1.0
+    low, high = max(min(low, high), -1e300), min(max(low, high), 1e300)
+    if high - low <= max(abs(low), abs(high)) * 1e-9:
+        pad = max(abs(low), abs(high)) * 0.1 or 1.0
         low, high = low - pad, high + pad
     raw = (high - low) / max(1, count)
     power = 10 ** math.floor(math.log10(raw))
     step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
     first = math.floor(low / step) * step
-    ticks = []
-    value = first
-    while value < high + step * 0.999:
-        ticks.append(float(round(value, 12)))
-        value += step
-    return ticks
+    steps = min(int((high - first) / step + 0.999), 4 * max(1, count))
+    return [float(round(first + i * step, 12)) for i in range(steps + 1)]
 
 
 def _label(value: float) -> str:

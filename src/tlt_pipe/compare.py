@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from tlt_pipe import yamldoc
 from tlt_pipe.errors import ConfigError
 from tlt_pipe.manifest import Manifest, load_manifest
 from tlt_pipe.summary import json_safe
@@ -115,9 +114,9 @@ def load_run(run_dir: Path) -> tuple[Manifest, dict[str, Any]]:
         raise ConfigError(f"{run_dir}: no manifest.json here; is it a tltpipe run directory?")
     path = run_dir / manifest.config
     try:
-        config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        _, config = yamldoc.read(path.read_text(encoding="utf-8"), str(path))
     except FileNotFoundError:
         config = {}
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read the run's config: {exc}") from None
     return manifest, config if isinstance(config, dict) else {}

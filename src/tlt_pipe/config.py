@@ -10,6 +10,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from tlt_pipe import yamldoc
 from tlt_pipe.errors import ConfigError
 from tlt_pipe.ngc import is_ref as is_ngc_ref, parse_ref as parse_ngc_ref
 from tlt_pipe.registry import DATASET_FORMATS, DEFAULT_RUNS, DEFAULT_TOOLKIT, NETWORKS, RUNNERS
@@ -525,13 +526,7 @@ def load_config(path: Path, *, network: str | None = None, sets: list[str] | tup
 
 def parse_config(text: str, *, source: str, base_dir: Path, network: str | None = None,
                  sets: list[str] | tuple[str, ...] = ()) -> Config:
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        line = f":{mark.line + 1}" if mark else ""
-        raise ConfigError(f"{source}{line}: invalid YAML: {exc.problem}") from None
+    node, data = yamldoc.read(text, source)
     if not isinstance(data, dict):
         raise ConfigError(f"{source}:1: the config must be a mapping of keys (network, name, dataset, ...)")
     if network is not None:
@@ -593,10 +588,7 @@ def _apply_sets(data: dict, sets: list[str] | tuple[str, ...]) -> dict[tuple[str
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set {item}: expected KEY=VALUE, e.g. runner.gpus=0")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
-            raise ConfigError(f"--set {item}: the value is not valid YAML") from None
+        value = yamldoc.read(raw, f"--set {yamldoc.short(item)}")[1] if raw.strip() else None
         parts = tuple(key.strip().split("."))
         target = data
         for part in parts[:-1]:

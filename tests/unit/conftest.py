@@ -28,10 +28,18 @@ def write_config(tmp_path: Path):
     """Write a small valid config (and the files it points at) into tmp_path; returns its path."""
 
     def write(toolkit: str = "5.0", extra: str = "") -> Path:
+        """extra's top-level keys replace the base's (a duplicate key is an error)."""
         (tmp_path / "data").mkdir(exist_ok=True)
         (tmp_path / "resnet_18.hdf5").write_bytes(b"\x89HDF\r\n\x1a\nweights")
         path = tmp_path / "lpd.yaml"
-        path.write_text(BASE.format(toolkit=toolkit) + extra, encoding="utf-8")
+        replaced = {line.split(":", 1)[0] for line in extra.splitlines() if line and not line[0].isspace()}
+        blocks, keep = [], True
+        for line in BASE.format(toolkit=toolkit).splitlines(keepends=True):
+            if line and not line[0].isspace():
+                keep = line.split(":", 1)[0] not in replaced
+            if keep:
+                blocks.append(line)
+        path.write_text("".join(blocks) + extra, encoding="utf-8")
         return path
 
     return write

@@ -111,6 +111,18 @@ def test_nice_ticks():
     assert all(isinstance(t, float) for t in charts.nice_ticks(1, 12, 8))  # whole steps too
 
 
+def test_ticks_and_charts_of_extreme_losses_end_and_draw():
+    """Huge, nearly equal losses once looped forever (a step below the float resolution); +-1.7e308 overflowed."""
+    ticks = charts.nice_ticks(1e16, 1.0000000000000002e16)
+    assert 2 <= len(ticks) <= 20 and ticks[0] <= 1e16 <= ticks[-1]
+    wide = charts.nice_ticks(-1.7e308, 1.7e308)
+    assert 2 <= len(wide) <= 20 and all(abs(t) < float("inf") for t in wide)
+    assert charts.nice_ticks(3.0, 1.0)[0] <= 1.0  # reversed bounds
+    for values in ((1e16, 1.0000000000000002e16), (-1.7e308, 1.7e308)):
+        image = charts.line_chart("loss", {"train": [(1, values[0]), (2, values[1])]})
+        assert image.size == (charts.WIDTH, charts.HEIGHT)
+
+
 def test_line_chart_of_twelve_epochs():
     image = charts.line_chart("loss", {"train": [(e, 1.0 / e) for e in range(1, 13)]})
     assert image.size == (charts.WIDTH, charts.HEIGHT)

@@ -152,15 +152,15 @@ def _classes_from_file(path: Path) -> dict[str, str]:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read class map: {exc.strerror or exc}") from None
-    try:
-        if path.suffix.lower() == ".json":
+    if path.suffix.lower() == ".json":
+        try:
             data = json.loads(text)
-        else:
-            import yaml
+        except (ValueError, RecursionError) as exc:
+            raise ConfigError(f"{path}: not a valid class map: {str(exc).splitlines()[0][:200]}") from None
+    else:
+        from tlt_pipe import yamldoc
 
-            data = yaml.safe_load(text)
-    except Exception as exc:  # yaml and json raise their own error types
-        raise ConfigError(f"{path}: not a valid class map: {str(exc).splitlines()[0]}") from None
+        _, data = yamldoc.read(text, str(path))
     if isinstance(data, Mapping) and isinstance(data.get("classes"), (Mapping, list)):
         data = data["classes"]
     if isinstance(data, list) and all(isinstance(v, (str, int)) for v in data):

@@ -4,15 +4,22 @@ Read: `Annotations/*.xml` with images in `JPEGImages/` (or `images/`, or next to
 one file per image, `<object><name/><difficult/><bndbox><xmin/>...</bndbox></object>`.
 Every coordinate has 1 subtracted, as the PyTorch SSD loader does. `difficult` becomes a
 non-zero KITTI occlusion (TAO's meaning of "difficult"). Parsing keeps line numbers so a
-bad object is reported as file:line.
+bad object is reported as file:line. defusedxml parses (no entity expansion, no external
+resources, whatever the interpreter's expat); an annotation declaring an encoding expat does not
+read (GBK, GB2312, Big5) is decoded first, and one Python does not know is reported by file.
 """
 
 from __future__ import annotations
 
+import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from xml.parsers import expat
+from xml.sax import ContentHandler, SAXParseException
 from xml.sax.saxutils import escape
+
+from defusedxml import DefusedXmlException
+from defusedxml.expatreader import create_parser
 
 from tlt_pipe.datasets import discover
 from tlt_pipe.datasets.context import SourceContext
@@ -48,38 +55,72 @@ class _Node:
         return node.text.strip() if node is not None else None
 
 
+class _Builder(ContentHandler):
+    """The element tree of one annotation, with each element's line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.root = _Node("", 0)
+        self._stack = [self.root]
+        self._texts: list[list[str]] = [[]]
+
+    def startElement(self, name, attrs):  # noqa: N802 - SAX's names
+        node = _Node(name, self._locator.getLineNumber() if self._locator else 0)
+        self._stack[-1].children.append(node)
+        self._stack.append(node)
+        self._texts.append([])
+
+    def endElement(self, name):  # noqa: N802
+        self._stack.pop().text = "".join(self._texts.pop())
+
+    def characters(self, content):
+        self._texts[-1].append(content)
+
+
+# Encodings expat reads itself; any other declared one (GBK, GB2312, Big5 in Chinese datasets) is decoded here.
+_EXPAT_ENCODINGS = {"utf-8", "utf8", "utf-16", "utf16", "iso-8859-1", "latin-1", "latin1", "us-ascii", "ascii"}
+_DECLARED = re.compile(rb"""^(\s*<\?xml[^>]*?encoding\s*=\s*["'])([A-Za-z0-9._:-]+)(["'])""")
+
+
+def _as_expat_reads(data: bytes) -> bytes:
+    """The document in an encoding expat reads: re-encoded as UTF-8 when it declares another (ValueError naming
+    the encoding when Python does not know it or the bytes are not in it)."""
+    declared = _DECLARED.match(data)
+    if declared is None:
+        return data
+    encoding = declared.group(2).decode("ascii")
+    if encoding.lower() in _EXPAT_ENCODINGS:
+        return data
+    try:
+        text = data.decode(encoding)
+    except LookupError:
+        raise ValueError(f"unknown encoding {encoding!r}") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not valid {encoding} text (byte {exc.start})") from None
+    body = text.encode("utf-8")
+    match = _DECLARED.match(body)
+    return body[:match.start(2)] + b"utf-8" + body[match.end(2):] if match else body
+
+
 def _parse_tree(data: bytes) -> _Node:
-    parser = expat.ParserCreate()
-    root = _Node("", 0)
-    stack = [root]
-    texts: list[list[str]] = [[]]
-
-    def start(tag, attrs):
-        node = _Node(tag, parser.CurrentLineNumber)
-        stack[-1].children.append(node)
-        stack.append(node)
-        texts.append([])
-
-    def end(tag):
-        node = stack.pop()
-        node.text = "".join(texts.pop())
-
-    def chars(data):
-        texts[-1].append(data)
-
-    parser.StartElementHandler = start
-    parser.EndElementHandler = end
-    parser.CharacterDataHandler = chars
-    parser.Parse(data, True)
-    return root
+    """The tree, parsed by defusedxml (no entity expansion, no external resources)."""
+    builder = _Builder()
+    parser = create_parser()
+    parser.setContentHandler(builder)
+    parser.parse(io.BytesIO(_as_expat_reads(data)))
+    return builder.root
 
 
 def parse_voc(data: bytes) -> tuple[list[Obj], list[Problem]]:
     """Objects of one VOC annotation, in 0-based pixels."""
     try:
         root = _parse_tree(data)
-    except expat.ExpatError as exc:
-        return [], [Problem(exc.lineno, BAD_FILE, f"not valid XML: {expat.ErrorString(exc.code)}")]
+    except SAXParseException as exc:
+        return [], [Problem(exc.getLineNumber(), BAD_FILE, f"not valid XML: {exc.getMessage()}")]
+    except DefusedXmlException as exc:
+        return [], [Problem(1, BAD_FILE, f"refused: {type(exc).__name__} (entities and external references are not read)")]
+    except ValueError as exc:
+        return [], [Problem(1, BAD_FILE, str(exc))]
     objects: list[Obj] = []
     problems: list[Problem] = []
     stack = list(reversed(root.children))

@@ -42,12 +42,9 @@ def load_names(path: Path) -> tuple[str, ...]:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read class names: {exc.strerror or exc}") from None
     if path.suffix.lower() in (".yaml", ".yml"):
-        import yaml
+        from tlt_pipe import yamldoc
 
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+        _, data = yamldoc.read(text, str(path))
         names = data.get("names") if isinstance(data, dict) else None
         if isinstance(names, dict):
             try:

@@ -226,6 +226,6 @@ def fx():
     import types
 
     names = ["CCPD_EXAMPLE", "CCPD_OTHER", "CCPD_GREEN", "image_bytes", "write_image", "write_text",
-             "build_crpd", "build_ccpd", "build_ccpd_green", "build_yolo", "build_voc", "voc_object",
+             "build_crpd", "build_ccpd", "build_ccpd_green", "build_yolo", "build_voc", "voc_object", "VOC_XML",
              "build_openalpr", "build_kitti", "read_output", "assert_valid_kitti", "load_report"]
     return types.SimpleNamespace(**{n: globals()[n] for n in names})

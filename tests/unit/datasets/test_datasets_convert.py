@@ -543,3 +543,28 @@ def test_signals_during_a_pooled_run_leave_the_old_output(tmp_path, fx, signum):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "voc"]
     assert multiprocessing.active_children() == []
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the temporary handler is gone
+
+
+def test_voc_in_gbk_big5_or_an_unknown_encoding_is_read_or_reported_by_file(tmp_path, fx):
+    """Chinese datasets declare GBK or Big5: those are decoded; an unknown encoding skips that file, naming it."""
+    src = tmp_path / "voc"
+    for stem, encoding, name in (("g1", "GBK", "车牌"), ("b1", "Big5", "車牌"), ("u1", "x-no-such", "lpd")):
+        fx.write_image(src / "JPEGImages" / f"{stem}.jpg", (500, 400))
+        xml = fx.VOC_XML.format(stem=stem, objects=fx.voc_object(name, (1, 1, 100, 50)))
+        xml = xml.replace('<?xml version="1.0"?>', f'<?xml version="1.0" encoding="{encoding}"?>')
+        (src / "Annotations").mkdir(parents=True, exist_ok=True)
+        (src / "Annotations" / f"{stem}.xml").write_bytes(xml.encode("utf-8" if encoding == "x-no-such" else encoding))
+    out = tmp_path / "out"
+    report = run("voc", src, out, val_split=0, classes={"车牌": "lpd", "車牌": "lpd", "lpd": "lpd"})
+    assert fx.read_output(out) == {"g1": ("train", [lpd(0, 0, 99, 49, "lpd")]), "b1": ("train", [lpd(0, 0, 99, 49, "lpd")])}
+    [(reason, drops)] = report.dropped.items()
+    assert drops.examples[0].endswith("Annotations/u1.xml:1: unknown encoding 'x-no-such'")
+
+
+def test_voc_entity_declarations_are_refused_not_expanded(tmp_path, fx):
+    from tlt_pipe.datasets.voc import parse_voc
+
+    bomb = (b'<?xml version="1.0"?><!DOCTYPE a [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+            b"<annotation><object><name>&b;</name></object></annotation>")
+    objects, [problem] = parse_voc(bomb)
+    assert objects == [] and "EntitiesForbidden" in problem.detail
