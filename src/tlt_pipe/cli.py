@@ -51,7 +51,14 @@ def main() -> None:
 @click.option("--name", default=None, help="Run name (default: <network>-run).")
 def init(network: str, toolkit: str, dataset_format: str, name: str | None) -> None:
     """Print a commented starter config: tltpipe init ssd > lpd.yaml"""
+    import re
+
+    from tlt_pipe.registry import NAME_PATTERN
     from tlt_pipe.starter import starter_config
+
+    if name is not None and not re.match(NAME_PATTERN, name):
+        raise ConfigError(f"--name {name!r}: letters, digits, '_', '.' and '-' only, starting with a letter or digit "
+                          "(it names the run directory)")
 
     click.echo(starter_config(network, toolkit=toolkit, dataset_format=dataset_format, name=name), nl=False)
 

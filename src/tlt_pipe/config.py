@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from tlt_pipe import yamldoc
 from tlt_pipe.errors import ConfigError
 from tlt_pipe.ngc import is_ref as is_ngc_ref, parse_ref as parse_ngc_ref
-from tlt_pipe.registry import DATASET_FORMATS, DEFAULT_RUNS, DEFAULT_TOOLKIT, NETWORKS, RUNNERS
+from tlt_pipe.registry import DATASET_FORMATS, DEFAULT_RUNS, DEFAULT_TOOLKIT, NAME_PATTERN, NETWORKS, RUNNERS
 from tlt_pipe.toolkits import normalize_version
 DataType = Literal["fp32", "fp16", "int8"]
 
@@ -336,7 +336,7 @@ class TuneConfig(_Model):
 class Config(_Model):
     network: Literal[NETWORKS]
     toolkit: str = DEFAULT_TOOLKIT
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: str = Field(pattern=NAME_PATTERN)
     run_dir: Path | None = None
     dataset: DatasetConfig
     model: ModelConfig = ModelConfig()

@@ -105,6 +105,13 @@ def folder_of(ref: NgcRef) -> Path:
     return cache_root() / ref.org / (ref.team or "_") / ref.name / ref.version
 
 
+PLACEHOLDER = "<downloaded when the run starts>"  # the file of a version not in the cache yet, in a plan
+
+
+def is_placeholder(path: Path) -> bool:
+    return path.name == PLACEHOLDER
+
+
 # --- the cache (no network) -----------------------------------------------------------------
 
 def cached(ref: NgcRef) -> Cached | None:

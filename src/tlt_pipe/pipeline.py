@@ -67,7 +67,7 @@ class Pipeline:
             ref = ngc.parse_ref(config.model.ngc)
             got = ngc.cached(ref)
             self.pretrained = got.record() if got else None
-            path = got.weights if got else ngc.folder_of(ref) / "<downloaded when the run starts>"
+            path = got.weights if got else ngc.folder_of(ref) / ngc.PLACEHOLDER
             config = config.model_copy(update={"model": config.model.model_copy(update={"pretrained": path})})
         self.config = config
         self.planner = Planner(config, self.run_dir, self.key)
@@ -95,7 +95,7 @@ class Pipeline:
         """What must never be printed or written: the model key."""
         return self.planner.secrets
 
-    def _check_inputs(self) -> None:
+    def _check_inputs(self, *, key: bool = True) -> None:
         cfg = self.config
         checks = [("dataset.path", cfg.dataset.path), ("dataset.names", cfg.dataset.names),
                   ("model.pretrained", cfg.model.pretrained), ("inference.images", cfg.inference.images)]
@@ -106,10 +106,12 @@ class Pipeline:
                 raise ConfigError(f"{self.source}: pytorch_ssd.repo: {script} does not exist; name your pytorch-ssd "
                                   "checkout (jetson-inference's python/training/detection/ssd)")
         for field_name, path in checks:
-            if path is not None and not Path(path).exists():
+            if path is not None and not Path(path).exists() and not ngc.is_placeholder(Path(path)):
                 raise ConfigError(f"{self.source}: {field_name}: {path} does not exist")
+        if not cfg.dataset.path.is_dir():
+            raise ConfigError(f"{self.source}: dataset.path: {cfg.dataset.path} is not a folder")
         toolkit = get_toolkit(cfg.toolkit)
-        if toolkit.key_required and not self.key and get_network(cfg.network, toolkit.version).framework == "tao":
+        if key and toolkit.key_required and not self.key and get_network(cfg.network, toolkit.version).framework == "tao":
             raise ConfigError(f"TLTPIPE_KEY is not set: toolkit {toolkit.version} encrypts models with a key; "
                               "export TLTPIPE_KEY=<key> (the key of your pretrained model, or a new one)")
 
@@ -117,6 +119,8 @@ class Pipeline:
         return self.planner.plan(selection, manifest)
 
     def dry_run(self, selection: Selection) -> list[Step]:
+        """The plan, with the same checks of the inputs as a run (not the key: a plan never shows it)."""
+        self._check_inputs(key=False)
         manifest = load_manifest(self.run_dir) if not selection.force else None
         return self.plan(selection, manifest)
 

@@ -17,3 +17,4 @@ STAGE_NAMES = ("prepare", "tfrecords", "tfrecords_val", "anchors", "train", "eva
                "inference_engine", "deepstream", "detectnet")
 RUNNERS = ("docker", "local", "slurm")  # runner.kind: where each stage's command runs
 DEFAULT_RUNS = "runs"  # run directories default to runs/<name>
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # a config's name: a folder name, plain in YAML

@@ -195,7 +195,10 @@ def write_report(run_dir: Path) -> Report:
     data = json_safe(report_data(run_dir, manifest))
     pngs = {**draw_charts(data), **inference_grids(run_dir, manifest)}
     folder = run_dir / "report"
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigError(f"{folder}: is a file; the report is a folder there (move the file away)") from None
     paths = {}
     for name, png in pngs.items():
         paths[name] = folder / f"{name}.png"

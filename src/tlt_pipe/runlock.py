@@ -9,7 +9,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from tlt_pipe.errors import RunLocked
+from tlt_pipe.errors import ConfigError, RunLocked
 
 LOCK = ".lock"
 
@@ -20,8 +20,14 @@ class RunLock:
         self._fd: int | None = None
 
     def __enter__(self) -> "RunLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except (FileExistsError, NotADirectoryError):
+            raise ConfigError(f"{self.path.parent}: the run directory is a file (or inside one); "
+                              "choose another run_dir") from None
+        except OSError as exc:
+            raise ConfigError(f"{self.path.parent}: cannot use it as the run directory: {exc.strerror or exc}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

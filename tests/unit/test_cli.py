@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from tlt_pipe import __version__
 from tlt_pipe.cli import main
+from tlt_pipe.manifest import Manifest, save_manifest
 
 
 def test_version_and_module_entry_point():
@@ -21,12 +22,17 @@ def test_init_prints_a_config_that_runs_dry(tmp_path):
     text = CliRunner().invoke(main, ["init", "ssd", "--toolkit", "5.0"]).output
     config = tmp_path / "lpd.yaml"
     config.write_text(text)
-    result = CliRunner().invoke(main, ["run", "ssd", "--config", str(config), "--dry-run", "--json",
-                                       "--run-dir", str(tmp_path / "run")])
+    dry = ["run", "ssd", "--config", str(config), "--dry-run", "--json", "--run-dir", str(tmp_path / "run")]
+    missing = CliRunner().invoke(main, dry)  # a plan checks the inputs as a run does
+    assert missing.exit_code == 2 and "dataset.path:" in missing.stderr and "does not exist" in missing.stderr
+    (tmp_path / "data" / "plates").mkdir(parents=True)
+    result = CliRunner().invoke(main, dry)
     assert result.exit_code == 0, result.output
     stages = [json.loads(line)["stage"] for line in result.output.splitlines()]
     assert stages[0] == "prepare" and stages[-1] == "deepstream"
     assert "pretrained: ngc:nvidia/tao/pretrained_object_detection:resnet18 " in text  # NGC, for the backbone
+    named = CliRunner().invoke(main, ["init", "ssd", "--name", "a: b"])
+    assert named.exit_code == 2 and "--name 'a: b': letters, digits" in named.stderr
     detectnet = CliRunner().invoke(main, ["init", "detectnet_v2"]).output
     assert "pretrained: ngc:nvidia/tao/pretrained_detectnet_v2:resnet18 " in detectnet
     assert "pretrained: ngc:nvidia/tao/pretrained_object_detection:cspdarknet_tiny " in \
@@ -86,3 +92,17 @@ def test_gc_finds_the_local_runners_orphaned_jobs_in_the_run_folders(tmp_path, m
     assert removed.exit_code == 0 and "removed local job train-1a2b3c4d" in removed.stdout and not job.exists()
     assert "no orphaned tltpipe jobs" in CliRunner().invoke(main, ["gc", "--runner", "local"]).stdout
     assert CliRunner().invoke(main, ["gc", "--runner", "docker"]).exit_code == 3
+
+
+def test_a_run_directory_or_report_folder_that_is_a_file_is_one_line(write_config, tmp_path):
+    config = write_config()
+    (tmp_path / "taken").write_text("not a folder")
+    result = CliRunner().invoke(main, ["run", "ssd", "--config", str(config), "--run-dir", str(tmp_path / "taken")])
+    assert result.exit_code == 2 and "the run directory is a file" in result.stderr and "Traceback" not in result.output
+    nested = CliRunner().invoke(main, ["run", "ssd", "--config", str(config), "--run-dir", str(tmp_path / "taken" / "x")])
+    assert nested.exit_code == 2 and "the run directory is a file (or inside one)" in nested.stderr
+    run = tmp_path / "run"
+    save_manifest(run, Manifest(tltpipe="0", name="lpd", network="ssd", toolkit="5.0"))
+    (run / "report").write_text("a file")
+    report = CliRunner().invoke(main, ["report", str(run)])
+    assert report.exit_code == 2 and "report: is a file" in report.stderr

@@ -295,6 +295,10 @@ def test_init_writes_a_valid_config_for_every_network(tmp_path, network):
     toolkit = "5.0"
     text = starter_config(network, toolkit=toolkit, dataset_path="data")
     (tmp_path / "data").mkdir()
+    checkout = tmp_path / "jetson-inference/python/training/detection/ssd"  # ssd_mobilenet's pytorch_ssd.repo
+    (checkout / "models").mkdir(parents=True)
+    (checkout / "train_ssd.py").write_text("")
+    (checkout / "models" / "mobilenet-v1-ssd-mp-0_675.pth").write_bytes(b"")
     config = parse_config(text, source="init.yaml", base_dir=tmp_path, sets=["runner.gpus=0"])
     assert config.network == network and config.model.arch == NETWORKS[network].default_arch
     steps = Pipeline(config, tmp_path / "run", key=None, events=NoEvents()).dry_run(Selection())
