@@ -7,6 +7,7 @@ every input itself and translates the paths, so nobody writes a container path a
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,8 @@ def parse_launcher_mounts(text: str, source: str) -> LauncherSettings:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{source}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply to read") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a JSON object with Mounts, Envs, DockerOptions")
     unknown = sorted(set(data) - _KEYS)
@@ -39,6 +42,8 @@ def parse_launcher_mounts(text: str, source: str) -> LauncherSettings:
     if "Mounts" not in data:
         raise ConfigError(f"{source}: Mounts is required (as the launcher requires it)")
     env: dict[str, str] = {}
+    if not isinstance(data.get("Envs") or [], list):
+        raise ConfigError(f"{source}: Envs must be a list of {{\"variable\": ..., \"value\": ...}}")
     for i, item in enumerate(data.get("Envs") or []):
         if not isinstance(item, dict) or set(item) != {"variable", "value"}:
             raise ConfigError(f"{source}: Envs[{i}]: expected {{\"variable\": ..., \"value\": ...}}")
@@ -54,11 +59,20 @@ def parse_launcher_mounts(text: str, source: str) -> LauncherSettings:
     if "ulimits" in docker:
         if not isinstance(docker["ulimits"], dict):
             raise ConfigError(f"{source}: DockerOptions.ulimits must map a name to a value")
-        docker["ulimits"] = {str(k): int(v) for k, v in docker["ulimits"].items()}
+        docker["ulimits"] = {str(k): _ulimit(v, f"{source}: DockerOptions.ulimits.{k}")
+                             for k, v in docker["ulimits"].items()}
     mounts = data["Mounts"]
     if not isinstance(mounts, list):
         raise ConfigError(f"{source}: Mounts must be a list of {{source, destination}}")
     return LauncherSettings(env=env, docker=docker, mounts=len(mounts))
+
+
+def _ulimit(value: Any, where: str) -> int:
+    """A whole number, as the launcher passes it to Docker (soft = hard = value); -1 is unlimited."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or isinstance(value, float) and (
+            not math.isfinite(value) or value != int(value)):
+        raise ConfigError(f"{where}: expected a whole number (-1 for unlimited), got {json.dumps(value)[:40]}")
+    return int(value)
 
 
 def apply_launcher_mounts(config: Config, path: Path) -> tuple[Config, list[str]]:
@@ -69,6 +83,8 @@ def apply_launcher_mounts(config: Config, path: Path) -> tuple[Config, list[str]
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); the launcher's file is JSON") from None
     settings = parse_launcher_mounts(text, str(path))
     docker = config.docker
     chosen = {k: v for k, v in settings.docker.items() if k not in docker.model_fields_set}

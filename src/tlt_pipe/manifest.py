@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from tlt_pipe.errors import ConfigError
 
@@ -49,6 +49,26 @@ class StageRecord(BaseModel):
     gpus: list[int] | None = None  # the GPUs it was given when stages ran side by side on a list of GPUs
     warnings: list[str] = []  # what the stage found worth a warning (e.g. an engine run on another GPU)
 
+    @field_validator("metrics")
+    @classmethod
+    def _numbers(cls, metrics: dict[str, Any]) -> dict[str, Any]:
+        """The metrics show, report, compare and the planner compute with are numbers (AP: class -> number)."""
+        for key in NUMERIC_METRICS & set(metrics):
+            if not _is_number(metrics[key]):
+                raise ValueError(f"{key}: expected a number, got {json.dumps(metrics[key])[:40]}")
+        ap = metrics.get("ap")
+        if ap is not None and not (isinstance(ap, dict) and all(_is_number(v) for v in ap.values())):
+            raise ValueError(f"ap: expected class -> number, got {json.dumps(ap)[:60]}")
+        return metrics
+
+    @field_validator("artifacts")
+    @classmethod
+    def _paths(cls, artifacts: dict[str, Any]) -> dict[str, Any]:
+        for key in PATH_ARTIFACTS & set(artifacts):
+            if not isinstance(artifacts[key], str):
+                raise ValueError(f"{key}: expected a path, got {json.dumps(artifacts[key])[:40]}")
+        return artifacts
+
 
 class Manifest(BaseModel):
     tltpipe: str
@@ -70,13 +90,33 @@ class Manifest(BaseModel):
         return record.metrics.get(key) if record is not None and record.status == "succeeded" else None
 
 
+NUMERIC_METRICS = frozenset({"mAP", "model_mAP", "mAP_drop", "pruning_ratio", "loss", "validation_loss", "images",
+                             "detections", "shards", "engine_bytes", "epoch", "best_epoch", "train_images",
+                             "val_images"})
+
+
+PATH_ARTIFACTS = frozenset({"model", "root", "results", "engine", "images", "labels", "script", "infer_config",
+                            "app_config", "prefix"})
+
+
+def _is_number(value: Any) -> bool:
+    """A JSON number or null (NaN and infinity included: JSON-safe output turns them into null)."""
+    return value is None or isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def load_manifest(run_dir: Path) -> Manifest | None:
     path = run_dir / MANIFEST
     if not path.exists():
         return None
     try:
         return Manifest.model_validate_json(path.read_text(encoding="utf-8"))
-    except (ValidationError, ValueError, OSError) as exc:
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"])
+        first = f"{where}: {str(error['msg']).removeprefix('Value error, ')}"[:200]
+        raise ConfigError(f"{path}: not a valid tltpipe manifest ({first}); move it away, or re-run with --force "
+                          "to rebuild it") from None
+    except (ValueError, OSError) as exc:
         first = str(exc).splitlines()[0]
         raise ConfigError(f"{path}: not a valid tltpipe manifest ({first}); move it away, or re-run with --force "
                           "to rebuild it") from None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -67,14 +68,18 @@ def report_data(run_dir: Path, manifest: Manifest) -> dict[str, Any]:
 def pruning_points(manifest: Manifest) -> list[dict[str, Any]]:
     """(model size ratio, mAP): the unpruned model at 1.0, then the pruned and retrained one."""
     points = []
-    before = manifest.metric("evaluate", "mAP")
+    before = _finite(manifest.metric("evaluate", "mAP"))
     if before is not None:
         points.append({"model": "trained", "ratio": 1.0, "mAP": before})
-    ratio = manifest.metric("prune", "pruning_ratio")
-    after = manifest.metric("evaluate_retrain", "mAP")
+    ratio = _finite(manifest.metric("prune", "pruning_ratio"))
+    after = _finite(manifest.metric("evaluate_retrain", "mAP"))
     if ratio is not None and after is not None:
         points.append({"model": "pruned + retrained", "ratio": ratio, "mAP": after})
     return points
+
+
+def _finite(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
 def draw_charts(data: dict[str, Any]) -> dict[str, bytes]:

@@ -51,3 +51,23 @@ def test_the_file_is_checked_like_the_launcher_checks_it(data, message):
 def test_bad_json_names_the_line():
     with pytest.raises(ConfigError, match=r"^m.json:2: not valid JSON"):
         parse_launcher_mounts('{"Mounts": [],\n oops}', "m.json")
+
+
+@pytest.mark.parametrize("value", ['"unlimited"', "null", "[1]", "1e400", "NaN", "1.5", "true"])
+def test_a_ulimit_that_is_not_a_whole_number_is_one_line(value):
+    text = '{"Mounts": [], "DockerOptions": {"ulimits": {"memlock": %s}}}' % value
+    with pytest.raises(ConfigError, match=r"^m.json: DockerOptions.ulimits.memlock: expected a whole number"):
+        parse_launcher_mounts(text, "m.json")
+    assert parse_launcher_mounts('{"Mounts": [], "DockerOptions": {"ulimits": {"memlock": -1}}}', "m").docker == \
+        {"ulimits": {"memlock": -1}}
+
+
+def test_envs_not_a_list_and_a_file_not_utf8_are_one_line(write_config, tmp_path):
+    with pytest.raises(ConfigError, match="Envs must be a list"):
+        parse_launcher_mounts('{"Mounts": [], "Envs": {"A": "1"}}', "m.json")
+    mounts = tmp_path / "mounts.json"
+    mounts.write_bytes(b'{"Mounts": [], "Envs": [{"variable": "A", "value": "\xff"}]}')
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        apply_launcher_mounts(load_config(write_config()), mounts)
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        parse_launcher_mounts("[" * 100_000, "m.json")

@@ -56,3 +56,28 @@ def test_a_stale_lock_file_from_a_dead_process_is_taken_over(tmp_path):
     (tmp_path / ".lock").write_text("999999\n")
     with RunLock(tmp_path):
         assert (tmp_path / ".lock").read_text().strip() == str(os.getpid())
+
+
+@pytest.mark.parametrize("record, named", [
+    ({"status": "succeeded", "metrics": {"mAP": "high"}}, "stages.evaluate.metrics: mAP: expected a number"),
+    ({"status": "succeeded", "metrics": {"mAP": 0.5, "ap": "lpd"}}, "stages.evaluate.metrics: ap: expected class"),
+    ({"status": "succeeded", "metrics": {"ap": {"lpd": [1]}}}, "stages.evaluate.metrics: ap: expected class"),
+    ({"status": "succeeded", "artifacts": {"model": 5}}, "stages.evaluate.artifacts: model: expected a path"),
+])
+def test_a_manifest_with_wrongly_typed_fields_is_refused_naming_the_field(tmp_path, record, named):
+    from click.testing import CliRunner
+
+    from tlt_pipe.cli import main
+
+    (tmp_path / "manifest.json").write_text(json.dumps({"tltpipe": "0", "name": "a", "network": "ssd", "toolkit": "5.0",
+                                                        "stages": {"evaluate": record}}))
+    with pytest.raises(ConfigError, match=f"not a valid tltpipe manifest \\({named}"):
+        load_manifest(tmp_path)
+    for command in (["show", str(tmp_path)], ["report", str(tmp_path)], ["compare", str(tmp_path), str(tmp_path)]):
+        result = CliRunner().invoke(main, command)
+        assert result.exit_code == 2 and named in result.stderr and "Traceback" not in result.output, command
+    nan = {"tltpipe": "0", "name": "a", "network": "ssd", "toolkit": "5.0",
+           "stages": {"evaluate": {"status": "succeeded", "metrics": {"mAP": float("nan"), "ap": {"lpd": float("nan")}}}}}
+    (tmp_path / "manifest.json").write_text(json.dumps(nan))
+    for command in (["show", str(tmp_path)], ["report", str(tmp_path)], ["show", str(tmp_path), "--json"]):
+        assert CliRunner().invoke(main, command).exit_code == 0, command  # NaN is a number: shown as nan / null
