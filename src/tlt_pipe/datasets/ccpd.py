@@ -29,6 +29,7 @@ from tlt_pipe.datasets.records import (
     Problem,
     Skip,
     SkipImage,
+    finite_number,
 )
 
 CLASS = "lpd"
@@ -50,8 +51,9 @@ def plate_text(indices: list[int]) -> str | None:
 
 
 def _point(text: str) -> tuple[float, float]:
+    """`x&y` as finite numbers (ValueError for nan or inf, which no box has)."""
     x, y = text.split("&")
-    return float(x), float(y)
+    return finite_number(x), finite_number(y)
 
 
 def parse_ccpd_name(stem: str) -> Obj | None:

@@ -84,7 +84,11 @@ class SourceImage:
         if self.size[0] <= 0 or self.size[1] <= 0:
             self.close()
             raise Unreadable(f"empty image {self.size[0]}x{self.size[1]}")
-        self.ext = FORMAT_EXTS.get(self.format, os.path.splitext(path)[1].lower())
+        if self.format not in FORMAT_EXTS:  # the content decides, not the extension: TAO reads the folder as one format
+            self.close()
+            named = os.path.splitext(path)[1].lower() or "an extensionless"
+            raise Unreadable(f"{self.format or 'unknown'} data in {named} file; TAO reads JPEG, PNG or BMP: convert it")
+        self.ext = FORMAT_EXTS[self.format]
 
     def __enter__(self) -> SourceImage:
         return self

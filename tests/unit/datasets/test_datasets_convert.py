@@ -568,3 +568,18 @@ def test_voc_entity_declarations_are_refused_not_expanded(tmp_path, fx):
             b"<annotation><object><name>&b;</name></object></annotation>")
     objects, [problem] = parse_voc(bomb)
     assert objects == [] and "EntitiesForbidden" in problem.detail
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "WEBP", "TIFF"])
+def test_gif_webp_or_tiff_data_in_a_jpg_file_is_reported_not_linked(tmp_path, fx, fmt):
+    from PIL import Image
+
+    src = fx.build_kitti(tmp_path / "kitti")
+    image = src / "image_2" / "000001.jpg"
+    (src / "image_2" / "000001.png").unlink()
+    Image.new("RGB", (620, 180), "red").save(image, format=fmt)  # named .jpg, holding another format
+    out = tmp_path / "out"
+    report = run("kitti", src, out, val_split=0)
+    unreadable = report.dropped["unreadable image"]
+    assert f"{fmt} data in .jpg file; TAO reads JPEG, PNG or BMP" in unreadable.examples[0]
+    assert "000001" not in fx.read_output(out) and "000002" in fx.read_output(out)

@@ -84,6 +84,9 @@ def test_ccpd_no_plate_and_partial_names():
     partial = parse_ccpd_name("025-95_113-154&383_386&473-garbage-0_0_x-37-15")
     assert (partial.x1, partial.x2) == (154, 386)
     assert partial.plate["vertices"] is None and partial.plate["text"] is None
+    assert parse_ccpd_name("025-95_113-nan&383_386&473-386&473_177&454_154&383_363&402-0_0_22_27_27_33_16-37-15") is None
+    inf_vertex = parse_ccpd_name("025-95_113-154&383_386&473-inf&473_177&454_154&383_363&402-0-37-15")
+    assert inf_vertex.plate["vertices"] is None  # never NaN or Infinity into plates.jsonl (not JSON)
 
 
 def test_ccpd_plate_text_tables():
