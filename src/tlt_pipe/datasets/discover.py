@@ -22,12 +22,26 @@ def is_image(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTS)
 
 
+def _entries(directory: Path, kind: str) -> list[os.DirEntry]:
+    """The directory's entries that are folders (kind "dir") or files ("file"), following links. One entry that
+    cannot be looked at (a symlink loop, a broken link, no permission) is left out, not the whole folder."""
+    found = []
+    try:
+        with os.scandir(directory) as listing:
+            for entry in listing:
+                try:
+                    if entry.is_dir() if kind == "dir" else entry.is_file():
+                        found.append(entry)
+                except OSError:
+                    continue
+    except OSError:
+        return []
+    return found
+
+
 def child_dir(parent: Path, *names: str) -> Path | None:
     """The first existing subdirectory among names (matched case-insensitively)."""
-    try:
-        entries = {e.name.lower(): e.name for e in os.scandir(parent) if e.is_dir()}
-    except OSError:
-        return None
+    entries = {e.name.lower(): e.name for e in _entries(parent, "dir")}
     for name in names:
         found = entries.get(name.lower())
         if found is not None:
@@ -36,18 +50,12 @@ def child_dir(parent: Path, *names: str) -> Path | None:
 
 
 def subdirs(parent: Path) -> list[Path]:
-    try:
-        return sorted(Path(e.path) for e in os.scandir(parent) if e.is_dir() and not e.name.startswith("."))
-    except OSError:
-        return []
+    return sorted(Path(e.path) for e in _entries(parent, "dir") if not e.name.startswith("."))
 
 
 def files(directory: Path) -> list[str]:
     """Sorted file names in a directory (not recursive)."""
-    try:
-        return sorted(e.name for e in os.scandir(directory) if e.is_file() and not e.name.startswith("."))
-    except OSError:
-        return []
+    return sorted(e.name for e in _entries(directory, "file") if not e.name.startswith("."))
 
 
 def images_by_stem(names: list[str]) -> tuple[dict[str, str], list[str]]:
@@ -85,22 +93,30 @@ def pair_by_stem(
 
 
 def walk_files(root: Path) -> Iterator[Path]:
-    """Every file below root, depth first, sorted, hidden entries skipped."""
-    stack = [root]
+    """Every file below root, depth first, sorted, hidden entries skipped. A folder reached again through a
+    link (a loop) is walked once; an entry that cannot be looked at is left out."""
+    stack, seen = [root], set()
     while stack:
         directory = stack.pop()
         try:
+            info = os.stat(directory)
             entries = sorted(os.scandir(directory), key=lambda e: e.name)
         except OSError:
             continue
+        if (info.st_dev, info.st_ino) in seen:
+            continue
+        seen.add((info.st_dev, info.st_ino))
         dirs = []
         for entry in entries:
             if entry.name.startswith("."):
                 continue
-            if entry.is_dir():
-                dirs.append(Path(entry.path))
-            elif entry.is_file():
-                yield Path(entry.path)
+            try:
+                if entry.is_dir():
+                    dirs.append(Path(entry.path))
+                elif entry.is_file():
+                    yield Path(entry.path)
+            except OSError:
+                continue
         stack.extend(reversed(dirs))
 
 

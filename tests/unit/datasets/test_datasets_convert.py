@@ -583,3 +583,18 @@ def test_gif_webp_or_tiff_data_in_a_jpg_file_is_reported_not_linked(tmp_path, fx
     unreadable = report.dropped["unreadable image"]
     assert f"{fmt} data in .jpg file; TAO reads JPEG, PNG or BMP" in unreadable.examples[0]
     assert "000001" not in fx.read_output(out) and "000002" in fx.read_output(out)
+
+
+@pytest.mark.parametrize("fmt", ["kitti", "yolo", "voc"])
+def test_a_symlink_loop_or_broken_link_in_a_folder_drops_only_itself(tmp_path, fx, fmt):
+    import os
+
+    src = {"kitti": fx.build_kitti, "yolo": fx.build_yolo, "voc": fx.build_voc}[fmt](tmp_path / fmt)
+    before = run(fmt, src, tmp_path / "before", val_split=0).images
+    folders = sorted({p.parent for p in src.rglob("*") if p.is_file() and p.suffix.lower() in (".png", ".jpg")})
+    for folder in folders:
+        os.symlink(folder / "loop.jpg", folder / "loop.jpg")  # ELOOP when looked at
+        os.symlink(folder / "gone.jpg", folder / "broken.jpg")
+        os.symlink(folder.parent, folder / "up")  # a folder link back up the tree
+    report = run(fmt, src, tmp_path / "after", val_split=0)
+    assert report.images == before > 0
