@@ -152,6 +152,8 @@ def _classes_from_file(path: Path) -> dict[str, str]:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read class map: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save the class map as UTF-8") from None
     if path.suffix.lower() == ".json":
         try:
             data = json.loads(text)

@@ -41,6 +41,8 @@ def load_names(path: Path) -> tuple[str, ...]:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read class names: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save the class names as UTF-8") from None
     if path.suffix.lower() in (".yaml", ".yml"):
         from tlt_pipe import yamldoc
 

@@ -57,6 +57,11 @@ def test_bad_options_are_one_line_exit_2(tmp_path, fx):
         assert len(result.output.strip().splitlines()) == 1, result.output
     result = invoke("yolo", src, tmp_path / "out", "--names", tmp_path / "missing.names")
     assert result.exit_code == 2 and "missing.names: no such file" in result.output
+    (tmp_path / "gbk.names").write_bytes("车牌\n".encode("gbk"))
+    (tmp_path / "gbk.yaml").write_bytes("lpd: 车牌\n".encode("gbk"))
+    for fmt, args in (("yolo", ["--names", tmp_path / "gbk.names"]), ("crpd", ["--classes", tmp_path / "gbk.yaml"])):
+        result = invoke(fmt, src, tmp_path / "out", *args)
+        assert result.exit_code == 2 and "not UTF-8 text" in result.output and "Traceback" not in result.output, args
 
 
 def test_sample_data_converts_with_resize_subsets_and_voc(tmp_path):
