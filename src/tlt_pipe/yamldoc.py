@@ -44,6 +44,9 @@ def read(text: str, source: str) -> tuple[yaml.Node | None, Any]:
     _check(node, source)
     try:
         data = yaml.SafeLoader("").construct_document(node)
+    except yaml.MarkedYAMLError as exc:  # e.g. a tag the safe loader does not construct (`!x`, `=`)
+        mark = exc.problem_mark
+        raise ConfigError(f"{source}{f':{mark.line + 1}' if mark else ''}: invalid YAML: {short(exc.problem)}") from None
     except ValueError as exc:  # e.g. an integer of more than 4300 digits
         raise ConfigError(f"{source}: a value YAML cannot read: {short(exc)}") from None
     except RecursionError:

@@ -30,6 +30,11 @@ def test_a_control_character_names_its_line(char):
     assert _refused(GOOD + f"notes_x: \"{char}[31mred\"\n").startswith(f"c.yaml:4: a control character ({char!r})")
 
 
+def test_a_tag_yaml_cannot_build_names_its_line():
+    assert _refused(GOOD + "train: !secret 3\n").startswith("c.yaml:4: invalid YAML: could not determine a constructor")
+    assert _refused("=\n").startswith("c.yaml:1: invalid YAML")
+
+
 def test_duplicate_keys_name_both_lines():
     assert _refused(GOOD + "train: {epochs: 3}\ntrain: {epochs: 4}\n") == \
         "c.yaml:5: duplicate key 'train' (also on line 4); YAML would keep only the last"
