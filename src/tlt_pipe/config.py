@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tlt_pipe import yamldoc
+from tlt_pipe.datasets.options import MAX_SIDE
 from tlt_pipe.errors import ConfigError
 from tlt_pipe.ngc import is_ref as is_ngc_ref, parse_ref as parse_ngc_ref
 from tlt_pipe.registry import DATASET_FORMATS, DEFAULT_RUNS, DEFAULT_TOOLKIT, NAME_PATTERN, NETWORKS, RUNNERS
@@ -41,6 +42,8 @@ class DatasetConfig(_Model):
         parts = value.lower().split("x")
         if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
             raise ValueError(f"expected WIDTHxHEIGHT such as 960x544, got {value!r}")
+        if max(int(p) for p in parts) > MAX_SIDE:
+            raise ValueError(f"{value}: at most {MAX_SIDE} pixels a side (a model input, not a poster)")
         return value.lower()
 
     @field_validator("classes")
@@ -573,7 +576,10 @@ def _resolve_paths(config: Config, base_dir: Path) -> Config:
         section, key = field_path
         value = getattr(getattr(config, section), key)
         if value is not None:
-            resolved = value.expanduser()
+            try:
+                resolved = value.expanduser()
+            except RuntimeError:  # ~name of a user this machine does not have
+                raise ConfigError(f"{section}.{key}: {yamldoc.short(value)}: no home folder for that ~user") from None
             if not resolved.is_absolute():
                 resolved = (base_dir / resolved).resolve()
             sub = updates.get(section, getattr(config, section))
@@ -587,7 +593,7 @@ def _apply_sets(data: dict, sets: list[str] | tuple[str, ...]) -> dict[tuple[str
     for item in sets:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--set {item}: expected KEY=VALUE, e.g. runner.gpus=0")
+            raise ConfigError(f"--set {yamldoc.short(item)}: expected KEY=VALUE, e.g. runner.gpus=0")
         value = yamldoc.read(raw, f"--set {yamldoc.short(item)}")[1] if raw.strip() else None
         parts = tuple(key.strip().split("."))
         target = data
@@ -596,7 +602,7 @@ def _apply_sets(data: dict, sets: list[str] | tuple[str, ...]) -> dict[tuple[str
             if child is None:
                 child = target[part] = {}
             if not isinstance(child, dict):
-                raise ConfigError(f"--set {item}: {part} is not a mapping")
+                raise ConfigError(f"--set {yamldoc.short(item)}: {part} is not a mapping")
             target = child
         target[parts[-1]] = value
         applied[parts] = item
@@ -608,7 +614,7 @@ def _format_validation_error(exc: ValidationError, node: yaml.Node | None, sourc
     err = exc.errors()[0]
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
     field = ".".join(str(p) for p in loc) or "(top level)"
-    where = next((f"--set {opt}" for keys, opt in (set_keys or {}).items() if loc[:len(keys)] == keys), None)
+    where = next((f"--set {yamldoc.short(opt)}" for keys, opt in (set_keys or {}).items() if loc[:len(keys)] == keys), None)
     where = where or f"{source}:{_line_of(node, loc)}"
     message = err["msg"]
     if err["type"] == "extra_forbidden":

@@ -78,7 +78,10 @@ def _ulimit(value: Any, where: str) -> int:
 def apply_launcher_mounts(config: Config, path: Path) -> tuple[Config, list[str]]:
     """The config with the file's Envs and DockerOptions filled in where the config does not set them;
     plus notes for the user."""
-    path = Path(path).expanduser()
+    try:
+        path = Path(path).expanduser()
+    except RuntimeError:  # ~name of a user this machine does not have
+        raise ConfigError(f"{path}: no home folder for that ~user") from None
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:

@@ -35,6 +35,16 @@ def test_a_tag_yaml_cannot_build_names_its_line():
     assert _refused("=\n").startswith("c.yaml:1: invalid YAML")
 
 
+def test_a_path_starting_with_an_unknown_user_is_one_line():
+    assert "model.pretrained: ~nosuchuser0/w.hdf5: no home folder for that ~user" in _refused(
+        GOOD + "model: {pretrained: ~nosuchuser0/w.hdf5}\n")
+
+
+def test_a_resize_past_8192_pixels_is_refused_at_load():
+    assert "dataset.resize: 65536x65536: at most 8192 pixels a side" in _refused(
+        "network: ssd\nname: a\ndataset: {path: data, resize: 65536x65536}\n")
+
+
 def test_duplicate_keys_name_both_lines():
     assert _refused(GOOD + "train: {epochs: 3}\ntrain: {epochs: 4}\n") == \
         "c.yaml:5: duplicate key 'train' (also on line 4); YAML would keep only the last"

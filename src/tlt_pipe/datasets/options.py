@@ -72,6 +72,9 @@ class ConvertOptions:
                 raise ConfigError(
                     f"resize: {width}x{height} is not a positive multiple of {step} in both dimensions"
                 )
+            if max(width, height) > MAX_SIDE:
+                raise ConfigError(f"resize: {width}x{height}: at most {MAX_SIDE} pixels a side (a model input, not a "
+                                  "poster)")
             set_(self, "resize", (width, height))
         if self.resize_mode not in RESIZE_MODES:
             raise ConfigError(f"resize_mode: expected one of {', '.join(RESIZE_MODES)}, got {self.resize_mode!r}")
@@ -116,6 +119,9 @@ def normalise_subset(name: str) -> str:
         if name.startswith(prefix):
             return name[len(prefix):]
     return name
+
+
+MAX_SIDE = 8192  # the largest resize side: far above any detector input, far below what exhausts memory
 
 
 def parse_resize(text: str) -> tuple[int, int]:

@@ -51,7 +51,7 @@ def test_strict_names_file_and_line(tmp_path, fx):
 
 def test_bad_options_are_one_line_exit_2(tmp_path, fx):
     src = fx.build_crpd(tmp_path / "crpd")
-    for args in (["--resize", "960x540"], ["--resize", "big"], ["--classes", "=x"]):
+    for args in (["--resize", "960x540"], ["--resize", "big"], ["--classes", "=x"], ["--resize", "65536x65536"]):
         result = invoke("crpd", src, tmp_path / "out", *args)
         assert result.exit_code == 2, (args, result.output)
         assert len(result.output.strip().splitlines()) == 1, result.output
