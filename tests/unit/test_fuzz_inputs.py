@@ -1,11 +1,13 @@
 """Fuzzing what users hand tltpipe: config text, --set values, --mounts files, manifests and annotation files.
 
 The property, for any input: a result or a ConfigError (exit code 2, one line, short), never another exception, and
-quickly. Bounded: a few hundred examples each, a deadline per example."""
+quickly. Bounded: a few hundred examples each, a deadline per example. It found three bugs while it was written (a YAML
+tag the safe loader cannot build, a ~user with no home, a newline in a --set option)."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -18,8 +20,9 @@ from tlt_pipe.errors import ConfigError
 from tlt_pipe.launcher_mounts import parse_launcher_mounts
 from tlt_pipe.manifest import load_manifest
 
-FUZZ = settings(max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.too_slow,
-                                                                         HealthCheck.function_scoped_fixture])
+# Derandomized, so every run (and CI) tries the same inputs; TLTPIPE_FUZZ_RANDOM=1 explores new ones.
+FUZZ = settings(max_examples=300, deadline=2000, derandomize=not os.environ.get("TLTPIPE_FUZZ_RANDOM"),
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 BASE = "network: ssd\nname: a\ndataset: {path: data}\n"
 KEYS = ["network", "name", "toolkit", "dataset", "model", "train", "train.epochs", "train.batch_size", "prune.threshold",
         "runner.gpus", "runner.env", "engine.data_type", "docker.ulimits", "spec_overrides", "model.pretrained",
