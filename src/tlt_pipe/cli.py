@@ -277,12 +277,12 @@ def doctor(config_path: Path | None, toolkit: str, run_dir: Path | None, as_json
         planned = [s.plan for s in Planner(config, run_dir, None).plan(Selection(), None)]
         images = list(dict.fromkeys(p.image for p in planned if p.image))  # what the run would use
         commands = [p.argv[0] for p in planned if p.image and p.argv]
-        gpus, shm, kit, kind = config.runner.gpus, config.docker.shm_size, get_toolkit(config.toolkit), config.runner.kind
+        requested, shm, kit, kind = (not config.runner.no_gpus, config.docker.shm_size, get_toolkit(config.toolkit),
+                                     config.runner.kind)
     else:
         kit = get_toolkit(normalize_version(toolkit))
         images = [i for i in (kit.image, kit.deploy_image) if i]
-        gpus, shm, run_dir = "all", "16G", run_dir or Path(DEFAULT_RUNS)
-    requested = gpus not in (0, "none", [])
+        requested, shm, run_dir = True, "16G", run_dir or Path(DEFAULT_RUNS)
     runner = _runner(config) if config_path is not None else _docker_runner_default()
     facts = gather(runner, kind=kind, images=images, commands=commands, gpus_requested=requested, shm_size=shm,
                    run_dir=run_dir, key_required=kit.key_required, toolkit=kit.version)

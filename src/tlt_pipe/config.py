@@ -270,6 +270,11 @@ class RunnerConfig(_Model):
     # as many as are ready (the scheduler queues them).
     jobs: int | None = Field(default=None, ge=1)
 
+    @property
+    def no_gpus(self) -> bool:
+        """Whether gpus asks for none (0, "none" or an empty list)."""
+        return self.gpus in (0, "none", [])
+
     @field_validator("gpus")
     @classmethod
     def _gpus(cls, value: Any) -> Any:
@@ -460,7 +465,7 @@ class Config(_Model):
             raise ValueError("image: ssd_mobilenet in a container needs an image with PyTorch and the checkout's "
                              "requirements (or runner.kind: local)")
         pytorch = info.data.get("pytorch_ssd")
-        if pytorch is not None and pytorch.export_device == "cuda" and value.gpus in (0, "none", []):
+        if pytorch is not None and pytorch.export_device == "cuda" and value.no_gpus:
             raise ValueError(f"gpus: {value.gpus!r}, but pytorch_ssd.export_device is cuda: onnx_export.py needs a "
                              "CUDA GPU; set export_device: auto (or cpu) to export on the CPU")
         return value

@@ -97,9 +97,11 @@ class Pipeline:
 
     def _check_inputs(self, *, key: bool = True) -> None:
         cfg = self.config
+        toolkit = get_toolkit(cfg.toolkit)
+        framework = get_network(cfg.network, toolkit.version).framework
         checks = [("dataset.path", cfg.dataset.path), ("dataset.names", cfg.dataset.names),
                   ("model.pretrained", cfg.model.pretrained), ("inference.images", cfg.inference.images)]
-        if cfg.network == "ssd_mobilenet":
+        if framework == "pytorch_ssd":
             checks += [("pytorch_ssd.repo", cfg.pytorch_ssd.repo), ("pytorch_ssd.pretrained", cfg.pytorch_ssd.pretrained)]
             script = Path(cfg.pytorch_ssd.repo or ".") / "train_ssd.py"
             if Path(cfg.pytorch_ssd.repo or ".").is_dir() and not script.is_file():
@@ -110,8 +112,7 @@ class Pipeline:
                 raise ConfigError(f"{self.source}: {field_name}: {path} does not exist")
         if not cfg.dataset.path.is_dir():
             raise ConfigError(f"{self.source}: dataset.path: {cfg.dataset.path} is not a folder")
-        toolkit = get_toolkit(cfg.toolkit)
-        if key and toolkit.key_required and not self.key and get_network(cfg.network, toolkit.version).framework == "tao":
+        if key and toolkit.key_required and not self.key and framework == "tao":
             raise ConfigError(f"TLTPIPE_KEY is not set: toolkit {toolkit.version} encrypts models with a key; "
                               "export TLTPIPE_KEY=<key> (the key of your pretrained model, or a new one)")
 

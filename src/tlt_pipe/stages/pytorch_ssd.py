@@ -71,7 +71,7 @@ def checkpoints(train_dir: Path) -> list[dict[str, Any]]:
     """Every complete checkpoint of the training, with its epoch counted from 1 across resumed attempts:
     [{epoch, validation_loss, checkpoint (run-relative to train_dir's parent)}], by epoch."""
     found = []
-    parts = [(train_dir, _offset(train_dir / ".epoch-offset"))]
+    parts = [(train_dir, _offset(train_dir / Path(OFFSET_FILE).name))]
     parts += [(p, int(p.name.split("-", 1)[1])) for p in train_dir.glob("part-*") if p.name.split("-", 1)[1].isdigit()]
     for folder, offset in parts:
         for path in folder.glob("*.pth"):
@@ -157,8 +157,7 @@ def _flags(ctx: Context) -> frozenset[str]:
 
 def _on_gpu(ctx: Context) -> bool:
     """Whether the scripts get a CUDA GPU: not with runner.gpus 0 or none, nor on a host without nvidia-smi."""
-    gpus = ctx.config.runner.gpus
-    if gpus in (0, "none") or gpus == []:
+    if ctx.config.runner.no_gpus:
         return False
     return ctx.config.runner.kind != "local" or shutil.which("nvidia-smi") is not None
 
