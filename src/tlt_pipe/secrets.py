@@ -8,6 +8,14 @@ from collections.abc import Iterable
 KEY_ENV = "TLTPIPE_KEY"
 NGC_ENV = "NGC_API_KEY"
 MASK = "***"
+# Keys tltpipe itself reads from its environment; a task it starts never inherits them.
+SECRET_ENVS = frozenset({KEY_ENV, NGC_ENV, "NGC_CLI_API_KEY", "NGC_APP_KEY"})
+
+
+def task_environment(env: dict[str, str], secrets: Iterable[str]) -> dict[str, str]:
+    """tltpipe's environment as a task inherits it: without the keys (SECRET_ENVS) or any value holding a secret."""
+    secrets = [s for s in secrets if s]
+    return {k: v for k, v in env.items() if k not in SECRET_ENVS and not any(s in v for s in secrets)}
 
 
 MIN_KEY_LENGTH = 6

@@ -26,3 +26,11 @@ def test_scrub_rewrites_text_files_but_never_binary_models(tmp_path):
     assert scrub_files([tmp_path], ["nvidia_tlt"]) == [str(text)]
     assert text.read_text() == "tlt-model-key=***\nnetwork-type=0\n"
     assert model.read_bytes() == b"\x05\x00\x00\x00Input\x00\xffnvidia_tlt\x9a"
+
+
+def test_a_task_never_inherits_the_keys_tltpipe_reads():
+    from tlt_pipe.secrets import task_environment
+
+    env = {"TLTPIPE_KEY": "k3yk3y", "NGC_API_KEY": "nvapi-123", "NGC_CLI_API_KEY": "x", "PATH": "/bin",
+           "HOLDS": "--key=k3yk3y", "HOME": "/root"}
+    assert task_environment(env, ["k3yk3y", ""]) == {"PATH": "/bin", "HOME": "/root"}

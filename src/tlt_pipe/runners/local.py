@@ -27,6 +27,7 @@ from threading import Event
 from tlt_pipe.logstream import LineSplitter, deliver, follow
 from tlt_pipe.runners import job as job_wrapper
 from tlt_pipe.runners.base import JobEnd, JobInfo, OnLine
+from tlt_pipe.secrets import task_environment
 from tlt_pipe.task import RunResult, Task
 
 LOCAL_ID = "local"  # what the manifest records as the image id of a host process
@@ -94,7 +95,7 @@ class LocalRunner:
                "cwd": task.workdir or os.getcwd(), "log": str(log_path), "labels": dict(labels),
                "grace_s": self.grace_s}
         (job_dir / "job.json").write_text(json.dumps(job, indent=1), encoding="utf-8")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **job_wrapper.secret_env(secrets)}
+        env = {**task_environment(dict(os.environ), secrets), "PYTHONUNBUFFERED": "1", **job_wrapper.secret_env(secrets)}
         offset = log_path.stat().st_size
         wrapper = subprocess.Popen([sys.executable, "-m", "tlt_pipe.runners.job", str(job_dir)], env=env,
                                    stdin=subprocess.DEVNULL, start_new_session=True)

@@ -31,7 +31,7 @@ from tlt_pipe.errors import TltPipeError
 from tlt_pipe.logstream import follow
 from tlt_pipe.runners import job as job_wrapper
 from tlt_pipe.runners.base import JobEnd, JobInfo, OnLine
-from tlt_pipe.secrets import redact
+from tlt_pipe.secrets import redact, task_environment
 from tlt_pipe.task import RunResult, Task
 
 MARK = "tltpipe"  # the key of the job comment's JSON object
@@ -215,9 +215,8 @@ class SlurmRunner:
         argv += [f"--cpus-per-task={s.cpus_per_task}"] if s.cpus_per_task else []
         argv += [f"--mem={s.mem}"] if s.mem else []
         argv += [*s.extra, str(script)]
-        # The job gets this environment (sbatch --export=ALL), less the key and anything holding it.
-        env = {k: v for k, v in os.environ.items()
-               if k != "TLTPIPE_KEY" and not any(secret in v for secret in secrets)}
+        # The job gets this environment (sbatch --export=ALL), less the keys and anything holding one.
+        env = task_environment(dict(os.environ), secrets)
         if key_file is not None:
             env[job_wrapper.SECRET_FILE_ENV] = str(key_file)
         out = self._slurm(argv, env=env)
