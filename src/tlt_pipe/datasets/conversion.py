@@ -15,7 +15,6 @@ import contextlib
 import ctypes
 import errno
 import json
-import multiprocessing
 import os
 import shutil
 import signal
@@ -34,6 +33,7 @@ from tlt_pipe.datasets.records import Issue, Item, ItemResult, Skip
 from tlt_pipe.datasets.report import TOOL, ConvertReport
 from tlt_pipe.datasets.split import StratifiedSplitter
 from tlt_pipe.errors import ConfigError, InputError, Interrupted, TltPipeError
+from tlt_pipe.process_pool import imap_ordered
 
 Progress = Callable[[int, "int | None"], None]
 SIDE_FILE = "plates.jsonl"
@@ -220,39 +220,9 @@ def _results(job: worker.Job, items: list[Item], workers: int) -> Iterator[Itera
         return
     workers = min(workers, max(1, len(items) // 16))
     chunk = max(1, min(64, len(items) // (workers * 16)))
-    context = multiprocessing.get_context(_start_method())
-    with _child_signals():
-        pool = context.Pool(workers, initializer=worker.init, initargs=(job,))
-    try:
-        yield pool.imap(worker.process, items, chunksize=chunk)
-    finally:
-        pool.terminate()
-        pool.join()
-
-
-@contextlib.contextmanager
-def _child_signals():
-    """Forked workers start with Ctrl-C ignored and SIGTERM fatal (the pool's stop signal),
-    not with this process's handlers."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    saved = signal.signal(signal.SIGINT, signal.SIG_IGN), signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    try:
-        yield
-    finally:
-        for signum, handler in zip((signal.SIGINT, signal.SIGTERM), saved):
-            if handler is not None:  # None: installed outside Python, cannot be restored
-                signal.signal(signum, handler)
-
-
-def _start_method() -> str:
-    """fork when this process has a single thread (instant, nothing to re-import); with
-    other threads around (a progress display, say) forking is unsafe: forkserver."""
-    methods = multiprocessing.get_all_start_methods()
-    if "fork" in methods and threading.active_count() == 1:
-        return "fork"
-    return "forkserver" if "forkserver" in methods else "spawn"
+    with imap_ordered(worker.process, items, workers, initializer=worker.init, initargs=(job,),
+                      chunksize=chunk) as results:
+        yield results
 
 
 # -- output directory handling ----------------------------------------------------------

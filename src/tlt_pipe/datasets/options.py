@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from tlt_pipe.errors import ConfigError
+from tlt_pipe.process_pool import usable_cpus
 
 RESIZE_MODES = ("stretch", "letterbox")
 TARGETS = ("kitti", "voc")
@@ -102,10 +102,7 @@ class ConvertOptions:
         """jobs, or the cores this process may run on."""
         if self.jobs:
             return int(self.jobs)
-        try:
-            return len(os.sched_getaffinity(0)) or 1
-        except AttributeError:  # not on Linux
-            return os.cpu_count() or 1
+        return usable_cpus()
 
     def wants(self, group: str) -> bool:
         """Whether a subset/region is selected."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from tlt_pipe.datasets.records import (
     Skip,
     SkipImage,
 )
+from tlt_pipe.process_pool import ignore_interrupts
 
 
 @dataclass(frozen=True)
@@ -53,10 +53,7 @@ def init(job: Job, in_worker: bool = True) -> None:
     """Set up this process for `process` (a pool initializer)."""
     global _state
     if in_worker:
-        # Ctrl-C reaches the whole process group: the driver handles it, workers just stop.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        # a forked worker inherits the driver's handlers; the pool stops workers with SIGTERM
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        ignore_interrupts()
     images.reset_link_state()
     state = _State()
     state.job = job

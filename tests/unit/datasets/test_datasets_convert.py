@@ -502,20 +502,20 @@ def test_pool_with_threads_running_uses_forkserver(tmp_path, fx):
     import importlib
     import threading
 
-    convert_module = importlib.import_module("tlt_pipe.datasets.conversion")
+    pools = importlib.import_module("tlt_pipe.process_pool")
 
     stop = threading.Event()
     thread = threading.Thread(target=stop.wait)
     thread.start()
     try:
-        assert convert_module._start_method() == "forkserver"
+        assert pools._start_method() == "forkserver"
         src = _many(fx, tmp_path / "voc", 70)
         report = run("voc", src, tmp_path / "out", jobs=2, val_split=10)
     finally:
         stop.set()
         thread.join()
     assert report.images == 70 and report.val_images == 7
-    assert convert_module._start_method() == "fork"
+    assert pools._start_method() == "fork"
 
 
 @pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
