@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tlt_pipe.errors import ConfigError
-from tlt_pipe.process_pool import usable_cpus
 
 RESIZE_MODES = ("stretch", "letterbox")
 TARGETS = ("kitti", "voc")
@@ -102,6 +101,8 @@ class ConvertOptions:
         """jobs, or the cores this process may run on."""
         if self.jobs:
             return int(self.jobs)
+        from tlt_pipe.process_pool import usable_cpus  # not at command-line start-up
+
         return usable_cpus()
 
     def wants(self, group: str) -> bool:
