@@ -5,22 +5,43 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from tlt_pipe import yamldoc
 from tlt_pipe.datasets.options import MAX_SIDE
 from tlt_pipe.errors import ConfigError
 from tlt_pipe.ngc import is_ref as is_ngc_ref, parse_ref as parse_ngc_ref
 from tlt_pipe.registry import DATASET_FORMATS, DEFAULT_RUNS, DEFAULT_TOOLKIT, NAME_PATTERN, NETWORKS, RUNNERS
+from tlt_pipe.spec_schema import FLOAT32_MAX, INT32_MAX, UINT32_MAX
 from tlt_pipe.toolkits import normalize_version
 DataType = Literal["fp32", "fp16", "int8"]
+# TAO reads the counts and seeds below as protobuf uint32 fields and the learning rates and weights as float
+# (32-bit) fields: a value past those is refused at its config key, not in the rendered spec.
+UInt32 = Annotated[int, Field(ge=0, le=UINT32_MAX)]
+
+
+def _float32(value: float) -> float:
+    """The value, when a 32-bit float holds it (else it would be inf in the spec)."""
+    if abs(value) > FLOAT32_MAX:
+        raise ValueError(f"{value:g} is past the largest 32-bit float ({FLOAT32_MAX:.4g}), which TAO reads")
+    return value
+
+
+Float32 = Annotated[float, AfterValidator(_float32)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # no config number is nan or inf
+
+
+def _key_error(key: str, value: Any, message: str) -> ValidationError:
+    """A validation error at `key` below the field being validated, so the message names that key and its line."""
+    error = PydanticCustomError("value_error", "{message}", {"message": message})
+    return ValidationError.from_exception_data("Config", [InitErrorDetails(type=error, loc=(key,), input=value)])
 
 
 class DatasetConfig(_Model):
@@ -59,14 +80,15 @@ class ModelConfig(_Model):
     # Left out: the network's default (ssd: resnet 18 at 300x300, yolo_v4: resnet 18 at 320x320,
     # yolo_v4_tiny: cspdarknet_tiny, yolo_v3: darknet 53, detectnet_v2: resnet 18 at 960x544).
     arch: str = "resnet"
-    nlayers: int | None = 18  # detectnet_v2's model_config.num_layers
-    input_width: int = Field(300, gt=32)
-    input_height: int = Field(300, gt=32)
+    # The SSD and YOLO families' nlayers is a uint32, detectnet_v2's model_config.num_layers an int32.
+    nlayers: int | None = Field(18, ge=0, le=INT32_MAX)
+    input_width: int = Field(300, gt=32, le=MAX_SIDE)
+    input_height: int = Field(300, gt=32, le=MAX_SIDE)
     input_channels: Literal[1, 3] = 3
     pretrained: Path | None = None  # a file, or ngc:ORG/[TEAM/]NAME:VERSION[/FILE] (then in `ngc`, resolved at run time)
     ngc: str | None = None
     freeze_bn: bool = False
-    freeze_blocks: list[int] = [0, 1]
+    freeze_blocks: list[UInt32] = [0, 1]
 
     @model_validator(mode="before")
     @classmethod
@@ -87,40 +109,40 @@ class ModelConfig(_Model):
 
 
 class LearningRateConfig(_Model):
-    min: float = Field(5e-5, gt=0)
-    max: float = Field(2e-2, gt=0)
+    min: Float32 = Field(5e-5, gt=0)
+    max: Float32 = Field(2e-2, gt=0)
     soft_start: float = Field(0.15, gt=0, lt=1)
     annealing: float = Field(0.8, gt=0, lt=1)
 
 
 class RegularizerConfig(_Model):
     type: Literal["NO_REG", "L1", "L2"] = "L1"
-    weight: float = Field(3e-5, ge=0)
+    weight: Float32 = Field(3e-5, ge=0)
 
 
 class TrainConfig(_Model):
-    epochs: int = Field(80, ge=1)
-    batch_size: int = Field(32, ge=1)
-    checkpoint_interval: int = Field(1, ge=1)
-    validation_period: int = Field(1, ge=1)
+    epochs: int = Field(80, ge=1, le=UINT32_MAX)
+    batch_size: int = Field(32, ge=1, le=UINT32_MAX)
+    checkpoint_interval: int = Field(1, ge=1, le=UINT32_MAX)
+    validation_period: int = Field(1, ge=1, le=UINT32_MAX)
     learning_rate: LearningRateConfig = LearningRateConfig()
     regularizer: RegularizerConfig = RegularizerConfig()
-    n_workers: int = Field(8, ge=1)
+    n_workers: int = Field(8, ge=1, le=UINT32_MAX)
     enable_qat: bool = False
     use_amp: bool = False
-    random_seed: int = 42
+    random_seed: UInt32 = 42
 
 
 class RetrainConfig(_Model):
     """Keys left out are inherited from train, except the regularizer, which is NO_REG unless set."""
 
-    epochs: int | None = Field(None, ge=1)
-    batch_size: int | None = Field(None, ge=1)
-    checkpoint_interval: int | None = Field(None, ge=1)
-    validation_period: int | None = Field(None, ge=1)
+    epochs: int | None = Field(None, ge=1, le=UINT32_MAX)
+    batch_size: int | None = Field(None, ge=1, le=UINT32_MAX)
+    checkpoint_interval: int | None = Field(None, ge=1, le=UINT32_MAX)
+    validation_period: int | None = Field(None, ge=1, le=UINT32_MAX)
     learning_rate: LearningRateConfig | None = None
     regularizer: RegularizerConfig = RegularizerConfig(type="NO_REG", weight=0.0)
-    n_workers: int | None = Field(None, ge=1)
+    n_workers: int | None = Field(None, ge=1, le=UINT32_MAX)
     enable_qat: bool | None = None
     use_amp: bool | None = None
 
@@ -333,7 +355,7 @@ class TuneConfig(_Model):
     trials: int = Field(default=20, ge=1)  # trials in the study, all told (a resumed study counts its earlier ones)
     jobs: int | None = Field(default=None, ge=1)  # trials at once; None: one per GPU of a gpus list, else 1
     sampler: Literal["tpe", "random"] = "tpe"
-    seed: int | None = 0
+    seed: UInt32 | None = 0  # Optuna's samplers take 0..2**32-1
     pruner: Literal["median", "hyperband", "none"] = "median"  # stops a trial whose validation mAP lags
     startup_trials: int = Field(default=5, ge=0)  # trials that finish before any is pruned
     warmup_epochs: int = Field(default=0, ge=0)  # epochs a trial trains before it may be pruned
@@ -432,6 +454,9 @@ class Config(_Model):
         network = NETWORKS.get(info.data.get("network"))
         if network is None:
             return model
+        if model.arch not in network.archs:
+            raise _key_error("arch", model.arch, f"{model.arch!r} is not an architecture {network.name} builds; "
+                                                 f"choose one of {', '.join(network.archs)}")
         step = network.input_multiple
         for name in ("input_width", "input_height"):
             if getattr(model, name) % step:

@@ -24,6 +24,11 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 R = "repeated"
 O = ""
+# The largest values of the protobuf scalars TAO's spec fields use: a value past them is refused where it is
+# written (a config key, a spec override), never left for protobuf to fail on or turn into inf.
+UINT32_MAX = 2**32 - 1
+INT32_MAX = 2**31 - 1
+FLOAT32_MAX = 3.4028234663852886e38
 
 
 def _f(name: str, type_: str, label: str = O, oneof: str | None = None) -> tuple[str, str, str, str | None]:

@@ -8,6 +8,7 @@ text is what gets written. A bad field fails here, before any container starts.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Mapping
 from importlib import resources
 from typing import Any
@@ -16,8 +17,9 @@ import jinja2
 from google.protobuf import text_encoding, text_format
 from google.protobuf.descriptor import FieldDescriptor
 
+from tlt_pipe import yamldoc
 from tlt_pipe.errors import SpecError
-from tlt_pipe.spec_schema import message_class
+from tlt_pipe.spec_schema import FLOAT32_MAX, message_class
 
 
 def pb_string(value: Any) -> str:
@@ -187,6 +189,10 @@ def _scalar(field: FieldDescriptor, value: Any) -> Any:
     if field.type in (FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise TypeError(f"expected a number, got {value!r}")
+        largest = FLOAT32_MAX if field.type == FieldDescriptor.TYPE_FLOAT else sys.float_info.max
+        if isinstance(value, float) and not math.isfinite(value) or abs(value) > largest:
+            raise ValueError(f"expected a finite number of magnitude at most {largest:.4g}, "
+                             f"got {yamldoc.short(value, 40)}")
         return float(value)
     if field.cpp_type in (FieldDescriptor.CPPTYPE_INT32, FieldDescriptor.CPPTYPE_UINT32,
                           FieldDescriptor.CPPTYPE_INT64, FieldDescriptor.CPPTYPE_UINT64):

@@ -6,6 +6,7 @@ import pytest
 
 from tlt_pipe.config import NETWORKS, load_config, parse_config
 from tlt_pipe.errors import ConfigError
+from tlt_pipe.networks import NETWORKS as NETWORKS_BY_NAME
 from tlt_pipe.starter import starter_config
 
 
@@ -126,3 +127,59 @@ def test_docker_spelling_of_runner_keys_still_works_with_a_note(tmp_path):
         parse_config(text + "runner: {gpus: all}\n", source="old.yaml", base_dir=tmp_path)
     with pytest.raises(ConfigError, match="notes: unknown key"):
         parse_config(text + "notes: [hello]\n", source="old.yaml", base_dir=tmp_path)
+
+
+@pytest.mark.parametrize("key, value, fragment", [
+    ("train.epochs", "4294967296", "less than or equal to 4294967295"),  # TAO's num_epochs is a uint32
+    ("train.random_seed", "-1", "greater than or equal to 0"),
+    ("retrain.batch_size", "4294967296", "less than or equal to 4294967295"),
+    ("model.nlayers", "2147483648", "less than or equal to 2147483647"),  # detectnet_v2: an int32
+    ("model.freeze_blocks", "[0, -1]", "greater than or equal to 0"),
+    ("model.input_width", "100000", "less than or equal to 8192"),
+    ("train.learning_rate.max", "1.0e+308", "1e+308 is past the largest 32-bit float"),  # inf in the spec
+    ("train.regularizer.weight", ".inf", "finite number"),
+    ("train.learning_rate.min", ".nan", "finite number"),
+    ("tune.seed", "4294967296", "less than or equal to 4294967295"),  # Optuna's samplers take 0..2**32-1
+])
+def test_a_value_past_its_spec_field_type_names_the_config_key(key, value, fragment):
+    *sections, last = key.split(".")
+    lines = ["network: ssd", "name: lpd", "dataset: {path: x}"]
+    lines += ["  " * depth + f"{section}:" for depth, section in enumerate(sections)]
+    lines.append("  " * len(sections) + f"{last}: {value}")
+    message = _error("\n".join(lines) + "\n")
+    assert message.startswith(f"lpd.yaml:{len(lines)}: {key}")  # the key and its own line, not a spec line
+    assert fragment in message
+
+
+def test_the_largest_values_a_spec_field_holds_are_accepted():
+    sets = ["train.epochs=4294967295", "train.random_seed=4294967295", "model.nlayers=2147483647",
+            "train.learning_rate.max=3.4e38", "train.regularizer.weight=0", "train.random_seed=0"]
+    config = parse_config("network: ssd\nname: a\ndataset: {path: x}\n", source="a", base_dir=Path("/tmp"), sets=sets)
+    assert (config.train.epochs, config.model.nlayers, config.train.learning_rate.max) == (2**32 - 1, 2**31 - 1, 3.4e38)
+
+
+@pytest.mark.parametrize("network, arch", [("ssd", "foo"), ("yolo_v3", ""), ("yolo_v3", "cspdarknet"),
+                                           ("detectnet_v2", "resnet18"), ("ssd_mobilenet", "mb1-ssd")])
+def test_an_architecture_the_network_does_not_build_is_refused_at_its_key(network, arch):
+    extra = "pytorch_ssd: {repo: ssd}\nrunner: {kind: local}\n" if network == "ssd_mobilenet" else ""
+    text = f"network: {network}\nname: a\ndataset: {{path: x}}\nmodel:\n  input_width: 320\n  arch: '{arch}'\n{extra}"
+    message = _error(text)
+    assert message.startswith(f"lpd.yaml:6: model.arch: {arch!r} is not an architecture {network} builds; choose one of ")
+    assert message.endswith(", ".join(NETWORKS_BY_NAME[network].archs))
+
+
+def test_every_architecture_a_network_lists_loads_and_its_default_is_one():
+    for name, network in NETWORKS_BY_NAME.items():
+        assert network.default_arch in network.archs, name
+        extra = "pytorch_ssd: {repo: ssd}\nrunner: {kind: local}\n" if network.framework == "pytorch_ssd" else ""
+        for arch in network.archs:
+            config = parse_config(f"network: {name}\nname: a\ndataset: {{path: x}}\nmodel: {{arch: {arch}}}\n{extra}",
+                                  source="a", base_dir=Path("/tmp"))
+            assert config.model.arch == arch
+    assert "cspdarknet_tiny" in NETWORKS_BY_NAME["yolo_v4_tiny"].archs and "cspdarknet" not in NETWORKS_BY_NAME["ssd"].archs
+
+
+def test_the_examples_load():
+    for path in sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml")):
+        config = load_config(path)
+        assert config.model.arch in NETWORKS_BY_NAME[config.network].archs

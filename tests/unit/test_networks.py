@@ -347,3 +347,19 @@ def test_detectnet_resumes_by_keeping_its_results_directory(tmp_path):
     ctx = _resumable(tmp_path, "detectnet_v2", [])
     with pytest.raises(ConfigError, match="always resumes from its newest"):
         train.plan_train(ctx.__class__(**{**ctx.__dict__, "resume_epoch": 1}))
+
+
+@pytest.mark.parametrize("network, toolkit", SUPPORTED)
+def test_the_largest_config_values_render_specs_that_parse(tmp_path, network, toolkit):
+    """The config's bounds are the spec fields' types: a value the config accepts never fails in the spec."""
+    (tmp_path / "data").mkdir()
+    big = ["train.epochs=4294967295", "train.batch_size=4294967295", "train.random_seed=4294967295",
+           "train.n_workers=4294967295", "model.nlayers=2147483647", "model.freeze_blocks=[4294967295]",
+           "train.checkpoint_interval=4294967295", "model.input_width=8192", "model.input_height=8192",
+           "train.learning_rate.max=3.4e38", "train.regularizer.weight=3.4e38", "runner.gpus=0"]
+    text = f"network: {network}\ntoolkit: '{toolkit}'\nname: t\ndataset: {{path: data, classes: {{plate: lpd}}}}\n"
+    config = parse_config(text, source="t.yaml", base_dir=tmp_path, sets=big)
+    steps = Pipeline(config, tmp_path / "run", key="k3y", events=NoEvents()).dry_run(Selection())
+    schema = TOOLKITS[toolkit].schema
+    for path, text in ((p, t) for step in steps for p, t in step.plan.specs.items()):
+        parse_spec(text, schema, _kind(network, path), source=path)

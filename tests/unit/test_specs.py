@@ -84,6 +84,12 @@ def test_spec_overrides_replace_a_map_field(write_config, tmp_path):
     ({"training_config.num_epochs": "ten"}, "spec_overrides.train.training_config.num_epochs: expected an integer"),
     ({"training_config.regularizer.type": "L3"}, "is not one of NO_REG, L1, L2"),
     ({"training_config.num_epochs.x": 1}, "is not a message field"),
+    ({"random_seed": -1}, "spec_overrides.train.random_seed: Value out of range: -1"),  # a uint32
+    ({"training_config.learning_rate.soft_start_annealing_schedule.max_learning_rate": float("nan")},
+     "soft_start_annealing_schedule.max_learning_rate: expected a finite number of magnitude at most 3.403e+38, got nan"),
+    ({"augmentation_config.image_mean": {"r": float("-inf")}}, "augmentation_config.image_mean.r: expected a finite number"),
+    ({"eval_config.matching_iou_threshold": 1e39}, "matching_iou_threshold: expected a finite number"),  # inf as a float
+    ({"eval_config.matching_iou_threshold": 10**400}, "matching_iou_threshold: expected a finite number"),  # no float
 ])
 def test_bad_overrides_name_the_field(overrides, fragment):
     spec = message_class("5.0", "ssd")()
@@ -105,3 +111,14 @@ def test_loader_checks_reject_out_of_range_values(write_config, tmp_path):
                     "data": tfrecords.data_context(ctx, records=True)},
                    schema="5.0", kind="ssd", overrides={"nms_config.confidence_threshold": 1.5},
                    check=get_network("ssd", "5.0").check_spec, source="train")
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf"])
+def test_a_spec_override_that_is_not_a_finite_number_is_refused_naming_its_key(write_config, tmp_path, value):
+    extra = f"spec_overrides:\n  train: {{training_config.learning_rate.soft_start_annealing_schedule.max_learning_rate: {value}}}\n"
+    ctx = _ctx(write_config, tmp_path, extra=extra)
+    with pytest.raises(SpecError) as info:
+        train.plan_train(ctx)
+    message = str(info.value)
+    assert message.startswith("spec_overrides.train.training_config.learning_rate.soft_start_annealing_schedule."
+                              "max_learning_rate: expected a finite number") and "\n" not in message

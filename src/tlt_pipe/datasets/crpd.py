@@ -24,6 +24,7 @@ from tlt_pipe.datasets.records import (
     MALFORMED,
     NON_NUMERIC,
     SAME_STEM,
+    UNLISTABLE,
     Issue,
     Item,
     Obj,
@@ -101,9 +102,16 @@ def scan(ctx: SourceContext) -> Iterator[Item | Issue | Skip]:
         return
     if any(discover.split_of([d.name]) for d in discover.subdirs(src)):
         subset_dirs = [src]
-    else:
-        subset_dirs = [d for d in discover.subdirs(src) if any(
-            discover.split_of([s.name]) for s in discover.subdirs(d))]
+    else:  # each folder with train/val/test folders is a subset; one that cannot be listed is reported
+        subset_dirs = []
+        for d in discover.subdirs(src):
+            try:
+                if any(discover.split_of([s.name]) for s in discover.subdirs(d)):
+                    subset_dirs.append(d)
+            except discover.Unlistable as error:
+                if ctx.options.subsets and ctx.options.wants(d.name):
+                    raise  # a subset --subsets names
+                yield Issue(UNLISTABLE, ctx.where(discover.rel(d, src)), error.detail)
     for subset_dir in subset_dirs:
         group = normalise_subset(subset_dir.name) if subset_dir != src else ""
         if group and not ctx.options.wants(group):

@@ -1,10 +1,16 @@
-"""Finding images and label files in a source tree (names only, sorted, no file contents)."""
+"""Finding images and label files in a source tree (names only, sorted, no file contents).
+
+A folder that cannot be listed is never taken for an empty one: listing it raises Unlistable (an InputError
+naming it), and walk_files yields one for a folder below its root, for the scanner to report.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
 from pathlib import Path
+
+from tlt_pipe.errors import InputError
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
 SPLIT_NAMES = {
@@ -18,24 +24,38 @@ SPLIT_NAMES = {
 }
 
 
+class Unlistable(InputError):
+    """A folder that cannot be listed (no permission, gone, not a folder): the message names it and why."""
+
+    def __init__(self, path: Path | str, reason: str):
+        self.path, self.detail = Path(path), f"cannot list this folder: {reason}"
+        super().__init__(f"{path}: {self.detail}")
+
+
 def is_image(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTS)
 
 
-def _entries(directory: Path, kind: str) -> list[os.DirEntry]:
-    """The directory's entries that are folders (kind "dir") or files ("file"), following links. One entry that
-    cannot be looked at (a symlink loop, a broken link, no permission) is left out, not the whole folder."""
-    found = []
+def _listing(directory: Path | str) -> list[os.DirEntry]:
+    """Every entry of a folder, or Unlistable."""
     try:
         with os.scandir(directory) as listing:
-            for entry in listing:
-                try:
-                    if entry.is_dir() if kind == "dir" else entry.is_file():
-                        found.append(entry)
-                except OSError:
-                    continue
-    except OSError:
-        return []
+            return list(listing)
+    except OSError as exc:
+        raise Unlistable(directory, exc.strerror or str(exc)) from None
+
+
+def _entries(directory: Path, kind: str) -> list[os.DirEntry]:
+    """The directory's entries that are folders (kind "dir") or files ("file"), following links; Unlistable
+    when the folder itself cannot be listed. One entry that cannot be looked at (a symlink loop, a broken
+    link, no permission) is left out, not the whole folder."""
+    found = []
+    for entry in _listing(directory):
+        try:
+            if entry.is_dir() if kind == "dir" else entry.is_file():
+                found.append(entry)
+        except OSError:
+            continue
     return found
 
 
@@ -92,16 +112,22 @@ def pair_by_stem(
         yield "", name, None
 
 
-def walk_files(root: Path) -> Iterator[Path]:
+def walk_files(root: Path) -> Iterator[Path | Unlistable]:
     """Every file below root, depth first, sorted, hidden entries skipped. A folder reached again through a
-    link (a loop) is walked once; an entry that cannot be looked at is left out."""
+    link (a loop) is walked once; an entry that cannot be looked at is left out. Root itself not listable
+    raises Unlistable; a folder below it is yielded as one (and left out), for the caller to report."""
     stack, seen = [root], set()
     while stack:
         directory = stack.pop()
         try:
+            entries = sorted(_listing(directory), key=lambda e: e.name)
             info = os.stat(directory)
-            entries = sorted(os.scandir(directory), key=lambda e: e.name)
-        except OSError:
+        except Unlistable as error:
+            if directory == root:
+                raise
+            yield error
+            continue
+        except OSError:  # gone since it was listed
             continue
         if (info.st_dev, info.st_ino) in seen:
             continue

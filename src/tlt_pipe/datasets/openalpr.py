@@ -19,6 +19,7 @@ from tlt_pipe.datasets.records import (
     MALFORMED,
     NON_NUMERIC,
     SAME_STEM,
+    UNLISTABLE,
     Issue,
     Item,
     Obj,
@@ -63,6 +64,11 @@ def scan(ctx: SourceContext) -> Iterator[Item | Issue | Skip]:
     src = ctx.src
     by_dir: dict[str, tuple[list[str], list[str]]] = {}
     for path in discover.walk_files(src):
+        if isinstance(path, discover.Unlistable):  # reported, unless it is a region --subsets names
+            if ctx.options.subsets and ctx.options.wants(path.path.name):
+                raise path
+            yield Issue(UNLISTABLE, ctx.where(discover.rel(path.path, src)), path.detail)
+            continue
         rel = discover.rel(path, src)
         parent = str(PurePosixPath(rel).parent)
         if discover.is_image(path.name):

@@ -22,10 +22,11 @@ UNKNOWN_CLASS = "unknown class"
 MISSING_IMAGE = "missing image"
 LABEL_WITHOUT_IMAGE = "label without image"
 UNREADABLE = "unreadable image"
+UNLISTABLE = "folder that cannot be listed"
 
 BAD_INPUT = frozenset(
     {MALFORMED, NON_NUMERIC, BAD_FILE, BAD_NAME, UNKNOWN_CLASS, MISSING_IMAGE,
-     LABEL_WITHOUT_IMAGE, UNREADABLE}
+     LABEL_WITHOUT_IMAGE, UNREADABLE, UNLISTABLE}
 )
 
 # Objects dropped by normal processing (counted, never an error).

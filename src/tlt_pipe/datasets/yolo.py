@@ -22,6 +22,7 @@ from tlt_pipe.datasets.records import (
     NON_NUMERIC,
     SAME_STEM,
     UNKNOWN_CLASS,
+    UNLISTABLE,
     Issue,
     Item,
     Obj,
@@ -49,15 +50,18 @@ def load_names(path: Path) -> tuple[str, ...]:
         _, data = yamldoc.read(text, str(path))
         names = data.get("names") if isinstance(data, dict) else None
         if isinstance(names, dict):
-            try:
-                ids = sorted(int(k) for k in names)
-            except (TypeError, ValueError):
-                ids = []
-            if ids != list(range(len(names))):
+            by_id = {_class_id(key): name for key, name in names.items()}
+            if set(by_id) != set(range(len(names))):
                 raise ConfigError(f"{path}: names: expected ids 0..{len(names) - 1}")
-            names = [names[k] if k in names else names[str(k)] for k in ids]
+            names = [by_id[i] for i in range(len(names))]
         if not isinstance(names, list) or not names:
             raise ConfigError(f"{path}: expected a `names:` list of class names")
+        for index, name in enumerate(names):
+            if isinstance(name, bool) or not isinstance(name, (str, int)) or not str(name).strip():
+                unquoted = name is None or isinstance(name, bool)
+                hint = " (YAML reads yes, no, on, off and null so: quote the name)" if unquoted else ""
+                raise ConfigError(f"{path}: names: class {index} is {yamldoc.short(repr(name), 40)}, not a class "
+                                  f"name{hint}")
         return tuple(str(n).strip() for n in names)
     lines = [line.strip() for line in text.splitlines()]
     while lines and not lines[-1]:
@@ -65,6 +69,15 @@ def load_names(path: Path) -> tuple[str, ...]:
     if not lines or not all(lines):
         raise ConfigError(f"{path}: expected one class name per line (no blank lines)")
     return tuple(lines)
+
+
+def _class_id(key) -> int | str:
+    """A data.yaml `names:` key as a class id (0, "0"); anything else is kept as it is, to be refused."""
+    if isinstance(key, int) and not isinstance(key, bool):
+        return key
+    if isinstance(key, str) and key.isascii() and key.isdigit() and len(key) < 10 and str(int(key)) == key:
+        return int(key)
+    return str(key)
 
 
 def find_names(src: Path) -> Path | None:
@@ -151,6 +164,9 @@ def scan(ctx: SourceContext) -> Iterator[Item | Issue | Skip]:
     texts: set[str] = set()
     image_dirs: set[str] = set()
     for path in discover.walk_files(src):
+        if isinstance(path, discover.Unlistable):
+            yield _unlisted(ctx, path)
+            continue
         rel = discover.rel(path, src)
         if discover.is_image(path.name):
             images.append(rel)
@@ -198,6 +214,16 @@ def scan(ctx: SourceContext) -> Iterator[Item | Issue | Skip]:
 
 
 _NOT_LABELS = {"classes.txt", "train.txt", "val.txt", "valid.txt", "test.txt", "readme.txt"}
+
+
+def _unlisted(ctx: SourceContext, error: discover.Unlistable) -> Issue:
+    """A folder below the source root that cannot be listed: reported, or the error itself when it is (or is
+    in) an images/ or labels/ tree or a subset --subsets names (its images would be lost, or read as
+    having no objects)."""
+    parts = PurePosixPath(discover.rel(error.path, ctx.src)).parts
+    if any(p.lower() in ("images", "labels") for p in parts) or (ctx.options.subsets and ctx.options.wants(parts[0])):
+        raise error
+    return Issue(UNLISTABLE, ctx.where("/".join(parts)), error.detail)
 
 
 def prepare(ctx: SourceContext) -> SourceContext:

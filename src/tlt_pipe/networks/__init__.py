@@ -16,6 +16,8 @@ from tlt_pipe.toolkits import TOOLKITS
 _NLAYERS_IN_NAME = ("resnet", "vgg", "darknet", "cspdarknet")
 # The layer count an architecture gets when the config names the architecture but not its depth.
 DEFAULT_NLAYERS = {"resnet": 18, "vgg": 16, "darknet": 53, "cspdarknet": 53}
+# The backbones (model.arch) every TAO detection network builds; a family adds its own (YOLOv4: CSPDarkNet).
+BACKBONES = ("resnet", "vgg", "darknet", "googlenet", "mobilenet_v1", "mobilenet_v2", "squeezenet", "efficientnet_b0")
 ALL_TOOLKITS = frozenset(TOOLKITS)
 
 
@@ -48,6 +50,7 @@ class Network:
     input_name: str  # converter -p input name for dynamic-shape models
     model_passing: ModelPassing  # how pretrained/resume/pruned models reach train (networks/passing.py)
     toolkits: frozenset[str]  # versions whose toolkit ships this network
+    archs: tuple[str, ...]  # the model.arch values it builds (default_arch among them)
     # "tao": TAO's tasks in its containers; "pytorch_ssd": pytorch-ssd's scripts (stages/pytorch_ssd.py).
     framework: str = "tao"
     dataset_layout: str = "kitti"  # what prepare writes: KITTI train/ and val/, or VOC (datasets/layout.py)

@@ -7,7 +7,7 @@ have the training resolution (multiples of 16).
 
 from __future__ import annotations
 
-from tlt_pipe.networks import ALL_TOOLKITS, Network, Nvinfer, checks
+from tlt_pipe.networks import ALL_TOOLKITS, BACKBONES, Network, Nvinfer, checks
 from tlt_pipe.networks.passing import RESULTS_DIR
 
 SECTIONS = ("dataset_config", "augmentation_config", "postprocessing_config", "model_config",
@@ -42,7 +42,8 @@ NETWORKS = (
     Network(
         name="detectnet_v2", family="detectnet_v2", checkpoint_prefix="model",
         output_nodes="output_cov/Sigmoid,output_bbox/BiasAdd", input_name="input_1", model_passing=RESULTS_DIR,
-        toolkits=ALL_TOOLKITS, check_spec=check_detectnet_spec, default_input=(960, 544), input_multiple=16,
+        toolkits=ALL_TOOLKITS, archs=BACKBONES, check_spec=check_detectnet_spec, default_input=(960, 544),
+        input_multiple=16,
         dynamic_shape=False, tlt2_export_spec=False, own_image=True, always_resized=True, int8_tensorfile=True,
         inference_spec="detectnet_v2/inference.txt.j2", ngc_model="nvidia/tao/pretrained_detectnet_v2",
         # gst-nvinfer's own grid parser; RGB scaled to [0, 1]; NMS over the grid's boxes.

@@ -7,7 +7,7 @@ pruned_model_path, resume_model_path, the resume epoch read from the checkpoint'
 
 from __future__ import annotations
 
-from tlt_pipe.networks import ALL_TOOLKITS, Network, checks
+from tlt_pipe.networks import ALL_TOOLKITS, BACKBONES, Network, checks
 from tlt_pipe.networks.passing import BY_FLAG, IN_SPEC
 
 
@@ -26,17 +26,17 @@ def check_retinanet_spec(message) -> list[str]:
 NETWORKS = (
     Network(
         name="ssd", family="ssd", checkpoint_prefix="ssd", legacy_layout=True,
-        output_nodes="NMS", input_name="Input", model_passing=BY_FLAG, toolkits=ALL_TOOLKITS,
+        output_nodes="NMS", input_name="Input", model_passing=BY_FLAG, toolkits=ALL_TOOLKITS, archs=BACKBONES,
         labels_with_background=True, check_spec=check_ssd_spec,
     ),
     Network(
         name="dssd", family="ssd", checkpoint_prefix="dssd", legacy_layout=True,
-        output_nodes="NMS", input_name="Input", model_passing=BY_FLAG, toolkits=ALL_TOOLKITS,
+        output_nodes="NMS", input_name="Input", model_passing=BY_FLAG, toolkits=ALL_TOOLKITS, archs=BACKBONES,
         labels_with_background=True, check_spec=check_ssd_spec,
     ),
     Network(
         name="retinanet", family="retinanet", checkpoint_prefix="retinanet", legacy_layout=True,
-        output_nodes="NMS", input_name="Input", model_passing=IN_SPEC, toolkits=ALL_TOOLKITS,
+        output_nodes="NMS", input_name="Input", model_passing=IN_SPEC, toolkits=ALL_TOOLKITS, archs=BACKBONES,
         check_spec=check_retinanet_spec, default_input=(384, 384),
     ),
 )

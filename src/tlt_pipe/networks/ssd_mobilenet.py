@@ -14,6 +14,7 @@ NETWORKS = (
     Network(
         name="ssd_mobilenet", family="pytorch_ssd", checkpoint_prefix="mb1-ssd", output_nodes=f"{ONNX_SCORES},{ONNX_BOXES}",
         input_name=ONNX_INPUT, model_passing=BY_FLAG, toolkits=ALL_TOOLKITS, labels_with_background=True,
+        archs=("mobilenet",),  # the PyTorch network itself is pytorch_ssd.net
         default_arch="mobilenet", default_nlayers=None, default_input=(300, 300), dynamic_shape=False,
         framework="pytorch_ssd", dataset_layout="voc",
     ),

@@ -8,10 +8,11 @@ checkpoint_interval: eval_config has no validation period (TLT 2.0's YOLOv3 layo
 
 from __future__ import annotations
 
-from tlt_pipe.networks import ALL_TOOLKITS, BATCHED_NMS_LAYER, Network, checks
+from tlt_pipe.networks import ALL_TOOLKITS, BACKBONES, BATCHED_NMS_LAYER, Network, checks
 from tlt_pipe.networks.passing import IN_SPEC
 
 _FROM_TAO3 = ALL_TOOLKITS - {"2.0"}  # YOLOv4 arrived with TAO 3.0
+_V4_ARCHS = (*BACKBONES, "cspdarknet", "cspdarknet_tiny", "cspdarknet_tiny_3l")  # YOLOv4 and YOLOv4-tiny
 
 
 # The ranges YOLOv4's spec loader enforces (NVIDIA's TAO 5.0 yolo_v4 sources): low, high, open ends.
@@ -55,6 +56,7 @@ NETWORKS = (
     Network(
         name="yolo_v3", family="yolo", checkpoint_prefix="yolov3", legacy_layout=True,
         output_nodes="BatchedNMS", input_name="Input", model_passing=IN_SPEC, nvinfer=BATCHED_NMS_LAYER, toolkits=ALL_TOOLKITS,
+        archs=BACKBONES,
         prune_reads_spec=True, validates_at_checkpoints=True,
         check_spec=_check("yolov3_config", _V3_V4), default_arch="darknet", default_nlayers=53,
         default_input=(416, 416), input_multiple=32, legacy_name="yolo", anchor_groups=_V3_V4,
@@ -62,6 +64,7 @@ NETWORKS = (
     Network(
         name="yolo_v4", family="yolo", checkpoint_prefix="yolov4",
         output_nodes="BatchedNMS", input_name="Input", model_passing=IN_SPEC, nvinfer=BATCHED_NMS_LAYER, toolkits=_FROM_TAO3,
+        archs=_V4_ARCHS,
         prune_reads_spec=True, validates_at_checkpoints=True,
         check_spec=_check("yolov4_config", _V3_V4), default_arch="resnet", default_nlayers=18,
         default_input=(320, 320), input_multiple=32, anchor_groups=_V3_V4,
@@ -69,6 +72,7 @@ NETWORKS = (
     Network(
         name="yolo_v4_tiny", family="yolo", checkpoint_prefix="yolov4",
         output_nodes="BatchedNMS", input_name="Input", model_passing=IN_SPEC, nvinfer=BATCHED_NMS_LAYER, toolkits=_FROM_TAO3,
+        archs=_V4_ARCHS,
         prune_reads_spec=True, validates_at_checkpoints=True,
         check_spec=_check("yolov4_config", _TINY), default_arch="cspdarknet_tiny", default_nlayers=None,
         default_input=(320, 320), input_multiple=32, anchor_groups=_TINY,

@@ -88,3 +88,20 @@ def test_sample_is_deterministic_and_valid(tmp_path, fx):
     result = invoke("crpd", tmp_path / "a", tmp_path / "out", "--strict", "--jobs", "1")
     assert result.exit_code == 0, result.output
     assert fx.assert_valid_kitti(tmp_path / "out") >= 12
+
+
+def test_a_source_that_cannot_be_listed_is_one_line_exit_2(tmp_path, fx, monkeypatch):
+    import os
+
+    src = fx.build_kitti(tmp_path / "kitti")
+    real = os.scandir
+
+    def scandir(path="."):
+        if isinstance(path, (str, os.PathLike)) and os.fspath(path) == str(src / "label_2"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    result = invoke("kitti", src, tmp_path / "out", "--jobs", "1")
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [f"Error: {src}/label_2: cannot list this folder: Permission denied"]

@@ -598,3 +598,51 @@ def test_a_symlink_loop_or_broken_link_in_a_folder_drops_only_itself(tmp_path, f
         os.symlink(folder.parent, folder / "up")  # a folder link back up the tree
     report = run(fmt, src, tmp_path / "after", val_split=0)
     assert report.images == before > 0
+
+
+def _unlistable(monkeypatch, folder: Path) -> None:
+    """os.scandir fails for folder (no permission), as it would for another user: root lists every folder."""
+    real = os.scandir
+    blocked = folder.resolve()
+
+    def scandir(path="."):
+        if isinstance(path, (str, os.PathLike)) and Path(path).resolve() == blocked:
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+
+
+@pytest.mark.parametrize("fmt, folder", [
+    ("kitti", "."), ("kitti", "image_2"), ("kitti", "label_2"), ("voc", "Annotations"), ("voc", "JPEGImages"),
+    ("crpd", "."), ("crpd", "CRPD_single/train/images"), ("crpd", "CRPD_single/train/labels"), ("yolo", "."),
+    ("yolo", "images/train"), ("yolo", "labels"), ("openalpr", "."), ("ccpd", "."), ("ccpd", "ccpd_base"),
+])
+def test_a_source_folder_that_cannot_be_listed_is_one_line_naming_it(tmp_path, fx, monkeypatch, fmt, folder):
+    src = getattr(fx, f"build_{fmt}")(tmp_path / fmt)
+    _unlistable(monkeypatch, src / folder)
+    with pytest.raises(InputError) as info:
+        run(fmt, src, tmp_path / "out", val_split=0)
+    assert str(info.value) == f"{(src / folder).resolve()}: cannot list this folder: Permission denied"
+    assert info.value.exit_code == 2 and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("fmt, folder", [("yolo", "notes"), ("openalpr", "benchmarks/endtoend/eu"),
+                                         ("crpd", "lost+found")])
+def test_a_nested_folder_that_cannot_be_listed_is_left_out_and_reported(tmp_path, fx, monkeypatch, fmt, folder):
+    src = getattr(fx, f"build_{fmt}")(tmp_path / fmt)
+    (src / folder).mkdir(exist_ok=True)
+    before = run(fmt, src, tmp_path / "before", val_split=0)
+    _unlistable(monkeypatch, src / folder)
+    report = run(fmt, src, tmp_path / "after", val_split=0)
+    left_out = 2 if folder.endswith("/eu") else 0  # wagen.jpg and bad.jpg
+    assert report.images == before.images - left_out > 0
+    tally = report.dropped["folder that cannot be listed"]
+    assert tally.count == 1 and tally.examples == [f"{src}/{folder}: cannot list this folder: Permission denied"]
+    message = f"{src}/{folder}: cannot list this folder: Permission denied"
+    with pytest.raises(InputError) as info:
+        run(fmt, src, tmp_path / "strict", val_split=0, strict=True)
+    assert str(info.value) == message
+    with pytest.raises(InputError) as info:  # a subset or region --subsets names is one the user expects
+        run(fmt, src, tmp_path / "named", val_split=0, subsets=[Path(folder).name])
+    assert str(info.value) == message

@@ -128,6 +128,24 @@ def test_yolo_names(tmp_path):
         load_names(tmp_path / "bad.names")
 
 
+@pytest.mark.parametrize("text, message", [
+    ('names: {"-0": a}', "names: expected ids 0..0"),  # once a KeyError
+    ("names: {0.5: a}", "names: expected ids 0..0"),  # once a KeyError
+    ('names: {0: a, "00": b}', "names: expected ids 0..1"),
+    ("names: [a, null]", "names: class 1 is None, not a class name (YAML reads yes, no, on, off and null so"),
+    ("names: [yes, no]", "names: class 0 is True, not a class name (YAML reads"),  # once the class "True"
+    ("names: ['', a]", "names: class 0 is '', not a class name"),  # once an empty KITTI class
+    ("names: [[a, b]]", "names: class 0 is ['a', 'b'], not a class name"),  # once the class "['a', 'b']"
+])
+def test_yolo_data_yaml_names_that_are_no_class_names_are_one_line(tmp_path, text, message):
+    (tmp_path / "data.yaml").write_text(text + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_names(tmp_path / "data.yaml")
+    assert str(info.value).startswith(f"{tmp_path / 'data.yaml'}: {message}")
+    (tmp_path / "ok.yaml").write_text('names: {0: "yes", "1": 7}\n')
+    assert load_names(tmp_path / "ok.yaml") == ("yes", "7")
+
+
 # -- VOC, OpenALPR, KITTI -----------------------------------------------------------------
 
 
