@@ -227,10 +227,11 @@ def _iterate(ws: Sequence[float] | np.ndarray, hs: Sequence[float] | np.ndarray,
         distance to a           <= u + (the drifts of a since then)
         distance to any other   >= l - (the largest drift among the others, summed since then)
     so x cannot change cluster while l - u exceeds the growth of those sums, which are the
-    same for every box of cluster a: boxes are filed in the cluster's lanes by that slack,
-    and a pass takes only those whose slack is used up (``_Lanes``). A taken box first gets
-    its exact distance to its own centre, tested against the lower bound and against half
-    the distance from its centre to the nearest other one (no other centre is nearer than
+    same for every box of cluster a. So each box keeps a key, its slack l - u plus the sums
+    of its cluster when it was filed, and a pass takes only the boxes whose key the sums
+    have reached (one whole-array comparison). A taken box first gets its exact distance to
+    its own centre, tested against the lower bound and against the distance from its centre
+    to the nearest other one less that distance (no other centre c_j is nearer than
     ``d(c_a, c_j) - d(x, c_a)``); only if that does not settle it, is it measured against
     every centre. Ties are only ever decided by measuring, with a margin of ``_EPS``.
     """
