@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tlt_pipe.errors import InputError
-from tlt_pipe.label_boxes import kitti_box_arrays
+from tlt_pipe.label_boxes import as_dirs, kitti_box_arrays
 
 __all__ = [
     "KMediansResult",
@@ -56,12 +56,6 @@ _EPS = 1e-9
 # 1/_WARM_START_SHRINK of the boxes (at least this many). Tuned on the benchmark.
 _WARM_START_SAMPLE = 2048
 _WARM_START_SHRINK = 2
-
-
-def _distance(w: float, h: float, cw: float, ch: float) -> float:
-    """1 - IoU of two boxes sharing a corner (the same arithmetic as ``_distances``)."""
-    inter = min(w, cw) * min(h, ch)
-    return 1.0 - inter / (w * h + cw * ch - inter)
 
 
 def _distances(ws: np.ndarray, hs: np.ndarray, areas: np.ndarray, cws: np.ndarray, chs: np.ndarray) -> np.ndarray:
@@ -302,7 +296,7 @@ def _iterate(ws: Sequence[float] | np.ndarray, hs: Sequence[float] | np.ndarray,
             reseeded += len(empty)
             _reseed(ws, hs, areas, assign, members, cw, ch, empty)
             key[:] = -np.inf  # measure every box again
-        drift = np.array([_distance(before_w[j], before_h[j], cw[j], ch[j]) for j in range(k)])
+        drift = _distances_to(before_w, before_h, before_w * before_h, cw, ch)  # each centre's own move
         order = np.argsort(drift)
         own_drift += drift
         others_drift += drift[order[-1]]
@@ -392,9 +386,8 @@ def compute_anchors(
     """
     ws, hs = kitti_box_arrays(label_dirs, image_dirs, min_x=min_x, min_y=min_y, size_x=width, size_y=height)
     if len(ws) < n:
-        dirs = [label_dirs] if isinstance(label_dirs, (str, os.PathLike)) else list(label_dirs)
         raise InputError(
-            f"{len(ws)} box(es) in {', '.join(os.fspath(d) for d in dirs)} "
+            f"{len(ws)} box(es) in {', '.join(os.fspath(d) for d in as_dirs(label_dirs))} "
             f"(after min_x={min_x}, min_y={min_y}): need at least {n} to compute {n} anchors"
         )
     centres = _kmedians_arrays(ws, hs, n, seed, max_steps).centres

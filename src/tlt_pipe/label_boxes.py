@@ -25,13 +25,12 @@ from typing import Any
 
 import numpy as np
 
+from tlt_pipe.datasets.discover import IMAGE_EXTS
 from tlt_pipe.errors import InputError
 from tlt_pipe.image_header import image_size
 from tlt_pipe.process_pool import ignore_interrupts, imap_ordered, usable_cpus
 
-__all__ = ["IMAGE_EXTENSIONS", "kitti_box_arrays", "load_kitti_boxes"]
-
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp"})
+__all__ = ["as_dirs", "kitti_box_arrays", "load_kitti_boxes"]
 
 PathLike = str | os.PathLike[str]
 # (label file, its image or None when there is none, the image directory)
@@ -55,7 +54,8 @@ _PARALLEL_FROM = 2000
 _CHUNKS_PER_WORKER = 4
 
 
-def _as_dirs(value: PathLike | Sequence[PathLike]) -> list[Path]:
+def as_dirs(value: PathLike | Sequence[PathLike]) -> list[Path]:
+    """One directory or several, as a list."""
     if isinstance(value, (str, os.PathLike)):
         return [Path(value)]
     return [Path(v) for v in value]
@@ -75,7 +75,7 @@ def _image_index(image_dir: Path) -> dict[str, str]:
     prefix = os.path.join(image_dir, "")
     for name in reversed(_listing(image_dir, "image")):  # the first in name order is written last
         stem, ext = os.path.splitext(name)
-        if ext.lower() in IMAGE_EXTENSIONS:
+        if ext.lower() in IMAGE_EXTS:
             index[stem] = prefix + name
     return index
 
@@ -237,7 +237,7 @@ def kitti_box_arrays(
     """
     if size_x <= 0 or size_y <= 0:
         raise ValueError(f"network size must be positive, not {size_x}x{size_y}")
-    tasks = _tasks(_as_dirs(label_dirs), _as_dirs(image_dirs))
+    tasks = _tasks(as_dirs(label_dirs), as_dirs(image_dirs))
     workers = usable_cpus() if workers is None else workers
     if workers <= 1 or len(tasks) < _PARALLEL_FROM:
         ws, hs = _read_run(tasks)

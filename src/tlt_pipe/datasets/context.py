@@ -6,7 +6,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from tlt_pipe.datasets import discover
 from tlt_pipe.datasets.options import ConvertOptions
+from tlt_pipe.datasets.records import UNLISTABLE, Issue
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,13 @@ class SourceContext:
         """`<src as given>/<rel>[:line]`, the location shown in reports and errors."""
         shown = rel if self.display in ("", ".") else f"{self.display.rstrip('/')}/{rel}"
         return f"{shown}:{line}" if line else shown
+
+    def unlisted(self, error: discover.Unlistable, subset: str) -> Issue:
+        """A folder below the source root that cannot be listed, as an issue for the report; the
+        error itself when it is (in) a subset that --subsets names."""
+        if self.options.subsets and self.options.wants(subset):
+            raise error
+        return Issue(UNLISTABLE, self.where(discover.rel(error.path, self.src)), error.detail)
 
     def read_text(self, rel: str) -> str:
         """A label file as text: UTF-8 (a BOM is dropped), then GB18030, never an exception

@@ -24,7 +24,6 @@ from tlt_pipe.datasets.records import (
     MALFORMED,
     NON_NUMERIC,
     SAME_STEM,
-    UNLISTABLE,
     Issue,
     Item,
     Obj,
@@ -109,9 +108,7 @@ def scan(ctx: SourceContext) -> Iterator[Item | Issue | Skip]:
                 if any(discover.split_of([s.name]) for s in discover.subdirs(d)):
                     subset_dirs.append(d)
             except discover.Unlistable as error:
-                if ctx.options.subsets and ctx.options.wants(d.name):
-                    raise  # a subset --subsets names
-                yield Issue(UNLISTABLE, ctx.where(discover.rel(d, src)), error.detail)
+                yield ctx.unlisted(error, d.name)
     for subset_dir in subset_dirs:
         group = normalise_subset(subset_dir.name) if subset_dir != src else ""
         if group and not ctx.options.wants(group):

@@ -19,7 +19,6 @@ from tlt_pipe.datasets.records import (
     MALFORMED,
     NON_NUMERIC,
     SAME_STEM,
-    UNLISTABLE,
     Issue,
     Item,
     Obj,
@@ -65,9 +64,7 @@ def scan(ctx: SourceContext) -> Iterator[Item | Issue | Skip]:
     by_dir: dict[str, tuple[list[str], list[str]]] = {}
     for path in discover.walk_files(src):
         if isinstance(path, discover.Unlistable):  # reported, unless it is a region --subsets names
-            if ctx.options.subsets and ctx.options.wants(path.path.name):
-                raise path
-            yield Issue(UNLISTABLE, ctx.where(discover.rel(path.path, src)), path.detail)
+            yield ctx.unlisted(path, path.path.name)
             continue
         rel = discover.rel(path, src)
         parent = str(PurePosixPath(rel).parent)

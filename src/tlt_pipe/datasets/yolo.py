@@ -22,7 +22,6 @@ from tlt_pipe.datasets.records import (
     NON_NUMERIC,
     SAME_STEM,
     UNKNOWN_CLASS,
-    UNLISTABLE,
     Issue,
     Item,
     Obj,
@@ -221,9 +220,9 @@ def _unlisted(ctx: SourceContext, error: discover.Unlistable) -> Issue:
     in) an images/ or labels/ tree or a subset --subsets names (its images would be lost, or read as
     having no objects)."""
     parts = PurePosixPath(discover.rel(error.path, ctx.src)).parts
-    if any(p.lower() in ("images", "labels") for p in parts) or (ctx.options.subsets and ctx.options.wants(parts[0])):
+    if any(p.lower() in ("images", "labels") for p in parts):
         raise error
-    return Issue(UNLISTABLE, ctx.where("/".join(parts)), error.detail)
+    return ctx.unlisted(error, parts[0])
 
 
 def prepare(ctx: SourceContext) -> SourceContext:
