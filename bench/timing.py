@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -10,7 +11,13 @@ from pathlib import Path
 
 
 def tltpipe() -> str:
-    """The tltpipe command a user runs (the benchmarks time it as installed)."""
+    """The tltpipe command a user runs (the benchmarks time it as installed): the script installed next to
+    this interpreter, as in a virtual environment, rather than a version manager's shim on PATH (pyenv's
+    is a shell script that starts another process before tltpipe's, which the peer's launcher, run from
+    its own virtual environment, does not pay)."""
+    beside = Path(sys.executable).parent / "tltpipe"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
     found = shutil.which("tltpipe")
     if found is None:
         sys.exit("tltpipe is not on PATH: pip install -e . first")

@@ -13,12 +13,12 @@ import os
 import threading
 from collections.abc import Mapping
 from itertools import compress
-from operator import attrgetter, not_
+from operator import not_
 from pathlib import Path
+from stat import S_ISDIR
 from typing import Any
 
 _CHUNK = 1 << 20
-_NAME = attrgetter("name")
 _BATCH = 4096
 
 
@@ -37,29 +37,37 @@ def stat_key(path: Path) -> tuple[int, int]:
 
 def tree_fingerprint(root: Path) -> str:
     """sha256 over (relative path, size, mtime_ns) of every file below root: each folder's files in name
-    order, then its subfolders in name order (symlinked folders are not entered). One os.scandir per
-    folder, no Path objects, and each folder's files handled by comprehensions: one stat per file is
-    most of its cost."""
+    order, then its subfolders in name order (symlinked folders are not entered). A folder is listed
+    once and its entries stat'ed relative to an open handle on it (no path lookup from the root per
+    file), a batch at a time so memory stays flat in the file count: one stat per file is most of the
+    cost."""
     digest = hashlib.sha256()
 
     def walk(top: str, prefix: str) -> None:
         try:
-            with os.scandir(top) as found:
-                entries = sorted(found, key=_NAME)
+            names = sorted(os.listdir(top))
+            handle = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
         except OSError:
             return
+        folders: list[str] = []
         try:
-            kinds = [e.is_dir() for e in entries]
-        except OSError:  # an entry that vanished or cannot be looked at: one by one
-            kinds = [_is_dir(e) for e in entries]
-        files = list(compress(entries, map(not_, kinds)))
-        for start in range(0, len(files), _BATCH):  # a batch at a time: memory stays flat in the file count
-            batch = files[start:start + _BATCH]
-            digest.update("".join([f"{prefix}{e.name}\0{st.st_size}\0{st.st_mtime_ns}\n"
-                                   for e, st in zip(batch, [e.stat() for e in batch])]).encode())
-        for entry in compress(entries, kinds):
-            if not entry.is_symlink():
-                walk(entry.path, f"{prefix}{entry.name}/")
+            for start in range(0, len(names), _BATCH):
+                batch = names[start:start + _BATCH]
+                stats = [os.stat(name, dir_fd=handle) for name in batch]
+                kinds = [S_ISDIR(st.st_mode) for st in stats]
+                if any(kinds):
+                    folders += compress(batch, kinds)
+                    pairs = compress(zip(batch, stats), map(not_, kinds))
+                else:
+                    pairs = zip(batch, stats)
+                digest.update("".join([f"{prefix}{name}\0{st.st_size}\0{st.st_mtime_ns}\n"
+                                       for name, st in pairs]).encode())
+        finally:
+            os.close(handle)
+        for name in folders:
+            path = os.path.join(top, name)
+            if not os.path.islink(path):
+                walk(path, f"{prefix}{name}/")
 
     walk(str(root), "")
     return digest.hexdigest()
@@ -76,13 +84,6 @@ def tree_fingerprints(roots: list[Path]) -> dict[str, str]:
 
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
         return dict(zip(map(str, roots), pool.map(tree_fingerprint, roots)))
-
-
-def _is_dir(entry: os.DirEntry) -> bool:
-    try:
-        return entry.is_dir()
-    except OSError:
-        return False
 
 
 def path_fingerprint(path: Path, cache: Mapping[str, Any] | None = None,

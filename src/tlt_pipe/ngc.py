@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tlt_pipe.cache import cache_home
 from tlt_pipe.errors import ConfigError
 
 PREFIX = "ngc:"
@@ -95,10 +96,7 @@ def parse_ref(text: str) -> NgcRef:
 
 
 def cache_root() -> Path:
-    if os.environ.get("TLTPIPE_CACHE"):
-        return Path(os.environ["TLTPIPE_CACHE"]).expanduser() / "ngc"
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser()
-    return base / "tltpipe" / "ngc"
+    return cache_home() / "ngc"
 
 
 def folder_of(ref: NgcRef) -> Path:

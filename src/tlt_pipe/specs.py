@@ -8,6 +8,7 @@ text is what gets written. A bad field fails here, before any container starts.
 from __future__ import annotations
 
 import math
+import os
 import sys
 from collections.abc import Callable, Mapping
 from importlib import resources
@@ -18,6 +19,7 @@ from google.protobuf import text_encoding, text_format
 from google.protobuf.descriptor import FieldDescriptor
 
 from tlt_pipe import yamldoc
+from tlt_pipe.cache import cache_home
 from tlt_pipe.errors import SpecError
 from tlt_pipe.spec_schema import FLOAT32_MAX, message_class
 
@@ -42,9 +44,44 @@ def _template_root():
     return resources.files("tlt_pipe") / "specs_templates"
 
 
+class _TemplateCache(jinja2.FileSystemBytecodeCache):
+    """Compiled templates under the user's cache, keyed by each template's source, so an edited template
+    is compiled again. Used only in a folder that only this user can write (a cache entry is loaded as
+    code); a cache that cannot be used or written costs a compile per run, never the run."""
+
+    def __init__(self):
+        folder = cache_home() / "templates"
+        super().__init__(str(folder))
+        self.usable = _private_folder(folder)
+
+    def load_bytecode(self, bucket) -> None:
+        if self.usable:
+            try:
+                super().load_bytecode(bucket)
+            except Exception:  # a damaged entry is compiled again
+                bucket.reset()
+
+    def dump_bytecode(self, bucket) -> None:
+        if self.usable:
+            try:
+                super().dump_bytecode(bucket)
+            except OSError:
+                self.usable = False
+
+
+def _private_folder(folder) -> bool:
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        info = folder.stat()
+    except OSError:
+        return False
+    return info.st_uid == os.getuid() and not info.st_mode & 0o022
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FunctionLoader(_load_template),
+        bytecode_cache=_TemplateCache(),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,

@@ -122,3 +122,56 @@ def test_a_spec_override_that_is_not_a_finite_number_is_refused_naming_its_key(w
     message = str(info.value)
     assert message.startswith("spec_overrides.train.training_config.learning_rate.soft_start_annealing_schedule."
                               "max_learning_rate: expected a finite number") and "\n" not in message
+
+
+def _fresh_environment(monkeypatch, cache):
+    from tlt_pipe import specs
+
+    monkeypatch.setenv("TLTPIPE_CACHE", str(cache))
+    env = specs._environment()
+    compiled = []
+    original = env.compile
+    monkeypatch.setattr(env, "compile", lambda *a, **k: compiled.append(a) or original(*a, **k))
+    return env, compiled
+
+
+def _render(env):
+    data = {"root": "/d", "image_dir": "images", "label_dir": "labels", "image_extension": ".jpg", "num_shards": 2}
+    return env.get_template("ssd/tfrecords.txt.j2").render(data=data)
+
+
+def test_a_compiled_template_is_reused_from_the_users_cache(monkeypatch, tmp_path):
+    first, compiled = _fresh_environment(monkeypatch, tmp_path / "cache")
+    text = _render(first)
+    assert compiled and list((tmp_path / "cache" / "templates").iterdir())
+    second, compiled_again = _fresh_environment(monkeypatch, tmp_path / "cache")
+    assert _render(second) == text
+    assert compiled_again == []
+
+
+def test_a_damaged_cache_entry_is_compiled_again(monkeypatch, tmp_path):
+    first, _ = _fresh_environment(monkeypatch, tmp_path / "cache")
+    text = _render(first)
+    for entry in (tmp_path / "cache" / "templates").iterdir():
+        entry.write_bytes(entry.read_bytes()[:40])  # cut short
+    second, compiled = _fresh_environment(monkeypatch, tmp_path / "cache")
+    assert _render(second) == text and compiled
+
+
+def test_a_cache_folder_others_can_write_is_not_used(monkeypatch, tmp_path):
+    """Cache entries are loaded as code, so a folder another user could write into is left alone."""
+    shared = tmp_path / "shared"
+    (shared / "templates").mkdir(parents=True)
+    (shared / "templates").chmod(0o777)
+    env, compiled = _fresh_environment(monkeypatch, shared)
+    text = _render(env)
+    assert compiled and not list((shared / "templates").iterdir())
+    again, compiled_again = _fresh_environment(monkeypatch, shared)
+    assert _render(again) == text and compiled_again
+
+
+def test_an_unwritable_cache_costs_a_compile_not_the_render(monkeypatch, tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    env, compiled = _fresh_environment(monkeypatch, blocked)
+    assert "/d" in _render(env) and compiled
