@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from tlt_pipe.networks import get_network
-from tlt_pipe.registry import DEFAULT_TOOLKIT
+from tlt_pipe.registry import DATASET_FORMATS, DEFAULT_TOOLKIT
 from tlt_pipe.specs import render_template
-from tlt_pipe.toolkits import get_toolkit
+from tlt_pipe.toolkits import TOOLKITS, get_toolkit
 
 # network -> (prune threshold, equalization) as the tutorials prune
 _PRUNE = {"yolo_v4": (0.7, "union"), "yolo_v4_tiny": (0.7, "union"), "yolo_v3": (0.5, "union")}
@@ -27,4 +27,6 @@ def starter_config(network: str, *, toolkit: str = DEFAULT_TOOLKIT, dataset_form
         "input_height": net.default_input[1], "multiple": net.input_multiple,
         "pretrained": f"ngc:{net.ngc_model}:{tag}",
         "anchors": 3 * len(net.anchor_groups), "validates_at_checkpoints": net.validation_at_checkpoints(kit.version), "prune_threshold": threshold, "prune_equalization": equalization,
+        "toolkits": " | ".join(f'"{v}"' for v in TOOLKITS if v in net.toolkits),
+        "formats": " | ".join(DATASET_FORMATS),
     })

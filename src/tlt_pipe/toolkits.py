@@ -1,4 +1,4 @@
-"""What differs between TLT 2.0, TAO 3.x, TAO 4.0 and TAO 5.x: plain data plus small functions.
+"""What differs between TLT 2.0, TAO 3.x, TAO 4.0, TAO 5.x and TAO 6.26.3: plain data plus small functions.
 
 Adding a toolkit version means adding one Toolkit row here.
 """
@@ -31,6 +31,11 @@ class Toolkit:
     # export --gen_ds_config (labels.txt, nvinfer_config.txt) arrived with TAO 3; NVIDIA's TLT 2.0
     # commands never pass it.
     export_ds_config: bool = True
+    # The PyTorch image of the toolkit's PyTorch networks (RT-DETR, DINO), when it has them.
+    pyt_image: str | None = None
+    # The release of the TF1 image when it is not the toolkit's own: TAO 6's launcher runs the TF1 networks
+    # in TAO 5.0.0's image (their last), so their tasks behave as 5.0's.
+    tf1_release: str | None = None
 
 
 _TAO3_IMAGE = "nvcr.io/nvidia/tao/tao-toolkit-tf:v{v}-tf1.15.5-py3"
@@ -53,6 +58,28 @@ def _tao3(version: str, *, dynamic_etlt: bool) -> Toolkit:
         results_flag=False,
         writes_status_json=False,
         schema="4.0",
+    )
+
+
+def _tao5(version: str, *, deploy_image: str, pyt_image: str | None = None, tf1_release: str | None = None) -> Toolkit:
+    """TAO 5.0's TF1 image with a TAO Deploy image for the engines."""
+    return Toolkit(
+        version=version,
+        image="nvcr.io/nvidia/tao/tao-toolkit:5.0.0-tf1.15.5",
+        detectnet_image="nvcr.io/nvidia/tao/tao-toolkit:5.0.0-tf1.15.5",
+        deploy_image=deploy_image,
+        legacy_commands=False,
+        checkpoint_ext="hdf5",
+        export_ext="onnx",
+        engine_builder="gen_trt_engine",
+        key_required=False,
+        dynamic_etlt=False,
+        calibrate_in_export=False,
+        results_flag=True,
+        writes_status_json=True,
+        schema="5.0",
+        pyt_image=pyt_image,
+        tf1_release=tf1_release,
     )
 
 
@@ -92,27 +119,17 @@ TOOLKITS: dict[str, Toolkit] = {
         writes_status_json=True,
         schema="4.0",
     ),
-    "5.0": Toolkit(
-        version="5.0",
-        image="nvcr.io/nvidia/tao/tao-toolkit:5.0.0-tf1.15.5",
-        detectnet_image="nvcr.io/nvidia/tao/tao-toolkit:5.0.0-tf1.15.5",
-        deploy_image="nvcr.io/nvidia/tao/tao-toolkit:5.5.0-deploy",
-        legacy_commands=False,
-        checkpoint_ext="hdf5",
-        export_ext="onnx",
-        engine_builder="gen_trt_engine",
-        key_required=False,
-        dynamic_etlt=False,
-        calibrate_in_export=False,
-        results_flag=True,
-        writes_status_json=True,
-        schema="5.0",
-    ),
+    "5.0": _tao5("5.0", deploy_image="nvcr.io/nvidia/tao/tao-toolkit:5.5.0-deploy"),
+    # NVIDIA's launcher nvidia-tao 6.26.3 (nvidia_tao_cli/config/config.json): the TF1 networks train, prune
+    # and export in 5.0.0-tf1.15.5 and build and run their engines in 6.26.3-deploy; the PyTorch
+    # detectors run in 6.26.3-pyt.
+    "6.26.3": _tao5("6.26.3", deploy_image="nvcr.io/nvidia/tao/tao-toolkit:6.26.3-deploy",
+                    pyt_image="nvcr.io/nvidia/tao/tao-toolkit:6.26.3-pyt", tf1_release="5.0"),
 }
 
 # Spellings users write for the same release.
 _ALIASES = {"2": "2.0", "3": "3.22.05", "3.x": "3.22.05", "4": "4.0", "4.0.0": "4.0", "5": "5.0", "5.x": "5.0",
-            "5.0.0": "5.0", "5.5": "5.0", "5.5.0": "5.0"}
+            "5.0.0": "5.0", "5.5": "5.0", "5.5.0": "5.0", "6": "6.26.3", "6.26": "6.26.3"}
 
 
 def normalize_version(value: object) -> str:

@@ -1,7 +1,8 @@
 """Judging what tltpipe plans against NVIDIA's own definitions.
 
-Specs: TAO 3.21.11, 3.22.05 and 4.0 against TAO 4.0's messages (nvidia-tao-tf1), 5.0 against TAO
-5.x's (nvidia-tao-deploy), each parsed strictly, and on 5.0 also through TAO Deploy's own load_proto.
+Specs: TAO 3.21.11, 3.22.05 and 4.0 against TAO 4.0's messages (nvidia-tao-tf1), 5.0 and 6.26.3 (whose
+TF1 networks run in TAO 5.0.0's image) against TAO 5.x's (nvidia-tao-deploy 6.26.3), each parsed
+strictly, and on those also through TAO Deploy's own load_proto.
 argv: TF1 tasks through the emulator's parsers (section 7 of the TAO contract; tests/emulator proves
 the match), TAO Deploy tasks through Deploy's own parsers. A flag must be one of the task's option
 strings exactly (no abbreviation), required flags present, and each value must land in the
@@ -32,7 +33,7 @@ from tao_emulator import main as emulator_main  # noqa: E402
 from tao_emulator import parsers as emulator_parsers  # noqa: E402
 
 # Toolkit -> the version of NVIDIA's messages it is judged by (TLT 2.0: see test_tlt2_evidence.py).
-REFERENCE = {"3.21.11": "4.0", "3.22.05": "4.0", "4.0": "4.0", "5.0": "5.0"}
+REFERENCE = {"3.21.11": "4.0", "3.22.05": "4.0", "4.0": "4.0", "5.0": "5.0", "6.26.3": "5.0"}
 DEPLOY_LOADER = ("ssd", "dssd", "retinanet", "yolo_v3", "yolo_v4", "yolo_v4_tiny", "detectnet_v2")
 
 
@@ -89,7 +90,7 @@ def resolve(planned: Planned) -> tuple[str, str | None, str, list[str], argparse
     if deploy:
         network, task = argv[0], argv[1]
         return "deploy", network, task, argv[2:], deploy_cli.parser(network, task)
-    version = ctx.toolkit.version
+    version = ctx.toolkit.tf1_release or ctx.toolkit.version  # the TF1 image the task runs in
     with contextlib.redirect_stderr(io.StringIO()):
         network, task, rest, prog = emulator_main.resolve(argv[0], argv[1:], version, "tf")
     return "tf", network, task, rest, emulator_parsers.build(prog, network, task, version, "tf")

@@ -33,7 +33,10 @@ class Wheel:
 TF1 = Wheel("nvidia-tao-tf1", "4.0.0.657.dev0", "TAO 4.0 spec schemas")
 # TAO Deploy: the TAO 5.x messages of the same networks and the gen_trt_engine/evaluate/inference parsers.
 DEPLOY = Wheel("nvidia-tao-deploy", "6.26.3", "TAO 5.x spec schemas and TAO Deploy task parsers")
-WHEELS = (TF1, DEPLOY)
+# TAO's PyTorch networks (RT-DETR, DINO, ...): the ExperimentConfig dataclasses their YAML specs are merged into.
+# NVIDIA's proprietary licence: read from the cache at test time, never shipped with tltpipe.
+TAO_CORE = Wheel("nvidia-tao-core", "7.3.0", "TAO PyTorch experiment configs (nvidia_tao_core.config)")
+WHEELS = (TF1, DEPLOY, TAO_CORE)
 
 
 class ReferenceUnavailable(RuntimeError):
@@ -68,6 +71,32 @@ def members(wheel: Wheel) -> dict[str, bytes]:
     """Every .py file of the wheel: archive path -> bytes."""
     with zipfile.ZipFile(fetch(wheel)) as archive:
         return {name: archive.read(name) for name in archive.namelist() if name.endswith(".py")}
+
+
+def extracted(wheel: Wheel, prefix: str) -> Path:
+    """A folder holding the wheel's files under prefix (e.g. "nvidia_tao_core/config/"), unpacked once into
+    the cache; put it on sys.path to import them. Only .py files are unpacked."""
+    root = cache_dir() / f"{wheel.project}-{wheel.version}"
+    done = root / f".unpacked-{prefix.strip('/').replace('/', '.')}"
+    if done.is_file():
+        return root
+    files = {name: data for name, data in members(wheel).items() if name.startswith(prefix)}
+    if not files:
+        raise ReferenceUnavailable(f"{wheel.project}=={wheel.version} has no files under {prefix}")
+    for name, data in files.items():
+        target = root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".partial")
+        partial.write_bytes(data)
+        os.replace(partial, target)
+    # The package folders above the prefix, so `import nvidia_tao_core.config...` resolves.
+    parts = prefix.strip("/").split("/")
+    for depth in range(1, len(parts)):
+        init = root.joinpath(*parts[:depth], "__init__.py")
+        if not init.exists():
+            init.write_text("", encoding="utf-8")
+    done.write_text("", encoding="utf-8")
+    return root
 
 
 def main() -> int:

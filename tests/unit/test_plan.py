@@ -59,6 +59,19 @@ def test_tao5_commands(write_config, tmp_path):
     assert steps["train"].plan.image == "nvcr.io/nvidia/tao/tao-toolkit:5.0.0-tf1.15.5"
 
 
+@pytest.mark.parametrize("written", ["6.26.3", "6", "6.26"])
+def test_tao_6_runs_the_tf1_networks_where_nvidias_launcher_does(write_config, tmp_path, written):
+    """TF1 tasks in TAO 5.0.0's image, engines and the tasks on them in 6.26.3's Deploy image."""
+    steps = _steps(_pipeline(write_config, tmp_path, toolkit=written))
+    tf1, deploy = "nvcr.io/nvidia/tao/tao-toolkit:5.0.0-tf1.15.5", "nvcr.io/nvidia/tao/tao-toolkit:6.26.3-deploy"
+    for name in ("tfrecords", "train", "evaluate", "prune", "retrain", "export", "inference"):
+        assert steps[name].plan.image == tf1, name
+    for name in ("engine", "evaluate_engine", "inference_engine"):
+        assert steps[name].plan.image == deploy, name
+    assert steps["engine"].argv[:2] == ["ssd", "gen_trt_engine"]
+    assert steps["export"].argv[steps["export"].argv.index("-o") + 1] == "/tltpipe/run/export/ssd.onnx"
+
+
 def test_tao3_converter_like_the_tutorial(write_config, tmp_path):
     steps = _steps(_pipeline(write_config, tmp_path, "3.21.11"))
     assert steps["engine"].argv == ["converter", "-k", "***", "-d", "3,320,320", "-o", "NMS",
