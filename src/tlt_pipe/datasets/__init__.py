@@ -1,6 +1,6 @@
 """Dataset converters: CRPD, CCPD, YOLO, VOC, OpenALPR and KITTI sources to TAO's KITTI
-layout (or the PyTorch SSD VOC layout), with class remapping, resizing and a stratified
-train/val split.
+layout (or the PyTorch SSD VOC layout, or COCO JSON for RT-DETR and DINO), with class
+remapping, resizing and a stratified train/val split.
 
     from tlt_pipe.datasets import convert, ConvertOptions
     report = convert("crpd", Path("data/CRPD"), Path("work/kitti"), ConvertOptions(resize=(960, 544)))

@@ -71,7 +71,8 @@ def _subsets(values: tuple[str, ...]) -> list[str] | None:
               help="Only these subsets/regions, e.g. single,double (CRPD) or base,blur (CCPD).")
 @click.option("--names", "names_file", type=click.Path(path_type=Path), help="YOLO class names: obj.names or data.yaml.")
 @click.option("--to", "to", type=click.Choice(TARGETS), default="kitti", show_default=True,
-              help="kitti: TAO's train/ and val/ trees; voc: the PyTorch SSD layout.")
+              help="kitti: TAO's train/ and val/ trees; voc: the PyTorch SSD layout; "
+                   "coco: train/ and val/ images, each with an annotations.json (RT-DETR, DINO).")
 @click.option("--resplit", is_flag=True, help="Ignore the source's own train/val split; split afresh.")
 @click.option("--jpeg-quality", type=click.IntRange(1, 100), default=95, show_default=True,
               help="Quality of re-encoded JPEGs (with --resize).")
@@ -81,8 +82,8 @@ def convert(fmt, src, out, classes, resize, resize_mode, val_split, seed, jobs, 
     """Convert a dataset in FORMAT at SRC into TAO's KITTI layout at OUT.
 
     OUT gets train/{images,labels}, val/{images,labels} and report.json (plus plates.jsonl
-    for plate datasets). It is written beside OUT and replaces an earlier conversion only
-    when complete.
+    for plate datasets); with --to coco, {train,val}/images and {train,val}/annotations.json.
+    It is written beside OUT and replaces an earlier conversion only when complete.
     """
     progress = _Progress(not quiet)
     try:

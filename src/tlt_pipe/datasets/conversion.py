@@ -136,6 +136,7 @@ def _run(fmt: str, ctx: SourceContext, tmp: Path, report: ConvertReport, on_prog
         classes = sorted({layout.class_name(c) for c in options.classes.values()})
     else:
         classes = sorted(report.objects_per_class)
+    report.classes = classes
     layout.finish(classes)
 
 
@@ -168,7 +169,7 @@ class _Collector:
         if not result.ok:
             return
         fold = item.split or self.splitter.assign(result.classes)
-        self.layout.place(result.stem, result.ext, result.split, fold)
+        self.layout.place(result, fold)
         report.add_image(fold, result.size, result.ext, result.classes)
         if result.plates:
             if self._side is None:

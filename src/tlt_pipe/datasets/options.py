@@ -11,7 +11,7 @@ from pathlib import Path
 from tlt_pipe.errors import ConfigError
 
 RESIZE_MODES = ("stretch", "letterbox")
-TARGETS = ("kitti", "voc")
+TARGETS = ("kitti", "voc", "coco")  # the output layouts (datasets/layout.py)
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,8 @@ class ConvertOptions:
     jobs: worker processes (default: every core); 1 runs in this process.
     subsets: only these subsets/regions (e.g. CRPD ["single", "double"], CCPD ["base"]).
     names_file: YOLO class names (obj.names or data.yaml).
-    to: output layout, "kitti" (train/ and val/ trees) or "voc" (PyTorch SSD layout).
+    to: output layout, "kitti" (train/ and val/ trees), "voc" (PyTorch SSD layout) or "coco"
+        (train/ and val/ images with an annotations.json each, for RT-DETR and DINO).
     resplit: ignore a train/val partition the source provides and split afresh.
     jpeg_quality: quality of re-encoded JPEGs (only with resize).
     """

@@ -124,6 +124,8 @@ class ItemResult:
     unknown: list[str] = field(default_factory=list)  # unknown source class names
     plates: list[str] = field(default_factory=list)  # JSON objects, without image/label paths
     skip: Skip | None = None
+    # for a layout whose labels the driver writes (COCO): (output size, ((class, x1, y1, x2, y2), ...))
+    annotation: tuple | None = None
 
 
 def finite_number(text: str) -> float:

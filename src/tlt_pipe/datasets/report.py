@@ -36,6 +36,8 @@ class ConvertReport:
     val_images: int = 0
     objects_per_class: dict[str, int] = field(default_factory=dict)
     val_objects_per_class: dict[str, int] = field(default_factory=dict)
+    # The output's classes in order: labels.txt's lines (VOC), COCO's category ids 1..N.
+    classes: list[str] = field(default_factory=list)
     empty_images: int = 0  # written with an empty label file
     dropped: dict[str, Tally] = field(default_factory=dict)  # bad input and dropped boxes, by reason
     clamped: Tally = field(default_factory=Tally)

@@ -36,7 +36,7 @@ class Job:
     fmt: str
     source: SourceContext
     out: Path  # the temporary output root
-    layout: str  # "kitti" or "voc"
+    layout: str  # one of options.TARGETS
 
 
 class _State:
@@ -141,14 +141,7 @@ def process(item: Item) -> ItemResult:
         except images.Unreadable as exc:
             result.issues.append(Issue(UNREADABLE, src.where(item.image), f"unreadable image: {exc}"))
             return result
-    label_path = os.path.join(state.out, layout.label_rel(fold, item.stem))
-    data = layout.label_text(kept, out_size, item.stem + ext).encode("utf-8")
-    fd = os.open(label_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        while data:
-            data = data[os.write(fd, data):]
-    finally:
-        os.close(fd)
+    result.annotation = layout.write_labels(state.out, fold, item.stem, kept, out_size, item.stem + ext)
     result.ok = True
     result.ext = ext
     result.size = (width, height)

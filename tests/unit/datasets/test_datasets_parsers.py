@@ -215,7 +215,7 @@ def test_option_parsing(tmp_path):
         parse_classes("=x")
     options = ConvertOptions(resize=[960, 544], subsets="CRPD_single", jobs=2)
     assert options.resize == (960, 544) and options.subsets == ("single",) and options.workers == 2
-    for bad in (dict(val_split=100), dict(resize_mode="crop"), dict(to="coco"), dict(jobs=0), dict(classes={})):
+    for bad in (dict(val_split=100), dict(resize_mode="crop"), dict(to="tfrecords"), dict(jobs=0), dict(classes={})):
         with pytest.raises(ConfigError):
             ConvertOptions(**bad)
 
