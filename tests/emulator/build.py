@@ -5,14 +5,18 @@
     python tests/emulator/build.py --force    # rebuild every image
 
 Steps:
-1. A minimal Debian root filesystem made by debootstrap (python3 + python3-protobuf), tarred and
-   cached under <repo>/.cache/emulator/ keyed by the debootstrap arguments.
+1. A minimal Debian root filesystem made by debootstrap (python3, python3-protobuf and, for the
+   PyTorch networks' YAML specs, python3-omegaconf 2.2 + python3-yaml), tarred and cached under
+   <repo>/.cache/emulator/ keyed by the debootstrap arguments.
 2. ``docker import`` of that tarball as the base image (once per cache key).
 3. One small image per toolkit version and role, FROM the base, holding the emulator package in
    /opt/tao_emulator and one entrypoint script per command that exists in that version/role.
    NVIDIA's own definitions go into the package's definitions/ folder of the build context only
    (never the source tree): the spec schemas of the version (FileDescriptorSets read from NVIDIA's
-   wheels through tests/reference) and, in deploy images, TAO Deploy's task options.
+   wheels through tests/reference) and, in deploy images, TAO Deploy's task options. Images of a
+   toolkit with PyTorch networks (TAO 6.26.3: pyt and deploy) get the `nvidia_tao_core.config`
+   package of NVIDIA's nvidia-tao-core wheel in pylib/ of the build context, likewise never in the
+   source tree: its ExperimentConfig dataclasses validate RT-DETR's and DINO's specs.
    Each image carries a label with the hash of the emulator sources; an image whose label matches
    is reused, so a build from cache takes seconds.
 
@@ -41,7 +45,9 @@ BASE_REPO = "tltpipe-emulator-base"
 HASH_LABEL = "org.tltpipe.emulator.hash"
 SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
-INCLUDE = ("python3", "python3-protobuf")
+# python3-omegaconf (2.2.2 in bookworm, with python3-antlr4 4.9) loads NVIDIA's ExperimentConfig
+# dataclasses of nvidia-tao-core 7.3.0 as the host's OmegaConf does.
+INCLUDE = ("python3", "python3-protobuf", "python3-omegaconf", "python3-yaml")
 
 # (version, role) -> tag.  The emulator reads TAO_EMU_VERSION / TAO_EMU_ROLE to know what it is.
 IMAGES = (
@@ -52,7 +58,13 @@ IMAGES = (
     ("5.0", "tf"),
     ("4.0", "deploy"),
     ("5.0", "deploy"),
+    ("6.26.3", "deploy"),
+    ("6.26.3", "pyt"),
 )
+# Toolkits whose TF1 networks run in another version's TF image (NVIDIA's launcher of TAO 6.26.3
+# maps them to tao-toolkit:5.0.0-tf1.15.5).
+TF_IMAGE_OF = {"6.26.3": "5.0"}
+ROLE_KEYS = {"tf": "image", "deploy": "deploy_image", "pyt": "pyt_image"}
 
 
 class BuildError(RuntimeError):
@@ -64,11 +76,15 @@ def tag_for(version: str, role: str) -> str:
 
 
 def version_table() -> dict[str, dict[str, str | None]]:
-    """{"5.0": {"image": "tltpipe-emulator:tf-5.0", "deploy_image": "tltpipe-emulator:deploy-5.0"}, ...}"""
+    """{"5.0": {"image": "tltpipe-emulator:tf-5.0", "deploy_image": "tltpipe-emulator:deploy-5.0",
+    "pyt_image": None}, ..., "6.26.3": {"image": "tltpipe-emulator:tf-5.0", "deploy_image":
+    "tltpipe-emulator:deploy-6.26.3", "pyt_image": "tltpipe-emulator:pyt-6.26.3"}}"""
     table: dict[str, dict[str, str | None]] = {}
     for version, role in IMAGES:
-        entry = table.setdefault(version, {"image": None, "deploy_image": None})
-        entry["image" if role == "tf" else "deploy_image"] = tag_for(version, role)
+        entry = table.setdefault(version, {"image": None, "deploy_image": None, "pyt_image": None})
+        entry[ROLE_KEYS[role]] = tag_for(version, role)
+    for version, tf_version in TF_IMAGE_OF.items():
+        table[version]["image"] = tag_for(tf_version, "tf")
     return table
 
 
@@ -156,16 +172,31 @@ def _emulator():
     return catalog, nvidia
 
 
-def definitions(version: str, role: str) -> dict[str, bytes]:
-    """The generated files of one image, relative to the package's definitions/ folder."""
-    catalog, nvidia = _emulator()
+def _reference_call(func, *args):
+    _, nvidia = _emulator()
     nvidia.reference()  # puts the repository on sys.path
     from tests.reference.wheels import ReferenceUnavailable  # noqa: PLC0415
 
     try:
-        return nvidia.generated_files([catalog.schema_version(version)], deploy=(role == "deploy"))
+        return func(*args)
     except ReferenceUnavailable as exc:
         raise BuildError(f"NVIDIA's definitions are not available: {exc}") from None
+
+
+def definitions(version: str, role: str) -> dict[str, bytes]:
+    """The generated files of one image, relative to the package's definitions/ folder (the PyTorch
+    image has none: its networks read nvidia_tao_core, see pylib_files)."""
+    catalog, nvidia = _emulator()
+    if role == "pyt":
+        return {}
+    return _reference_call(nvidia.generated_files, [catalog.schema_version(version)], role == "deploy")
+
+
+def pylib_files(version: str) -> dict[str, bytes]:
+    """NVIDIA's Python packages an image needs besides the emulator, relative to pylib/: the
+    nvidia_tao_core config package for a toolkit with PyTorch networks."""
+    catalog, nvidia = _emulator()
+    return _reference_call(nvidia.tao_core_files) if catalog.has_pyt_nets(version) else {}
 
 
 def sources_hash() -> str:
@@ -180,6 +211,7 @@ def sources_hash() -> str:
     generated: dict[str, bytes] = {}
     for version, role in IMAGES:
         generated.update(definitions(version, role))
+        generated.update({f"pylib/{name}": data for name, data in pylib_files(version).items()})
     for name in sorted(generated):
         h.update(name.encode() + b"\0" + generated[name] + b"\0")
     h.update(_dockerfile("BASE", "VER", "ROLE", "HASH").encode())
@@ -345,10 +377,14 @@ def _make_context(version: str, role: str, base: str, src_hash: str) -> Path:
     smi = bindir / "nvidia-smi"
     smi.write_text(_gpu_script())
     os.chmod(smi, 0o755)
-    trt = ctx / "pylib" / "tensorrt"
-    trt.mkdir(parents=True)
-    (trt / "__init__.py").write_text(_tensorrt_module(version, role))
-    for p in (trt.parent, trt, trt / "__init__.py"):
+    pylib = ctx / "pylib"
+    files = dict(pylib_files(version))
+    files["tensorrt/__init__.py"] = _tensorrt_module(version, role).encode()
+    for name, data in files.items():
+        target = pylib / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    for p in [pylib, *pylib.rglob("*")]:
         os.chmod(p, 0o755 if p.is_dir() else 0o644)
     (ctx / "Dockerfile").write_text(_dockerfile(base, version, role, src_hash))
     return ctx

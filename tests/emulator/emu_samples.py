@@ -6,6 +6,7 @@ Spec texts take container paths; format them with str.format(**paths).
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 import zlib
@@ -46,6 +47,53 @@ def write_kitti_dataset(root: str, n_images: int = 20, width: int = 320, height:
                          "0.00 0.00 0.00 0.00 0.00 0.00 0.00")
         with open(os.path.join(lbl_dir, name + ".txt"), "w") as fh:
             fh.write("\n".join(lines) + "\n")
+
+
+def write_coco_dataset(root: str, n_images: int = 4, width: int = 64, height: int = 48,
+                       classes=("car", "person"), write_image=None, ext: str = ".png") -> None:
+    """root/images/<i>.<ext> and root/annotations.json (COCO: category ids from 1, one or two boxes per
+    image), plus root/classmap.txt (the class names, one a line) for inference. write_image(path, w,
+    h, i) writes an image (default: write_png)."""
+    img_dir = os.path.join(root, "images")
+    os.makedirs(img_dir, exist_ok=True)
+    images, annotations = [], []
+    for i in range(n_images):
+        name = f"{i:06d}{ext}"
+        path = os.path.join(img_dir, name)
+        if write_image is None:
+            write_png(path, width, height, shade=i * 11)
+        else:
+            write_image(path, width, height, i)
+        images.append({"id": i + 1, "file_name": name, "width": width, "height": height})
+        for j in range(1 + i % 2):
+            box = [2 + 3 * j + i % 5, 3 + 2 * j, width // 3, height // 3]
+            annotations.append({"id": len(annotations) + 1, "image_id": i + 1,
+                                "category_id": 1 + (i + j) % len(classes), "bbox": box,
+                                "area": box[2] * box[3], "iscrowd": 0})
+    doc = {"images": images, "annotations": annotations,
+           "categories": [{"id": k + 1, "name": c} for k, c in enumerate(classes)]}
+    with open(os.path.join(root, "annotations.json"), "w", encoding="utf-8") as fh:
+        json.dump(doc, fh)
+    with open(os.path.join(root, "classmap.txt"), "w", encoding="utf-8") as fh:
+        fh.write("\n".join(classes) + "\n")
+
+
+def detr_spec(data: str, results: str, net: str = "rtdetr", epochs: int = 2, num_classes: int = 3,
+              key: str | None = "tlt_encode") -> str:
+    """An RT-DETR / DINO experiment spec over write_coco_dataset(data): train, val and test on the
+    same COCO file, inference on its images. DINO's val_data_sources is a list, RT-DETR's a mapping."""
+    images, annotations = f"{data}/images", f"{data}/annotations.json"
+    item = f"    - image_dir: {images}\n      json_file: {annotations}\n"
+    mapping = f"    image_dir: {images}\n    json_file: {annotations}\n"
+    key_line = f"encryption_key: {key}\n" if key else ""
+    return (f"results_dir: {results}\n{key_line}"
+            "model:\n  backbone: resnet_50\n"
+            f"dataset:\n  num_classes: {num_classes}\n  batch_size: 2\n  workers: 1\n"
+            f"  train_data_sources:\n{item}"
+            f"  val_data_sources:\n{item if net == 'dino' else mapping}"
+            f"  test_data_sources:\n{mapping}"
+            f"  infer_data_sources:\n    image_dir: [{images}]\n    classmap: {data}/classmap.txt\n"
+            f"train:\n  num_epochs: {epochs}\n  checkpoint_interval: 1\n  validation_interval: 1\n")
 
 
 def write_pretrained(path: str) -> None:

@@ -33,7 +33,7 @@ def test_every_tlt2_schema_builds(kind):
 
 def test_image_versions_read_the_schema_of_their_toolkit():
     assert {v: catalog.schema_version(v) for v in catalog.VERSIONS} == {
-        "2.0": "4.0", "3.21.11": "4.0", "3.22.05": "4.0", "4.0": "4.0", "5.0": "5.0"}
+        "2.0": "4.0", "3.21.11": "4.0", "3.22.05": "4.0", "4.0": "4.0", "5.0": "5.0", "6.26.3": "5.0"}
 
 
 @pytest.mark.parametrize("version", ("3.21.11", "4.0", "5.0"))

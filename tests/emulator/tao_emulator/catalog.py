@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-VERSIONS = ("2.0", "3.21.11", "3.22.05", "4.0", "5.0")
-ROLES = ("tf", "deploy")
+VERSIONS = ("2.0", "3.21.11", "3.22.05", "4.0", "5.0", "6.26.3")
+ROLES = ("tf", "deploy", "pyt")
+
+# The images each toolkit version has. TAO 6.26.3 runs its TF1 networks in TAO 5.0's TF1 image (its
+# launcher maps them there), so it has no TF image of its own, and adds the PyTorch image (`pyt`).
+IMAGE_ROLES = {"2.0": ("tf",), "3.21.11": ("tf",), "3.22.05": ("tf",), "4.0": ("tf", "deploy"),
+               "5.0": ("tf", "deploy"), "6.26.3": ("deploy", "pyt")}
 
 TF_NETS = ("ssd", "dssd", "retinanet", "yolo_v3", "yolo_v4", "yolo_v4_tiny", "detectnet_v2")
 # TLT 2.0 called YOLOv3 `yolo`; the contract writes yolo_v3, so both names are accepted there.
@@ -22,6 +27,12 @@ SUBCOMMANDS = {
     "detectnet_v2": SSD_LIKE_SUBCOMMANDS + ("calibration_tensorfile",),
 }
 DEPLOY_SUBCOMMANDS = ("gen_trt_engine", "evaluate", "inference")
+
+# TAO's PyTorch detectors: Hydra-style tasks (`NET TASK -e SPEC.yaml key=value ...`) in the PyTorch
+# image, and their TensorRT tasks in the deploy image of the same toolkit.
+PYT_NETS = ("rtdetr", "dino")
+PYT_SUBCOMMANDS = ("train", "evaluate", "inference", "export")
+PYT_TITLES = {"rtdetr": "RT-DETR", "dino": "DINO"}
 
 # TLT 2.0 command -> subcommand; "net" says whether the network name follows the command.
 TLT2_COMMANDS = {
@@ -45,6 +56,8 @@ TRT_VERSIONS = {
     ("4.0", "deploy"): "8.5.1",
     ("5.0", "tf"): "8.5.3",
     ("5.0", "deploy"): "8.6.1",
+    ("6.26.3", "deploy"): "10.8.0",
+    ("6.26.3", "pyt"): "10.8.0",
 }
 
 # Per network: spec kind (see nvidia.py), the config message, file prefix, output nodes and the
@@ -79,8 +92,10 @@ def family(net: str) -> str:
 
 # The published definitions (spec schemas) each toolkit version follows: NVIDIA's nvidia-tao-tf1
 # wheel of TAO 4.0 (the only TF1 wheel with them) stands for TAO 3.x and 4.0, and for TLT 2.0's
-# DetectNet_v2 and dataset_convert specs; nvidia-tao-deploy stands for TAO 5.x.
-SCHEMA_VERSIONS = {"2.0": "4.0", "3.21.11": "4.0", "3.22.05": "4.0", "4.0": "4.0", "5.0": "5.0"}
+# DetectNet_v2 and dataset_convert specs; nvidia-tao-deploy stands for TAO 5.x and for the TF1
+# networks' deploy tasks of 6.26.3 (the same TAO Deploy parsers and messages as deploy-5.0).
+SCHEMA_VERSIONS = {"2.0": "4.0", "3.21.11": "4.0", "3.22.05": "4.0", "4.0": "4.0", "5.0": "5.0",
+                   "6.26.3": "5.0"}
 
 
 def schema_version(version: str) -> str:
@@ -135,14 +150,18 @@ def tf_nets(version: str) -> tuple[str, ...]:
     return TLT2_NETS if version == "2.0" else TF_NETS
 
 
+def has_pyt_nets(version: str) -> bool:
+    return "pyt" in IMAGE_ROLES.get(version, ())
+
+
 def commands(version: str, role: str) -> list[str]:
     """Executable names installed on PATH in the image of this version and role."""
-    if version not in VERSIONS or role not in ROLES:
+    if role not in IMAGE_ROLES.get(version, ()):
         raise ValueError(f"unknown emulator image {role}-{version}")
+    if role == "pyt":
+        return list(PYT_NETS)
     if role == "deploy":
-        if major(version) < 4:
-            raise ValueError("deploy images exist from TAO 4.0")
-        return list(TF_NETS)
+        return list(TF_NETS) + (list(PYT_NETS) if has_pyt_nets(version) else [])
     if version == "2.0":
         return list(TLT2_COMMANDS)
     cmds = list(TF_NETS)
@@ -152,6 +171,8 @@ def commands(version: str, role: str) -> list[str]:
 
 
 def subcommands(net: str, version: str, role: str) -> tuple[str, ...]:
+    if role == "pyt":
+        return PYT_SUBCOMMANDS
     if role == "deploy":
         return DEPLOY_SUBCOMMANDS
     return SUBCOMMANDS[net]

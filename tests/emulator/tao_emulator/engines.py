@@ -19,7 +19,7 @@ def _parse_dims(text: str) -> list[int]:
 PRECISION_LOSS = {"fp32": 0.0, "fp16": 0.002, "int8": 0.02}
 
 
-def _engine_meta(src: dict, ctx, precision: str, max_batch: int) -> dict:
+def engine_meta(src: dict, ctx, precision: str, max_batch: int) -> dict:
     meta = dict(src)
     meta.update(kind="engine", precision=precision, trt_version=ctx.trt_version,
                 skill=max(0.0, src.get("skill", 0.5) - PRECISION_LOSS.get(precision, 0.0)),
@@ -86,7 +86,7 @@ def converter(ctx):
     if onnx_inside:
         max_batch = max(_parse_dims(p.split(",")[3])[0] for p in a.profiles)
     try:
-        modelio.save_engine(a.engine_file_path, _engine_meta(meta, ctx, a.data_type, max_batch))
+        modelio.save_engine(a.engine_file_path, engine_meta(meta, ctx, a.data_type, max_batch))
     except PermissionError:
         raise TaskFailed(f"[ERROR] Failed to write the engine {a.engine_file_path}: "
                          "Permission denied") from None
@@ -141,6 +141,6 @@ def gen_trt_engine(ctx):
         parent = os.path.dirname(a.engine_file)
         if parent:
             common.makedirs(parent)
-        modelio.save_engine(a.engine_file, _engine_meta(meta, ctx, a.data_type, a.max_batch_size))
+        modelio.save_engine(a.engine_file, engine_meta(meta, ctx, a.data_type, a.max_batch_size))
         say(f"TensorRT engine saved to {a.engine_file}")
     ctx.status.write("SUCCESS", "TensorRT engine generation finished successfully.")

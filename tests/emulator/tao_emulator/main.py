@@ -127,6 +127,10 @@ def entry(cmd: str, argv: list[str]) -> None:
     from . import tasks  # noqa: PLC0415 - keep `command not found` cheap
 
     version, role = runtime.version(), runtime.role()
+    if cmd in catalog.PYT_NETS and cmd in catalog.commands(version, role):
+        from . import experiment  # noqa: PLC0415 - the Hydra-style networks
+
+        experiment.entry(cmd, argv, version, role)
     try:
         net, sub, args, prog = parse(cmd, argv, version, role)
     except EntrypointCrash as exc:

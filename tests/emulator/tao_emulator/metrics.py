@@ -36,7 +36,7 @@ def params(nlayers, pruned_ratio: float = 1.0) -> int:
 
 # The peak learning rate each family trains best with (the values of NVIDIA's sample specs).
 BEST_LR = {"ssd": 1e-2, "dssd": 1e-2, "retinanet": 1e-2, "yolo_v3": 1e-4, "yolo_v4": 1e-4, "yolo_v4_tiny": 1e-4,
-           "detectnet_v2": 5e-4}
+           "detectnet_v2": 5e-4, "rtdetr": 1e-4, "dino": 2e-4}
 
 
 def hyper_quality(net: str, max_lr: float | None, batch: int | None) -> float:

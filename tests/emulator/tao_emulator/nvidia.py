@@ -10,6 +10,11 @@ package folder `definitions/` of the build context (never committed):
 
 On the host (unit tests, tltpipe's conformance suite) there is no such folder: the same data is
 computed from the wheels through tests/reference, found relative to this file.
+
+The PyTorch networks (RT-DETR, DINO) validate their YAML specs with the ExperimentConfig dataclasses
+of NVIDIA's nvidia-tao-core wheel (`nvidia_tao_core.config`): build.py copies that package into the
+image's pylib/ folder (on PYTHONPATH); on the host `tao_core_on_path()` puts the copy that
+tests/reference unpacks from the wheel on sys.path.
 """
 
 from __future__ import annotations
@@ -75,6 +80,42 @@ def deploy_table() -> dict[str, dict[str, list[dict]]]:
     _, deploy_cli = reference()
     return {net: {task: deploy_cli.actions(net, task) for task in catalog.DEPLOY_SUBCOMMANDS}
             for net in catalog.TF_NETS}
+
+
+TAO_CORE_PREFIX = "nvidia_tao_core/config/"
+
+
+def _tao_core_root() -> str:
+    """Host only: the folder holding the wheel's nvidia_tao_core/config/ tree."""
+    reference()
+    from tests.reference.wheels import TAO_CORE, extracted  # noqa: PLC0415 - host only
+
+    return str(extracted(TAO_CORE, TAO_CORE_PREFIX))
+
+
+def tao_core_on_path() -> None:
+    """Make `nvidia_tao_core.config` importable (in an image it already is)."""
+    import importlib.util  # noqa: PLC0415
+
+    if importlib.util.find_spec("nvidia_tao_core") is not None:
+        return
+    root = _tao_core_root()
+    if root not in sys.path:
+        sys.path.insert(0, root)
+
+
+def tao_core_files() -> dict[str, bytes]:
+    """What build.py copies into an image's pylib/: the nvidia_tao_core package of the wheel, as
+    tests/reference unpacks it (host only)."""
+    root = _tao_core_root()
+    files = {}
+    for folder, _, names in os.walk(os.path.join(root, "nvidia_tao_core")):
+        for name in names:
+            if name.endswith(".py"):
+                path = os.path.join(folder, name)
+                with open(path, "rb") as fh:
+                    files[os.path.relpath(path, root)] = fh.read()
+    return files
 
 
 def generated_files(schema_versions, deploy: bool) -> dict[str, bytes]:
