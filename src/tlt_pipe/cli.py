@@ -46,10 +46,11 @@ def main() -> None:
 
 @main.command()
 @click.argument("network", type=click.Choice(NETWORKS))
-@click.option("--toolkit", default=DEFAULT_TOOLKIT, show_default=True, help="TAO Toolkit version.")
+@click.option("--toolkit", default=None, help=f"TAO Toolkit version [default: {DEFAULT_TOOLKIT}; the network's when "
+                                               "that one does not ship it].")
 @click.option("--dataset", "dataset_format", default="kitti", show_default=True, type=click.Choice(DATASET_FORMATS))
 @click.option("--name", default=None, help="Run name (default: <network>-run).")
-def init(network: str, toolkit: str, dataset_format: str, name: str | None) -> None:
+def init(network: str, toolkit: str | None, dataset_format: str, name: str | None) -> None:
     """Print a commented starter config: tltpipe init ssd > lpd.yaml"""
     import re
 

@@ -363,6 +363,12 @@ class TuneConfig(_Model):
     to: str = "evaluate"  # each trial's last stage; its mAP is what the study maximizes
 
 
+# The specs spec_overrides can name, per framework (Network.framework).
+SPEC_GROUPS_OF = {"tao": ("experiment", "train", "retrain", "tfrecords", "inference"),
+                  "tao_pyt": ("experiment", "train", "evaluate", "export", "engine", "inference"), "pytorch_ssd": ()}
+SPEC_GROUPS = tuple(dict.fromkeys(g for groups in SPEC_GROUPS_OF.values() for g in groups))
+
+
 class Config(_Model):
     network: Literal[NETWORKS]
     toolkit: str = DEFAULT_TOOLKIT
@@ -388,7 +394,8 @@ class Config(_Model):
     tune: TuneConfig = TuneConfig()
     # Spec name (train, retrain, tfrecords, or experiment for both train and retrain) ->
     # dotted field path -> value; applied after rendering and checked against the spec schema.
-    spec_overrides: dict[Literal["experiment", "train", "retrain", "tfrecords", "inference"], dict[str, Any]] = {}
+    # TAO's PyTorch networks (YAML specs): experiment (every spec), train, evaluate, export, engine, inference.
+    spec_overrides: dict[Literal[SPEC_GROUPS], dict[str, Any]] = {}
 
     @model_validator(mode="before")
     @classmethod
@@ -421,6 +428,8 @@ class Config(_Model):
         if not isinstance(data, dict) or data.get("network") not in NETWORKS:
             return data
         network = NETWORKS[data["network"]]
+        if network.default_toolkit and "toolkit" not in data:
+            data = {**data, "toolkit": network.default_toolkit}
         model = data.get("model")
         if model is None:
             model = {}
@@ -445,6 +454,19 @@ class Config(_Model):
             if isinstance(model["input_width"], int) and isinstance(model["input_height"], int):
                 data["dataset"] = {**dataset, "resize": f"{model['input_width']}x{model['input_height']}"}
         return data
+
+    @field_validator("spec_overrides")
+    @classmethod
+    def _spec_groups_of_network(cls, overrides: dict[str, Any], info) -> dict[str, Any]:
+        from tlt_pipe.networks import NETWORKS
+
+        network = NETWORKS.get(info.data.get("network"))
+        allowed = SPEC_GROUPS_OF[network.framework] if network else SPEC_GROUPS
+        for group in overrides:
+            if group not in allowed:
+                raise _key_error(group, None, f"{network.name} has no {group} spec; spec_overrides names "
+                                              f"{', '.join(allowed) or 'no spec'}")
+        return overrides
 
     @field_validator("model")
     @classmethod

@@ -321,6 +321,12 @@ class Pipeline:
     def _conclude(self, stage: Stage, ctx: Context, plan: StagePlan, record: StageRecord, log_path: Path,
                   secrets: list[str]) -> None:
         """Judge a finished task from its exit code, log and files: metrics and outputs, or StageFailed."""
+        # Whatever the task wrote the key into (TAO writes it into nvinfer_config.txt and its resolved
+        # experiment.yaml), in the stage's outputs and folders, loses it first, whether or not the stage succeeded.
+        written = dict.fromkeys(ctx.workspace.host(p) for p in (*plan.outputs, *plan.clean))
+        for path in scrub_files([*written, log_path], secrets):
+            self.events.line(stage.name, f"removed the model key from {path} (it is never left on disk; "
+                                         "give it to DeepStream yourself)")
         log_text = log_path.read_text(encoding="utf-8", errors="replace") if log_path.exists() else ""
         if record.exit_code != 0:
             why = diagnose(record.exit_code, log_text, oom_killed=record.oom_killed)
@@ -331,9 +337,6 @@ class Pipeline:
             outcome = stage.collect(ctx, plan, log_text)
         except (ValueError, OSError) as exc:
             raise StageFailed(f"stage {stage.name}: {redact(str(exc), secrets)}") from None
-        for path in scrub_files([ctx.workspace.host(o) for o in plan.outputs] + [log_path], secrets):
-            self.events.line(stage.name, f"removed the model key from {path} (it is never left on disk; "
-                                         "give it to DeepStream yourself)")
         missing = [o for o in plan.outputs if not ctx.workspace.host(o).exists()]
         if missing:
             raise StageFailed(f"stage {stage.name} exited 0 but did not write {', '.join(missing)}")

@@ -20,7 +20,7 @@ from tlt_pipe.networks import get_network
 from tlt_pipe.secrets import redact_argv
 from tlt_pipe.stages import Context, Stage, StagePlan, is_pending
 from tlt_pipe.stages import (anchors, calibration, deepstream, engine, engine_eval, evaluate, export, inference, prepare,
-                             prune, pytorch_ssd, retrain, tfrecords, train)
+                             prune, pytorch_ssd, retrain, tao_pyt, tfrecords, train)
 from tlt_pipe.toolkits import get_toolkit
 from tlt_pipe.workspace import Workspace
 
@@ -30,8 +30,9 @@ ALL_STAGES: tuple[Stage, ...] = (
     prune.STAGE, retrain.STAGE, evaluate.EVALUATE_RETRAIN, calibration.STAGE, export.STAGE, engine.STAGE,
     engine_eval.EVALUATE_ENGINE, inference.STAGE, engine_eval.INFERENCE_ENGINE, deepstream.STAGE,
 )
-# Per framework (Network.framework): TAO's chain above, or pytorch-ssd's (stages/pytorch_ssd.py).
-CHAINS: dict[str, tuple[Stage, ...]] = {"tao": ALL_STAGES, "pytorch_ssd": pytorch_ssd.STAGES}
+# Per framework (Network.framework): TAO's TF1 chain above, TAO's PyTorch one (stages/tao_pyt.py), or
+# pytorch-ssd's (stages/pytorch_ssd.py).
+CHAINS: dict[str, tuple[Stage, ...]] = {"tao": ALL_STAGES, "tao_pyt": tao_pyt.STAGES, "pytorch_ssd": pytorch_ssd.STAGES}
 # What the CLI accepts (registry.STAGE_NAMES, in this order); stages_for says what a run has.
 STAGE_NAMES = registry.STAGE_NAMES
 if tuple(n for n in STAGE_NAMES if any(n == s.name for c in CHAINS.values() for s in c)) != STAGE_NAMES or any(

@@ -3,7 +3,7 @@
 Fed with the container's console lines (Keras ``Epoch 3/80`` and step lines, the AP block's
 ``mAP`` line, carriage-return redraws included) and with TAO's ``status.json`` entries (TAO 4/5
 write one per epoch with ``epoch``, ``max_epoch``, ``eta`` and ``graphical`` {loss, learning_rate,
-mean average precision}). Pure: the caller passes the clock; nothing here reads files.
+mean average precision}; its PyTorch tasks ``kpi`` {train_loss, val_mAP50}). Pure: the caller passes the clock; nothing here reads files.
 """
 
 from __future__ import annotations
@@ -104,6 +104,9 @@ class StageProgress:
                 if not behind:
                     self.loss = _number(source.get("loss"), self.loss)
                     self.map = _number(source.get("mean average precision"), self.map)
+            if not behind:  # TAO's PyTorch tasks: their own names, the mAP written as a string
+                self.loss = _number(kpi.get("train_loss"), self.loss)
+                self.map = _number(_float(kpi.get("val_mAP50")), self.map)
         self._status_seen = len(entries)
         return self.snapshot() != before
 
@@ -124,6 +127,16 @@ class StageProgress:
         """What a progress event carries (step/steps: the Keras step within the epoch)."""
         return {"stage": self.stage, "epoch": self.epoch, "max_epoch": self.max_epoch, "step": self.step,
                 "steps": self.steps, "loss": self.loss, "lr": self.lr, "map": self.map, "eta": self.eta_seconds}
+
+
+def _float(value: Any) -> Any:
+    """A number written as a string, as a float (anything else as it is)."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return value
 
 
 def _number(value: Any, default: float | None) -> float | None:

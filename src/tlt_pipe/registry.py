@@ -7,11 +7,13 @@ checked against these lists by the unit tests.
 
 from __future__ import annotations
 
-NETWORKS = ("ssd", "dssd", "retinanet", "yolo_v3", "yolo_v4", "yolo_v4_tiny", "detectnet_v2", "ssd_mobilenet")
+NETWORKS = ("ssd", "dssd", "retinanet", "yolo_v3", "yolo_v4", "yolo_v4_tiny", "detectnet_v2", "ssd_mobilenet", "rtdetr",
+            "dino")
 DATASET_FORMATS = ("crpd", "ccpd", "yolo", "voc", "openalpr", "kitti")
 DEFAULT_TOOLKIT = "5.0"
 # Every stage of every network, in run order: a TAO network runs the common chain plus its extras;
-# ssd_mobilenet (pytorch-ssd) runs prepare, train, evaluate, export and detectnet.
+# ssd_mobilenet (pytorch-ssd) runs prepare, train, evaluate, export and detectnet; rtdetr and dino (TAO's
+# PyTorch image) prepare, train, evaluate, export, engine, evaluate_engine, inference and inference_engine.
 STAGE_NAMES = ("prepare", "tfrecords", "tfrecords_val", "anchors", "train", "evaluate", "prune", "retrain",
                "evaluate_retrain", "calibration_tensorfile", "export", "engine", "evaluate_engine", "inference",
                "inference_engine", "deepstream", "detectnet")

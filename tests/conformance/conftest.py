@@ -9,7 +9,8 @@ def pytest_terminal_summary(terminalreporter):
     if not MATRIX:
         return
     rows = sorted({(n, t) for n, t, _ in MATRIX})
-    variants = ["fp32", "int8", "kmeans", "resume", "retrain"]
+    variants = list(dict.fromkeys(["fp32", "int8", "kmeans", "resume", "retrain",
+                                   *(v for _, _, v in MATRIX if not v.startswith("examples/"))]))
     write = terminalreporter.write_line
     terminalreporter.section("conformance with NVIDIA's definitions")
     write(f"{'network':<14}{'toolkit':<9}" + "".join(f"{v:<9}" for v in variants))

@@ -22,6 +22,11 @@ TAO_EXAMPLES = [p.name for p in sorted(EXAMPLES.glob("*.yaml"))
                 if NETWORKS[yaml.safe_load(p.read_text(encoding="utf-8"))["network"]].framework == "tao"]
 
 
+# TAO's PyTorch networks (rtdetr, dino): their own chain, in the PyTorch and Deploy images.
+PYT_EXAMPLES = [p.name for p in sorted(EXAMPLES.glob("*.yaml"))
+                if NETWORKS[yaml.safe_load(p.read_text(encoding="utf-8"))["network"]].framework == "tao_pyt"]
+
+
 @pytest.fixture(scope="module")
 def sample_dir(tmp_path_factory) -> Path:
     """A folder laid out like examples/: the sample data under data/, the example files beside it."""
@@ -65,3 +70,31 @@ def test_example_runs_end_to_end_on_the_emulator(emulator_images, sample_dir, tm
         again = tltpipe("run", written["network"], "--config", str(config), "--run-dir", str(run_dir), *args,
                         "--plain", cwd=sample_dir)
         assert again.returncode == 0 and again.stdout.count("skipped, up to date") == len(stages), again.stdout
+
+
+@pytest.mark.parametrize("example", PYT_EXAMPLES)
+def test_pytorch_example_runs_end_to_end_then_skips_every_stage(emulator_images, sample_dir, tmp_path, example):
+    config = sample_dir / example
+    shutil.copy(EXAMPLES / example, config)
+    written = yaml.safe_load(config.read_text(encoding="utf-8"))
+    images = emulator_images[str(written["toolkit"])]
+    run_dir = tmp_path / "run"
+    args = [arg for item in example_sets(images, pytorch=True) for arg in ("--set", item)]
+    key = "pyt-Secr3t-k3y-for-tests"
+    command = ("run", written["network"], "--config", str(config), "--run-dir", str(run_dir), *args, "--plain")
+    done = tltpipe(*command, cwd=sample_dir, timeout=600, key=key)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]
+    stages = manifest(run_dir)["stages"]
+    assert list(stages) == ["prepare", "train", "evaluate", "export", "engine", "evaluate_engine", "inference",
+                            "inference_engine"]
+    assert all(s["status"] == "succeeded" for s in stages.values()), {n: s["status"] for n, s in stages.items()}
+    assert stages["train"]["image"] == images["pyt_image"] and stages["engine"]["image"] == images["deploy_image"]
+    assert 0 < stages["evaluate"]["metrics"]["mAP"] <= 1 and 0 < stages["evaluate_engine"]["metrics"]["mAP"] <= 1
+    assert (run_dir / "data" / "coco" / "train" / "annotations.json").is_file()
+    leaked = [str(p) for p in run_dir.rglob("*") if p.is_file() and key.encode() in p.read_bytes()]
+    assert leaked == [] and key not in done.stdout + done.stderr
+    again = tltpipe(*command, cwd=sample_dir, timeout=600, key=key)
+    assert again.returncode == 0 and again.stdout.count("skipped, up to date") == len(stages), again.stdout
+    for command in (("show", str(run_dir)), ("report", str(run_dir))):
+        shown = tltpipe(*command, cwd=sample_dir)
+        assert shown.returncode == 0, shown.stderr

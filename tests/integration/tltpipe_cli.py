@@ -22,10 +22,12 @@ def examples_folder(root: Path) -> Path:
     return root
 
 
-def example_sets(images: dict, runner: str = "docker") -> list[str]:
+def example_sets(images: dict, runner: str = "docker", *, pytorch: bool = False) -> list[str]:
     """What an example needs changed on a machine without a GPU or NVIDIA's registry, as `make demo` sets it: the
-    emulator images, no GPU, limits an unprivileged Docker engine accepts (and, on Slurm, a job per stage)."""
-    sets = [f"runner.image={images['image']}", f"runner.deploy_image={json.dumps(images['deploy_image'])}",
+    emulator images (pytorch: the PyTorch image for runner.image, as rtdetr and dino run), no GPU, limits an
+    unprivileged Docker engine accepts (and, on Slurm, a job per stage)."""
+    image = images["pyt_image"] if pytorch else images["image"]
+    sets = [f"runner.image={image}", f"runner.deploy_image={json.dumps(images['deploy_image'])}",
             "runner.gpus=0", "docker.ulimits={memlock: 8388608, stack: 67108864}", "docker.shm_size=1G"]
     return sets + (SLURM_SETS if runner == "slurm" else [])
 STAGES = ["prepare", "tfrecords", "train", "evaluate", "prune", "retrain", "evaluate_retrain", "export",

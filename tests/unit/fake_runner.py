@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import signal
 import threading
 from collections.abc import Mapping
@@ -22,6 +23,7 @@ EMULATOR = Path(__file__).resolve().parents[1] / "emulator"
 KEY = "s3cr3t-k3y"
 TOOLKIT = "3.21.11"
 _EMULATOR = threading.Lock()
+_IMAGE_ROLE = re.compile(r":(\d+\.\d+\.\d+)-(pyt|deploy)$")
 
 
 class FakeRunner:
@@ -97,7 +99,15 @@ class FakeRunner:
 
         out = io.StringIO()
         no_handlers = mock.patch("signal.signal", lambda signum, handler: signal.getsignal(signum))
-        with _EMULATOR, no_handlers, contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        # A PyTorch or Deploy image of a release the emulator has (`...:6.26.3-pyt`) is that emulator image;
+        # others keep the version and role the test set.
+        from tao_emulator.catalog import VERSIONS
+
+        tagged = _IMAGE_ROLE.search(task.image)
+        known = tagged and tagged[1] in VERSIONS
+        image_env = {"TAO_EMU_VERSION": tagged[1], "TAO_EMU_ROLE": tagged[2]} if known else {}
+        with _EMULATOR, no_handlers, mock.patch.dict(os.environ, image_env), contextlib.redirect_stdout(out), \
+                contextlib.redirect_stderr(out):
             argv = list(task.argv)
             if argv[:2] == ["sh", "-c"] and argv[3:4] == ["tltpipe-probe"]:  # provenance.probed: its two lines, then the task
                 argv = argv[4:]

@@ -58,6 +58,19 @@ def test_progress_from_keras_lines_and_status_json():
     assert (state.epoch, state.loss, state.lr, state.eta_seconds) == (3, 0.9, 4e-5, 9.0)
 
 
+def test_progress_from_the_status_json_of_taos_pytorch_tasks():
+    """RT-DETR's status.json: kpi train_loss, and val_mAP50 written as a string."""
+    state = StageProgress("train", started=0.0)
+    entries = [{"status": "STARTED", "message": "Starting Training Loop."},
+               {"status": "RUNNING", "kpi": {"train_loss": 2.75}, "message": "Train metrics generated."},
+               {"status": "RUNNING", "kpi": {"val_mAP": "0.21", "val_mAP50": "0.4375", "val_loss": 1.5}},
+               {"status": "RUNNING", "epoch": 1, "max_epoch": 6, "eta": "0:00:50"}]
+    assert state.feed_status(entries)
+    assert (state.epoch, state.max_epoch, state.loss, state.map, state.eta_seconds) == (1, 6, 2.75, 0.4375, 50.0)
+    state.feed_status(entries + [{"kpi": {"val_mAP50": "not a number"}}])
+    assert state.map == 0.4375
+
+
 def test_timedelta_and_seconds_formats():
     assert parse_timedelta("1 day, 1:00:01.5") == 90001.5
     assert parse_timedelta("nonsense") is None

@@ -292,8 +292,8 @@ def test_a_stage_of_another_network_is_refused_clearly(tmp_path):
 def test_init_writes_a_valid_config_for_every_network(tmp_path, network):
     from tlt_pipe.starter import starter_config
 
-    toolkit = "5.0"
-    text = starter_config(network, toolkit=toolkit, dataset_path="data")
+    toolkit = NETWORKS[network].default_toolkit or "5.0"
+    text = starter_config(network, toolkit=None if NETWORKS[network].default_toolkit else toolkit, dataset_path="data")
     (tmp_path / "data").mkdir()
     checkout = tmp_path / "jetson-inference/python/training/detection/ssd"  # ssd_mobilenet's pytorch_ssd.repo
     (checkout / "models").mkdir(parents=True)
@@ -302,7 +302,8 @@ def test_init_writes_a_valid_config_for_every_network(tmp_path, network):
     config = parse_config(text, source="init.yaml", base_dir=tmp_path, sets=["runner.gpus=0"])
     assert config.network == network and config.model.arch == NETWORKS[network].default_arch
     steps = Pipeline(config, tmp_path / "run", key=None, events=NoEvents()).dry_run(Selection())
-    assert steps[-1].name == ("detectnet" if NETWORKS[network].framework == "pytorch_ssd" else "deepstream")
+    last = {"pytorch_ssd": "detectnet", "tao_pyt": "inference_engine", "tao": "deepstream"}
+    assert steps[-1].name == last[NETWORKS[network].framework]
     if network == "yolo_v4":
         assert (config.prune.threshold, config.prune.equalization) == (0.7, "union")
     # YOLO validates at every checkpoint: init sets the interval, not a validation period.

@@ -51,9 +51,13 @@ class Network:
     model_passing: ModelPassing  # how pretrained/resume/pruned models reach train (networks/passing.py)
     toolkits: frozenset[str]  # versions whose toolkit ships this network
     archs: tuple[str, ...]  # the model.arch values it builds (default_arch among them)
-    # "tao": TAO's tasks in its containers; "pytorch_ssd": pytorch-ssd's scripts (stages/pytorch_ssd.py).
+    # "tao": TAO's TF1 tasks in its containers; "tao_pyt": TAO's PyTorch tasks with YAML specs
+    # (stages/tao_pyt.py); "pytorch_ssd": pytorch-ssd's scripts (stages/pytorch_ssd.py).
     framework: str = "tao"
-    dataset_layout: str = "kitti"  # what prepare writes: KITTI train/ and val/, or VOC (datasets/layout.py)
+    # What prepare writes: KITTI train/ and val/, VOC, or COCO JSON per fold (datasets/layout.py).
+    dataset_layout: str = "kitti"
+    # The toolkit a config that names none gets, when the network is not in the default toolkit.
+    default_toolkit: str | None = None
     labels_with_background: bool = False
     # The architecture and input size `tltpipe init` and an empty `model:` section use.
     default_arch: str = "resnet"
@@ -84,6 +88,9 @@ class Network:
     nvinfer: Nvinfer = NMS_LAYER  # how DeepStream reads the exported model (deepstream.py)
     # Checks the TAO loader makes after parsing (values in range): spec message -> problems.
     check_spec: Callable[[object], list[str]] = field(default=lambda message: [], compare=False)
+    # TAO's PyTorch networks: the part of the spec's dataset section that is the network's own, from the
+    # validation source ({image_dir, json_file}) and the input (width, height).
+    spec_dataset: Callable[[dict[str, str], int, int], dict] | None = field(default=None, compare=False)
 
     def task_name(self, legacy: bool) -> str:
         """The network argument of TAO commands (TLT 2.0 spelled some differently)."""
@@ -122,9 +129,10 @@ class Network:
 
 
 def _load() -> dict[str, Network]:
-    from tlt_pipe.networks import detectnet_v2, ssd, ssd_mobilenet, yolo
+    from tlt_pipe.networks import detectnet_v2, dino, rtdetr, ssd, ssd_mobilenet, yolo
 
-    rows = [*ssd.NETWORKS, *yolo.NETWORKS, *detectnet_v2.NETWORKS, *ssd_mobilenet.NETWORKS]
+    rows = [*ssd.NETWORKS, *yolo.NETWORKS, *detectnet_v2.NETWORKS, *ssd_mobilenet.NETWORKS, *rtdetr.NETWORKS,
+            *dino.NETWORKS]
     return {row.name: row for row in rows}
 
 

@@ -147,6 +147,15 @@ class Stage:
 PENDING_EPOCH = "<best>"  # the checkpoint epoch a training run selects when it ends
 
 
+def checkpoint_of_epoch(found: list[Mapping[str, Any]], epoch: int) -> Mapping[str, Any]:
+    """The checkpoint ({epoch, ...}) of the epoch evaluate.epoch names; ValueError listing those there are."""
+    for checkpoint in found:
+        if checkpoint["epoch"] == epoch:
+            return checkpoint
+    raise ValueError(f"evaluate.epoch {epoch}: no checkpoint of that epoch; epochs with one: "
+                     f"{', '.join(str(c['epoch']) for c in found)}")
+
+
 def is_pending(value: Any) -> bool:
     """Whether an artifact value is not decided yet (a <...> part in it)."""
     return isinstance(value, str) and "<" in value

@@ -1,5 +1,5 @@
-"""prepare: convert the raw dataset inside the run directory (host side): KITTI train/ and val/ trees for TAO,
-the VOC layout for pytorch-ssd (Network.dataset_layout)."""
+"""prepare: convert the raw dataset inside the run directory (host side): KITTI train/ and val/ trees for TAO's
+TF1 networks, COCO JSON for its PyTorch ones, the VOC layout for pytorch-ssd (Network.dataset_layout)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from tlt_pipe.stages import Artifact, Context, Outcome, Stage, StagePlan
 
-OUTPUTS = {"kitti": "data/kitti", "voc": "data/voc"}
+OUTPUTS = {"kitti": "data/kitti", "voc": "data/voc", "coco": "data/coco"}
 
 
 def output(ctx: Context) -> str:
@@ -16,7 +16,7 @@ def output(ctx: Context) -> str:
 
 
 ROOT = Artifact("prepare", "root", promise=output)  # KITTI: train/ and val/, each images/ and labels/
-CLASSES = Artifact("prepare", "classes")  # the class names found, lower case, sorted
+CLASSES = Artifact("prepare", "classes")  # the class names found, lower case, sorted (COCO: by category id)
 IMAGE_EXTENSION = Artifact("prepare", "image_extension")  # of the converted images, with its dot
 TRAIN_IMAGES = Artifact("prepare", "train_images", in_metrics=True)
 
@@ -68,7 +68,9 @@ def run_on_host(ctx: Context, plan_: StagePlan, log: Callable[[str], None]) -> N
 
 def collect(ctx: Context, plan_: StagePlan, log_text: str) -> Outcome:
     report = json.loads(ctx.workspace.host(f"{output(ctx)}/report.json").read_text(encoding="utf-8"))
-    classes = sorted(report.get("objects_per_class", {}))
+    # The classes found; COCO: its categories in id order (1..N), a class without a box included.
+    coco = report.get("layout") == "coco" and report.get("classes")
+    classes = list(report["classes"]) if coco else sorted(report.get("objects_per_class", {}))
     if not any(report.get("objects_per_class", {}).values()):
         unknown = ", ".join(sorted(report.get("unknown_classes") or {})) or "none"
         raise ValueError(f"no object left after converting {ctx.config.dataset.path} (classes found but not in "

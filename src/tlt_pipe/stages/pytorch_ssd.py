@@ -34,7 +34,7 @@ from typing import Any
 
 from tlt_pipe import parsers
 from tlt_pipe.networks.ssd_mobilenet import ONNX_BOXES, ONNX_INPUT, ONNX_SCORES
-from tlt_pipe.stages import Artifact, Context, Outcome, Stage, StagePlan, prepare
+from tlt_pipe.stages import Artifact, Context, Outcome, Stage, StagePlan, checkpoint_of_epoch, prepare
 
 TRAIN, EVALUATE, EXPORT, DETECTNET = "train", "evaluate", "export", "detectnet"
 OFFSET_FILE = f"{TRAIN}/.epoch-offset"
@@ -95,11 +95,7 @@ def best(found: list[dict[str, Any]], epoch: int | None) -> dict[str, Any]:
     if not found:
         raise ValueError("train_ssd.py wrote no complete checkpoint (<net>-Epoch-N-Loss-X.pth)")
     if epoch is not None:
-        chosen = [c for c in found if c["epoch"] == epoch]
-        if not chosen:
-            raise ValueError(f"evaluate.epoch {epoch}: no checkpoint of that epoch; epochs with one: "
-                             f"{', '.join(str(c['epoch']) for c in found)}")
-        return chosen[0]
+        return dict(checkpoint_of_epoch(found, epoch))
     return min(reversed(found), key=lambda c: c["validation_loss"])
 
 
