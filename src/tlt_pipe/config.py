@@ -599,8 +599,14 @@ def parse_config(text: str, *, source: str, base_dir: Path, network: str | None 
 
 def with_values(config: Config, values: Mapping[str, Any], *, source: str) -> Config:
     """The config with dotted keys set (`prune.threshold` -> 0.3), checked as a config file is; a bad
-    key or value is a ConfigError naming it and the source."""
+    key or value is a ConfigError naming it and the source. For TAO's PyTorch networks a key of their
+    experiment spec that is no config key (`train.optim.lr`) goes to spec_overrides.experiment."""
     data = config.model_dump(mode="json", exclude={"notes"}, exclude_unset=True)  # as the user wrote it
+    values = dict(values)
+    for key, value in _spec_values(config, values, source).items():
+        del values[key]
+        experiment = data.setdefault("spec_overrides", {}).setdefault("experiment", {})
+        experiment[key] = value
     sets = {tuple(key.split(".")): f"{key}={value}" for key, value in values.items()}
     for parts, item in sets.items():
         target = data
@@ -615,6 +621,36 @@ def with_values(config: Config, values: Mapping[str, Any], *, source: str) -> Co
     except ValidationError as exc:
         message = _format_validation_error(exc, None, source, sets)
         raise ConfigError(message.replace("--set ", f"{source}: ", 1)) from None
+
+
+def is_config_key(key: str) -> bool:
+    """Whether a dotted key names a field of the config (or lies inside one of its free-form mappings)."""
+    model: type[BaseModel] = Config
+    for part in key.split("."):
+        field = model.model_fields.get(part)
+        if field is None:
+            return False
+        inner = field.annotation
+        if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
+            return True
+        model = inner
+    return True
+
+
+def _spec_values(config: Config, values: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """The values whose keys are keys of the network's YAML experiment spec, not of the config (a key
+    that is neither is a ConfigError with the spec's nearest key)."""
+    from tlt_pipe.networks import NETWORKS
+
+    if NETWORKS[config.network].framework != "tao_pyt":
+        return {}
+    from tlt_pipe.pyt_schema import check_overrides
+
+    spec = {k: v for k, v in values.items() if not is_config_key(k)}
+    unknown = [p for p in check_overrides(config.network, spec) if "has no such key" in p]
+    if unknown:
+        raise ConfigError(f"{source}: {unknown[0]} (nor is it a config key)")
+    return spec
 
 
 def _resolve_paths(config: Config, base_dir: Path) -> Config:

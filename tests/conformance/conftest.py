@@ -13,10 +13,11 @@ def pytest_terminal_summary(terminalreporter):
                                    *(v for _, _, v in MATRIX if not v.startswith("examples/"))]))
     write = terminalreporter.write_line
     terminalreporter.section("conformance with NVIDIA's definitions")
-    write(f"{'network':<14}{'toolkit':<9}" + "".join(f"{v:<9}" for v in variants))
+    width = max(9, *(len(v) + 1 for v in variants))
+    write(f"{'network':<14}{'toolkit':<9}" + "".join(f"{v:<{width}}" for v in variants))
     for network, toolkit in rows:
         cells = [MATRIX.get((network, toolkit, v), "-") for v in variants]
-        write(f"{network:<14}{toolkit:<9}" + "".join(f"{c:<9}" for c in cells))
+        write(f"{network:<14}{toolkit:<9}" + "".join(f"{c:<{width}}" for c in cells))
     for (network, toolkit, variant), result in sorted(MATRIX.items()):
         if variant.startswith("examples/"):
             write(f"{variant} ({network}, {toolkit}): {result}")

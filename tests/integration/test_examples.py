@@ -91,6 +91,9 @@ def test_pytorch_example_runs_end_to_end_then_skips_every_stage(emulator_images,
     assert stages["train"]["image"] == images["pyt_image"] and stages["engine"]["image"] == images["deploy_image"]
     assert 0 < stages["evaluate"]["metrics"]["mAP"] <= 1 and 0 < stages["evaluate_engine"]["metrics"]["mAP"] <= 1
     assert (run_dir / "data" / "coco" / "train" / "annotations.json").is_file()
+    built = stages["engine"]["metrics"]["provenance"]  # read in the image that built the engine
+    assert built["gpu"] == "tltpipe emulator GPU" and built["tensorrt"]
+    assert stages["evaluate_engine"]["metrics"]["ran_on"] == {k: built[k] for k in ("gpu", "compute_capability", "tensorrt")}
     leaked = [str(p) for p in run_dir.rglob("*") if p.is_file() and key.encode() in p.read_bytes()]
     assert leaked == [] and key not in done.stdout + done.stderr
     again = tltpipe(*command, cwd=sample_dir, timeout=600, key=key)

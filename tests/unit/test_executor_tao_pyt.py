@@ -1,14 +1,15 @@
 """rtdetr and dino through the executor with the fake runner (the emulator's PyTorch and Deploy images in
 process): a whole run, a re-run that skips every stage, the key never left in any file, a failed training
-resumed from its newest complete checkpoint."""
+resumed from its newest complete checkpoint, and a sweep over a key of the experiment spec."""
 
 from __future__ import annotations
 
 import pytest
+import yaml
 
 import tlt_pipe
 from tlt_pipe.datasets.sample import sample_crpd
-from tlt_pipe.errors import StageFailed
+from tlt_pipe.errors import ConfigError, SpecError, StageFailed
 
 from fake_runner import KEY, FakeRunner
 
@@ -37,6 +38,11 @@ def test_a_whole_run_then_every_stage_skipped_and_no_key_left_anywhere(tmp_path,
     assert train["best_epoch"] == best["epoch"] and stages["train"].artifacts["model"] == best["checkpoint"]
     assert 0 < stages["evaluate"].metrics["mAP"] <= 1 and 0 < stages["evaluate_engine"].metrics["mAP"] <= 1
     assert stages["inference"].metrics["images"] == stages["inference_engine"].metrics["images"] > 0
+    built, measured = stages["engine"].metrics["provenance"], stages["evaluate_engine"].metrics
+    assert built["gpu"] == "fake GPU" and built["tensorrt"] and built["precision"] == "fp16"
+    assert measured["model_mAP"] == stages["evaluate"].metrics["mAP"]
+    assert measured["mAP_drop"] == round(measured["model_mAP"] - measured["mAP"], 6)
+    assert measured["ran_on"] == {k: built[k] for k in measured["ran_on"]} and not stages["evaluate_engine"].warnings
     leaked = [p for p in (tmp_path / "run").rglob("*") if p.is_file() and KEY.encode() in p.read_bytes()]
     assert leaked == []
     runner.ran.clear()
@@ -59,3 +65,19 @@ def test_a_failed_training_resumes_from_its_newest_complete_checkpoint(tmp_path,
     assert record.status == "succeeded" and record.resumed_from["epoch"] == 3
     assert record.resumed_from["checkpoint"] == "train/model_epoch_002.pth"
     assert [e["epoch"] for e in record.metrics["epochs"]] == [1, 2, 3, 4, 5]
+
+
+def test_a_sweep_over_a_key_of_the_experiment_spec(tmp_path):
+    """train.optim.lr is no config key: for rtdetr it is the spec's, set through spec_overrides."""
+    config, runner = _config(tmp_path, "rtdetr"), FakeRunner()
+    result = tlt_pipe.sweep(config, {"train.optim.lr": [1e-4, 5e-4], "train.epochs": [3]},
+                            sweep_dir=tmp_path / "sweep", runner=runner, key=KEY)
+    assert [r.status for r in result.rows] == ["succeeded", "succeeded"]
+    assert result.shared == ["prepare"] and runner.ran.count("train") == 2
+    specs = sorted((tmp_path / "sweep" / "points").glob("*/specs/train.yaml"))
+    lrs = sorted(yaml.safe_load(p.read_text(encoding="utf-8"))["train"]["optim"]["lr"] for p in specs)
+    assert lrs == [1e-4, 5e-4]
+    assert all(yaml.safe_load(p.read_text(encoding="utf-8"))["train"]["num_epochs"] == 3 for p in specs)
+    assert len({r.mAP for r in result.rows}) == 2  # the learning rate changed what was trained
+    with pytest.raises((ConfigError, SpecError), match="train.optim.lrr"):
+        tlt_pipe.sweep(config, {"train.optim.lrr": [1e-4]}, sweep_dir=tmp_path / "typo", runner=runner, key=KEY)

@@ -33,3 +33,25 @@ def test_the_command_line_starts_without_the_core():
                                        check=True).stdout)
     assert loaded == ["tlt_pipe", "tlt_pipe.cli", "tlt_pipe.datasets", "tlt_pipe.datasets.command",
                       "tlt_pipe.datasets.options", "tlt_pipe.errors", "tlt_pipe.registry"]
+
+
+def test_the_readme_table_of_networks_and_toolkits_matches_the_registry():
+    """Each row of the README's network x toolkit table marks exactly the toolkits that ship its networks."""
+    from pathlib import Path
+
+    from tlt_pipe.networks import NETWORKS
+    from tlt_pipe.toolkits import TOOLKITS
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    header = "| network | " + " | ".join(f'`"{v}"`' for v in TOOLKITS) + " |"
+    assert header in text, "the README's network x toolkit table lacks a toolkit"
+    rows = text.split(header, 1)[1].split("\n\n", 1)[0].strip().splitlines()[1:]
+    listed = set()
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        names = [n.strip() for n in cells[0].split(",")]
+        listed.update(names)
+        for name in names:
+            shipped = [bool(c) for c in cells[1:]]
+            assert shipped == [v in NETWORKS[name].toolkits for v in TOOLKITS], name
+    assert listed == {n for n, net in NETWORKS.items() if net.framework != "pytorch_ssd"}

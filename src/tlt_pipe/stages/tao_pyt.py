@@ -26,7 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from tlt_pipe import parsers
+from tlt_pipe import parsers, provenance
 from tlt_pipe.stages import PENDING_EPOCH, Artifact, Context, Outcome, Stage, StagePlan, checkpoint_of_epoch, prepare
 
 TRAIN, EVALUATE, EXPORT, ENGINE = "train", "evaluate", "export", "engine"
@@ -43,6 +43,8 @@ MODEL = Artifact("train", "model", promise=lambda ctx: f"{TRAIN}/{checkpoint_nam
 ONNX = Artifact("export", "model", promise=lambda ctx: f"{EXPORT}/{ctx.network.name}.onnx")
 ENGINE_FILE = Artifact("engine", "engine",
                        promise=lambda ctx: f"{ENGINE}/{ctx.network.name}.{ctx.config.engine.data_type}.engine")
+PROVENANCE = Artifact("engine", "provenance", in_metrics=True)  # the GPU and TensorRT it was built with
+MODEL_MAP = Artifact("evaluate", "mAP", in_metrics=True)  # the checkpoint's, beside the engine's
 
 
 # --- pure helpers ------------------------------------------------------------------------------
@@ -281,7 +283,7 @@ def _evaluate_engine_plan(ctx: Context) -> StagePlan:
     engine = ctx.read(ENGINE_FILE)
     return _stage_plan(ctx, name="evaluate_engine", task="evaluate", results=EVALUATE_ENGINE, overrides="evaluate",
                        image=_deploy_image(ctx), section={"trt_engine": ctx.container(engine)},
-                       run_inputs=(engine, ctx.read(prepare.ROOT)), outputs=(EVALUATE_ENGINE,))
+                       run_inputs=(engine, ctx.read(prepare.ROOT)), outputs=(EVALUATE_ENGINE,), probe=True)
 
 
 def _evaluate_collect(ctx: Context, plan_: StagePlan, log_text: str) -> Outcome:
@@ -302,7 +304,14 @@ def _evaluate_engine_collect(ctx: Context, plan_: StagePlan, log_text: str) -> O
     except (OSError, ValueError):
         scores = {}
     scores = scores if isinstance(scores, Mapping) else {}
-    return _scored(_number(scores.get("AP50")), _number(scores.get("AP")), path)
+    measured = _scored(_number(scores.get("AP50")), _number(scores.get("AP")), path).metrics
+    used, warnings = _ran_on(ctx, log_text)
+    metrics = {**measured, "precision": ctx.config.engine.data_type, "ran_on": used}
+    model_map = ctx.read(MODEL_MAP)
+    if isinstance(model_map, (int, float)):
+        metrics["model_mAP"] = model_map
+        metrics["mAP_drop"] = round(model_map - measured["mAP"], 6)
+    return Outcome(metrics=metrics, artifacts={}, warnings=warnings)
 
 
 def _scored(map50: float | None, map_all: float | None, where: str) -> Outcome:
@@ -341,13 +350,23 @@ def _engine_plan(ctx: Context) -> StagePlan:
                                    "cal_batch_size": e.cal_batch_size or 1, "cal_batches": e.cal_batches}
     section = {"onnx_file": ctx.container(onnx), "trt_engine": ctx.container(engine), "tensorrt": tensorrt}
     return _stage_plan(ctx, name="engine", task="gen_trt_engine", results=ENGINE, image=_deploy_image(ctx),
-                       section=section, run_inputs=(onnx,), outputs=(engine,))
+                       section=section, run_inputs=(onnx,), outputs=(engine,), probe=True)
 
 
 def _engine_collect(ctx: Context, plan_: StagePlan, log_text: str) -> Outcome:
     _status(ctx, ENGINE)
-    engine = ENGINE_FILE.promise(ctx)
-    return Outcome(metrics={"engine_bytes": ctx.workspace.host(engine).stat().st_size}, artifacts={"engine": engine})
+    e, engine = ctx.config.engine, ENGINE_FILE.promise(ctx)
+    built = {**provenance.parse(log_text), "precision": e.data_type, "max_batch_size": e.max_batch_size,
+             "opt_batch_size": e.opt_batch_size or e.max_batch_size, "builder": "gen_trt_engine", "image": plan_.image}
+    return Outcome(metrics={"engine": engine, "engine_bytes": ctx.workspace.host(engine).stat().st_size,
+                            "precision": e.data_type, "provenance": built}, artifacts={"engine": engine})
+
+
+def _ran_on(ctx: Context, log_text: str) -> tuple[dict[str, str], tuple[str, ...]]:
+    """The machine the engine ran on, and a warning when it is not the one it was built on."""
+    used = provenance.parse(log_text)
+    warning = provenance.different_machine(ctx.read(PROVENANCE), used)
+    return used, (warning,) if warning else ()
 
 
 def _inference_section(ctx: Context, model_key: str, model: str) -> dict[str, Any]:
@@ -370,7 +389,8 @@ def _inference_engine_plan(ctx: Context) -> StagePlan:
     engine = ctx.read(ENGINE_FILE)
     return _stage_plan(ctx, name="inference_engine", task="inference", results=INFERENCE_ENGINE, overrides="inference",
                        image=_deploy_image(ctx), section=_inference_section(ctx, "trt_engine", engine),
-                       run_inputs=(engine,), outputs=(INFERENCE_ENGINE,), specs=_classmap(ctx), inputs=_images(ctx))
+                       run_inputs=(engine,), outputs=(INFERENCE_ENGINE,), specs=_classmap(ctx), inputs=_images(ctx),
+                       probe=True)
 
 
 def _images(ctx: Context) -> tuple[Path, ...]:
@@ -384,24 +404,30 @@ def _inference_collect(folder: str):
         count = sum(1 for _ in labels.glob("*.txt")) if labels.is_dir() else 0
         if count == 0:
             raise ValueError(f"the inference wrote no label file into {folder}/labels")
-        return Outcome(metrics={"images": count}, artifacts={"results": folder})
+        if folder == INFERENCE:
+            return Outcome(metrics={"images": count}, artifacts={"results": folder})
+        used, warnings = _ran_on(ctx, log_text)
+        return Outcome(metrics={"images": count, "precision": ctx.config.engine.data_type, "ran_on": used},
+                       artifacts={"results": folder}, warnings=warnings)
     return collect
 
 
 TRAIN_STAGE = Stage(name="train", plan=_train_plan, collect=_train_collect, reads=(prepare.ROOT, prepare.CLASSES),
                     produces=(MODEL,), description="train in the PyTorch image (best epoch by val_mAP50)")
-EVALUATE_STAGE = Stage(name="evaluate", plan=_evaluate_plan, collect=_evaluate_collect,
+EVALUATE_STAGE = Stage(name="evaluate", plan=_evaluate_plan, collect=_evaluate_collect, produces=(MODEL_MAP,),
                        reads=(MODEL, prepare.ROOT, prepare.CLASSES), description="COCO mAP of the best checkpoint")
 EXPORT_STAGE = Stage(name="export", plan=_export_plan, collect=_export_collect, produces=(ONNX,),
                      reads=(MODEL, prepare.ROOT, prepare.CLASSES), description="ONNX of the best checkpoint")
-ENGINE_STAGE = Stage(name="engine", plan=_engine_plan, collect=_engine_collect, produces=(ENGINE_FILE,),
+ENGINE_STAGE = Stage(name="engine", plan=_engine_plan, collect=_engine_collect, produces=(ENGINE_FILE, PROVENANCE),
                      reads=(ONNX, prepare.ROOT, prepare.CLASSES), description="TensorRT engine (gen_trt_engine)")
 EVALUATE_ENGINE_STAGE = Stage(name="evaluate_engine", plan=_evaluate_engine_plan, collect=_evaluate_engine_collect,
-                              reads=(ENGINE_FILE, prepare.ROOT, prepare.CLASSES), description="COCO mAP of the engine")
+                              reads=(ENGINE_FILE, PROVENANCE, MODEL_MAP, prepare.ROOT, prepare.CLASSES),
+                              description="COCO mAP of the engine, beside the checkpoint's")
 INFERENCE_STAGE = Stage(name="inference", plan=_inference_plan, collect=_inference_collect(INFERENCE),
                         reads=(MODEL, prepare.ROOT, prepare.CLASSES), description="boxes drawn by the checkpoint")
 INFERENCE_ENGINE_STAGE = Stage(name="inference_engine", plan=_inference_engine_plan,
                                collect=_inference_collect(INFERENCE_ENGINE),
-                               reads=(ENGINE_FILE, prepare.ROOT, prepare.CLASSES), description="boxes drawn by the engine")
+                               reads=(ENGINE_FILE, PROVENANCE, prepare.ROOT, prepare.CLASSES),
+                               description="boxes drawn by the engine")
 STAGES = (prepare.STAGE, TRAIN_STAGE, EVALUATE_STAGE, EXPORT_STAGE, ENGINE_STAGE, EVALUATE_ENGINE_STAGE,
           INFERENCE_STAGE, INFERENCE_ENGINE_STAGE)
