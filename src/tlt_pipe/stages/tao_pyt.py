@@ -80,8 +80,9 @@ def history(entries: list[Mapping[str, Any]]) -> dict[int, dict[str, float]]:
 
 
 def best(found: list[dict[str, Any]], rows: Mapping[int, Mapping[str, float]], epoch: int | None) -> dict[str, Any]:
-    """The checkpoint of the highest val_mAP50 (the later on a tie), the given epoch's, or the newest when no
-    epoch with a checkpoint was validated."""
+    """The checkpoint of the highest val_mAP50, the given epoch's, or the newest when no epoch with a checkpoint
+    was validated. On a tie the earlier: a status logger that keeps its last kpi repeats a validation's scores
+    on the epochs after it, which were not validated."""
     if not found:
         raise ValueError("the training wrote no complete checkpoint (train/model_epoch_NNN.pth)")
     if epoch is not None:
@@ -89,7 +90,7 @@ def best(found: list[dict[str, Any]], rows: Mapping[int, Mapping[str, float]], e
     scored = [c for c in found if "val_mAP50" in rows.get(c["epoch"], {})]
     if not scored:
         return found[-1]
-    return max(reversed(scored), key=lambda c: rows[c["epoch"]]["val_mAP50"])
+    return max(scored, key=lambda c: rows[c["epoch"]]["val_mAP50"])
 
 
 def set_path(spec: dict[str, Any], dotted: str, value: Any) -> None:
