@@ -1,7 +1,8 @@
 """Where a running stage is: epoch x/y, loss, lr, last mAP and time left.
 
 Fed with the container's console lines (Keras ``Epoch 3/80`` and step lines, the AP block's
-``mAP`` line, carriage-return redraws included) and with TAO's ``status.json`` entries (TAO 4/5
+``mAP`` line, Lightning's ``Epoch 2: 100%|`` bar and ``Validation mAP50 : x`` of TAO's PyTorch tasks,
+carriage-return redraws included) and with TAO's ``status.json`` entries (TAO 4/5
 write one per epoch with ``epoch``, ``max_epoch``, ``eta`` and ``graphical`` {loss, learning_rate,
 mean average precision}; its PyTorch tasks ``kpi`` {train_loss, val_mAP50}). Pure: the caller passes the clock; nothing here reads files.
 """
@@ -17,6 +18,9 @@ from tlt_pipe.parsers import parse_keras_line, parse_pytorch_ssd_line, strip_ans
 
 _MAP_LINE = re.compile(r"^\s*mAP\s+([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*$")
 _DNV2_MAP = re.compile(r"Mean average_precision \(in %\):\s*([-+]?\d+(?:\.\d+)?)")
+# TAO's PyTorch tasks: Lightning's progress bar (epochs from 0) and the validation they log.
+_LIGHTNING_EPOCH = re.compile(r"^Epoch (\d+):\s+\d+%\|")
+_PYT_MAP = re.compile(r"^Validation mAP50 : ([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*$")
 _TIMEDELTA = re.compile(r"^(?:(\d+) days?, )?(\d+):(\d{1,2}):(\d{1,2}(?:\.\d+)?)$")
 
 
@@ -76,6 +80,12 @@ class StageProgress:
                 self._estimate(now)
             elif match:
                 self.map = float(match.group(1))
+            elif lightning := _LIGHTNING_EPOCH.match(clean):
+                self.epoch = int(lightning.group(1)) + 1
+                self._epoch_started.setdefault(self.epoch, now)
+                self._estimate(now)
+            elif pyt_map := _PYT_MAP.match(clean):
+                self.map = float(pyt_map.group(1))
             else:
                 match = _DNV2_MAP.search(clean)
                 if match:

@@ -69,6 +69,11 @@ def test_progress_from_the_status_json_of_taos_pytorch_tasks():
     assert (state.epoch, state.max_epoch, state.loss, state.map, state.eta_seconds) == (1, 6, 2.75, 0.4375, 50.0)
     state.feed_status(entries + [{"kpi": {"val_mAP50": "not a number"}}])
     assert state.map == 0.4375
+    console = StageProgress("train", started=0.0)  # the console: Lightning counts epochs from 0
+    assert console.feed_line("Epoch 0:  40%|####      | 4/10 [00:01<00:02]", 1.0)
+    assert console.feed_line("\rEpoch 1: 100%|##########| 10/10 [train_loss=2.1]", 5.0) and console.epoch == 2
+    assert console.feed_line("Validation mAP50 : 0.625", 6.0) and console.map == 0.625
+    assert not console.feed_line("Validation mAP : 0.3", 7.0)  # mAP over IoU 0.5:0.95 is not the one shown
 
 
 def test_timedelta_and_seconds_formats():

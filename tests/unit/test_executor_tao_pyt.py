@@ -81,3 +81,23 @@ def test_a_sweep_over_a_key_of_the_experiment_spec(tmp_path):
     assert len({r.mAP for r in result.rows}) == 2  # the learning rate changed what was trained
     with pytest.raises((ConfigError, SpecError), match="train.optim.lrr"):
         tlt_pipe.sweep(config, {"train.optim.lrr": [1e-4]}, sweep_dir=tmp_path / "typo", runner=runner, key=KEY)
+
+
+def test_a_tuning_study_over_a_key_of_the_experiment_spec(tmp_path):
+    """The trials' validation mAP (the console's `Validation mAP50 : x`) reaches the pruner; the best
+    trial's config sets the spec key through spec_overrides and runs as it is."""
+    from tlt_pipe.api import Quiet
+    from tlt_pipe.config import with_values
+    from tlt_pipe.tune import run_tune
+
+    space = {"train.optim.lr": {"type": "float", "low": 1e-6, "high": 1e-2, "log": True}}
+    config = with_values(_config(tmp_path, "rtdetr"), {"tune": {"space": space, "startup_trials": 1, "seed": 5}},
+                         source="test")
+    runner = FakeRunner()
+    result = run_tune(config, tune_dir=tmp_path / "tune", key=KEY, events=Quiet(), runner_factory=lambda c: runner,
+                      trials=6)
+    states = [t["state"] for t in result.trials]
+    assert len(states) == 6 and {"complete", "pruned"} <= set(states) and runner.ran.count("train") == 6, result.trials
+    best = tlt_pipe.load_config(result.files["best"])
+    assert best.spec_overrides["experiment"]["train.optim.lr"] == pytest.approx(result.best["params"]["train.optim.lr"])
+    assert not best.tune.space
