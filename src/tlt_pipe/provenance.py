@@ -60,3 +60,22 @@ def different_machine(built: Mapping[str, Any] | None, used: Mapping[str, Any]) 
     return ("the engine runs on a different machine than it was built on (" + "; ".join(changes) + "): "
             "TensorRT engines are specific to the GPU and TensorRT version; rebuild it there "
             "(tltpipe stage engine --force) if this one fails or its results differ")
+
+
+def ran_on(built: Mapping[str, Any] | None, log_text: str) -> tuple[dict[str, str], tuple[str, ...]]:
+    """Where an engine ran (the probe's lines in its stage log), and a warning when that is not where it was
+    built (built: the engine stage's provenance)."""
+    used = parse(log_text)
+    warning = different_machine(built, used)
+    return used, (warning,) if warning else ()
+
+
+def beside_model(measured: Mapping[str, Any], precision: str, used: Mapping[str, str],
+                 model_map: Any) -> dict[str, Any]:
+    """An engine's evaluation metrics with its precision, where it ran and, when the model it came from was
+    evaluated, that model's mAP and what the engine lost against it."""
+    metrics = {**measured, "precision": precision, "ran_on": dict(used)}
+    if isinstance(model_map, (int, float)) and not isinstance(model_map, bool):
+        metrics["model_mAP"] = model_map
+        metrics["mAP_drop"] = round(model_map - measured["mAP"], 6)
+    return metrics

@@ -58,19 +58,13 @@ def _evaluate_plan(ctx: Context) -> StagePlan:
 
 def _where(ctx: Context, log_text: str) -> tuple[dict, tuple[str, ...]]:
     """The machine the engine ran on, and a warning when it is not the one it was built on."""
-    used = provenance.parse(log_text)
-    warning = provenance.different_machine(ctx.read(engine.PROVENANCE), used)
-    return used, (warning,) if warning else ()
+    return provenance.ran_on(ctx.read(engine.PROVENANCE), log_text)
 
 
 def _evaluate_collect(ctx: Context, plan_: StagePlan, log_text: str) -> Outcome:
     measured = evaluate.collect(ctx, plan_, log_text).metrics
     used, warnings = _where(ctx, log_text)
-    metrics = {**measured, "precision": ctx.config.engine.data_type, "ran_on": used}
-    model_map = ctx.read(MODEL_MAP)
-    if isinstance(model_map, (int, float)):
-        metrics["model_mAP"] = model_map
-        metrics["mAP_drop"] = round(model_map - measured["mAP"], 6)
+    metrics = provenance.beside_model(measured, ctx.config.engine.data_type, used, ctx.read(MODEL_MAP))
     return Outcome(metrics=metrics, artifacts={}, warnings=warnings)
 
 

@@ -306,12 +306,8 @@ def _evaluate_engine_collect(ctx: Context, plan_: StagePlan, log_text: str) -> O
         scores = {}
     scores = scores if isinstance(scores, Mapping) else {}
     measured = _scored(_number(scores.get("AP50")), _number(scores.get("AP")), path).metrics
-    used, warnings = _ran_on(ctx, log_text)
-    metrics = {**measured, "precision": ctx.config.engine.data_type, "ran_on": used}
-    model_map = ctx.read(MODEL_MAP)
-    if isinstance(model_map, (int, float)):
-        metrics["model_mAP"] = model_map
-        metrics["mAP_drop"] = round(model_map - measured["mAP"], 6)
+    used, warnings = provenance.ran_on(ctx.read(PROVENANCE), log_text)
+    metrics = provenance.beside_model(measured, ctx.config.engine.data_type, used, ctx.read(MODEL_MAP))
     return Outcome(metrics=metrics, artifacts={}, warnings=warnings)
 
 
@@ -363,13 +359,6 @@ def _engine_collect(ctx: Context, plan_: StagePlan, log_text: str) -> Outcome:
                             "precision": e.data_type, "provenance": built}, artifacts={"engine": engine})
 
 
-def _ran_on(ctx: Context, log_text: str) -> tuple[dict[str, str], tuple[str, ...]]:
-    """The machine the engine ran on, and a warning when it is not the one it was built on."""
-    used = provenance.parse(log_text)
-    warning = provenance.different_machine(ctx.read(PROVENANCE), used)
-    return used, (warning,) if warning else ()
-
-
 def _inference_section(ctx: Context, model_key: str, model: str) -> dict[str, Any]:
     return {model_key: ctx.container(model), "conf_threshold": ctx.config.inference.threshold,
             "input_width": ctx.config.model.input_width, "input_height": ctx.config.model.input_height}
@@ -407,7 +396,7 @@ def _inference_collect(folder: str):
             raise ValueError(f"the inference wrote no label file into {folder}/labels")
         if folder == INFERENCE:
             return Outcome(metrics={"images": count}, artifacts={"results": folder})
-        used, warnings = _ran_on(ctx, log_text)
+        used, warnings = provenance.ran_on(ctx.read(PROVENANCE), log_text)
         return Outcome(metrics={"images": count, "precision": ctx.config.engine.data_type, "ran_on": used},
                        artifacts={"results": folder}, warnings=warnings)
     return collect
