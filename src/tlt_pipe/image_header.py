@@ -30,11 +30,15 @@ _SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
+def image_size(path: str | os.PathLike[str], *, dir_fd: int | None = None,
+               name: str | None = None) -> tuple[int, int]:
     """(width, height) of the image at path. Raises InputError naming the file when it cannot
-    be read, is not an image, or declares no pixels."""
+    be read, is not an image, or declares no pixels.
+
+    With ``dir_fd`` (an open handle on the image's folder) and ``name`` (its name there), the
+    file is opened relative to the handle; ``path`` still names it in errors."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY) if dir_fd is None else os.open(name or path, os.O_RDONLY, dir_fd=dir_fd)
         try:
             head = os.read(fd, _BLOCK)
             size = _jpeg(fd, head) if head[:2] == b"\xff\xd8" else _png(head) or _bmp(head)

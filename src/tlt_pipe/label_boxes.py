@@ -33,8 +33,8 @@ from tlt_pipe.process_pool import ignore_interrupts, imap_ordered, usable_cpus
 __all__ = ["as_dirs", "kitti_box_arrays", "load_kitti_boxes"]
 
 PathLike = str | os.PathLike[str]
-# (label file, its image or None when there is none, the image directory)
-Task = tuple[str, "str | None", str]
+# (label directory, label file name, image directory, its image's name or None when there is none)
+Task = tuple[str, str, str, "str | None"]
 
 # Whitespace made plain before matching: tabs, vertical tabs and form feeds separate fields
 # like spaces, a carriage return (alone or before LF) ends a line.
@@ -70,13 +70,13 @@ def _listing(directory: Path, what: str) -> list[str]:
 
 
 def _image_index(image_dir: Path) -> dict[str, str]:
-    """stem -> image path (the first of the stem's image extensions in name order)."""
+    """stem -> image name (the first of the stem's image extensions in name order)."""
     index: dict[str, str] = {}
-    prefix = os.path.join(image_dir, "")
+    splitext = os.path.splitext
     for name in reversed(_listing(image_dir, "image")):  # the first in name order is written last
-        stem, ext = os.path.splitext(name)
+        stem, ext = splitext(name)
         if ext.lower() in IMAGE_EXTS:
-            index[stem] = prefix + name
+            index[stem] = name
     return index
 
 
@@ -89,36 +89,63 @@ def _tasks(label_dirs: list[Path], image_dirs: list[Path]) -> list[Task]:
     for label_dir, image_dir in zip(label_dirs, image_dirs):
         labels = [name for name in _listing(label_dir, "label") if name.endswith(".txt")]
         index = _image_index(image_dir) if labels else {}
-        prefix, images = os.path.join(label_dir, ""), os.fspath(image_dir)
-        tasks.extend((prefix + name, index.get(name[:-4]), images) for name in labels)
+        folder, images = os.fspath(label_dir), os.fspath(image_dir)
+        tasks.extend((folder, name, images, index.get(name[:-4])) for name in labels)
     return tasks
 
 
-def _read(path: str) -> bytes:
-    try:
-        fd = os.open(path, os.O_RDONLY)
+class _Folders:
+    """Open handles on the folders of a run of tasks: each file is then opened relative to
+    its folder's handle, which spares the kernel walking the whole path every time."""
+
+    def __init__(self) -> None:
+        self.handles: dict[str, int] = {}
+
+    def __enter__(self) -> _Folders:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for handle in self.handles.values():
+            os.close(handle)
+        self.handles.clear()
+
+    def handle(self, folder: str, what: str) -> int:
+        handle = self.handles.get(folder)
+        if handle is None:
+            try:
+                handle = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+            except OSError as exc:
+                raise InputError(f"{folder}: cannot open the {what} directory ({exc.strerror or exc})") from None
+            self.handles[folder] = handle
+        return handle
+
+    def read_label(self, task: Task) -> bytes:
         try:
-            parts = [os.read(fd, _READ_BLOCK)]
-            while len(parts[-1]) == _READ_BLOCK:
-                parts.append(os.read(fd, _READ_BLOCK))
-        finally:
-            os.close(fd)
-    except IsADirectoryError:
-        return b""  # a directory named like a label file holds no boxes
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the label file ({exc.strerror or exc})") from None
-    return b"".join(parts)
+            fd = os.open(task[1], os.O_RDONLY, dir_fd=self.handle(task[0], "label"))
+            try:
+                parts = [os.read(fd, _READ_BLOCK)]
+                while len(parts[-1]) == _READ_BLOCK:
+                    parts.append(os.read(fd, _READ_BLOCK))
+            finally:
+                os.close(fd)
+        except IsADirectoryError:
+            return b""  # a directory named like a label file holds no boxes
+        except OSError as exc:
+            raise InputError(f"{_label_path(task)}: cannot read the label file ({exc.strerror or exc})") from None
+        return b"".join(parts)
+
+    def image_size(self, task: Task) -> tuple[int, int]:
+        _, name, image_dir, image = task
+        if image is None:
+            raise InputError(f"{_label_path(task)}: no image named {name[: -len('.txt')]}.* in {image_dir}")
+        return image_size(os.path.join(image_dir, image), dir_fd=self.handle(image_dir, "image"), name=image)
 
 
-def _size_of(task: Task) -> tuple[int, int]:
-    label, image, image_dir = task
-    if image is None:
-        stem = os.path.basename(label)[: -len(".txt")]
-        raise InputError(f"{label}: no image named {stem}.* in {image_dir}")
-    return image_size(image)
+def _label_path(task: Task) -> str:
+    return os.path.join(task[0], task[1])
 
 
-def _boxes_line_by_line(task: Task, text: bytes) -> list[tuple[float, float]]:
+def _boxes_line_by_line(task: Task, text: bytes, folders: _Folders) -> list[tuple[float, float]]:
     """The boxes of one label file, read the plain way; InputError at the first bad line."""
     boxes: list[tuple[float, float]] = []
     size: tuple[int, int] | None = None
@@ -130,37 +157,38 @@ def _boxes_line_by_line(task: Task, text: bytes) -> list[tuple[float, float]]:
         try:
             x1, y1, x2, y2 = (float(v) for v in fields[4:8])
         except ValueError:
-            raise InputError(f"{task[0]}:{lineno}: box coordinates are not numbers: {shown!r}") from None
+            raise InputError(f"{_label_path(task)}:{lineno}: box coordinates are not numbers: {shown!r}") from None
         if size is None:
-            size = _size_of(task)
+            size = folders.image_size(task)
         w, h = (x2 - x1) / size[0], (y2 - y1) / size[1]
         if not (math.isfinite(w) and math.isfinite(h)):
-            raise InputError(f"{task[0]}:{lineno}: box coordinates are not finite: {shown!r}")
+            raise InputError(f"{_label_path(task)}:{lineno}: box coordinates are not finite: {shown!r}")
         boxes.append((w, h))
     return boxes
 
 
 def _read_run(tasks: Sequence[Task]) -> tuple[np.ndarray, np.ndarray]:
     """The boxes of a run of label files, in order, as arrays of widths and heights."""
-    try:
-        fast = _read_run_fast(tasks)
-    except InputError:  # read again line by line, which reports the first problem in order
-        fast = None
-    if fast is not None:
-        return fast
-    boxes = [box for task in tasks for box in _boxes_line_by_line(task, _read(task[0]))]
+    with _Folders() as folders:
+        try:
+            fast = _read_run_fast(tasks, folders)
+        except InputError:  # read again line by line, which reports the first problem in order
+            fast = None
+        if fast is not None:
+            return fast
+        boxes = [box for task in tasks for box in _boxes_line_by_line(task, folders.read_label(task), folders)]
     return np.array([b[0] for b in boxes], dtype=np.float64), np.array([b[1] for b in boxes], dtype=np.float64)
 
 
-def _read_run_fast(tasks: Sequence[Task]) -> tuple[np.ndarray, np.ndarray] | None:
+def _read_run_fast(tasks: Sequence[Task], folders: _Folders) -> tuple[np.ndarray, np.ndarray] | None:
     """``_read_run`` for plain files; None when the run must be read line by line."""
     texts: list[bytes] = []
     counts: list[int] = []
     sizes: list[tuple[int, int]] = []
     for task in tasks:
-        rows = _ROW.findall(_read(task[0]).translate(_PLAIN_SPACE))
+        rows = _ROW.findall(folders.read_label(task).translate(_PLAIN_SPACE))
         if rows:
-            sizes.append(_size_of(task))
+            sizes.append(folders.image_size(task))
             counts.append(len(rows))
             texts.append(b" ".join(rows))
     numbers = _plain_numbers(b" ".join(texts), 4 * sum(counts))

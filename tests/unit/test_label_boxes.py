@@ -42,7 +42,8 @@ def test_fast_path_gives_the_plain_reading_or_its_error(tmp_path_factory, conten
     labels, images = make_set(tmp_path_factory.mktemp("set"), {"a": content.encode("utf-8")})
     tasks = label_boxes._tasks([labels], [images])
     try:
-        expected = label_boxes._boxes_line_by_line(tasks[0], content.encode("utf-8"))
+        with label_boxes._Folders() as folders:
+            expected = label_boxes._boxes_line_by_line(tasks[0], content.encode("utf-8"), folders)
     except InputError as error:
         with pytest.raises(InputError) as raised:
             label_boxes._read_run(tasks)
