@@ -30,6 +30,7 @@ import random
 from bisect import bisect_left, insort
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -82,6 +83,16 @@ class KMediansResult:
 
     centres: list[Box]
     assignments: list[int]
+    steps: int
+    converged: bool
+    reseeded: int
+
+
+class _Outcome(NamedTuple):
+    """What an iteration ends with: the centres in cluster order and each box's cluster."""
+
+    centres: list[Box]
+    assign: np.ndarray
     steps: int
     converged: bool
     reseeded: int
@@ -222,7 +233,7 @@ def _median(ordered: list[float]) -> float:
 
 
 def _iterate(ws: Sequence[float] | np.ndarray, hs: Sequence[float] | np.ndarray, start: Sequence[Box],
-             max_steps: int) -> KMediansResult:
+             max_steps: int) -> _Outcome:
     """k-medians from the given centres until no box changes cluster (or ``max_steps`` passes).
 
     Same result as recomputing every distance on every pass, but only the boxes whose
@@ -250,8 +261,8 @@ def _iterate(ws: Sequence[float] | np.ndarray, hs: Sequence[float] | np.ndarray,
         # Nothing to assign: the second pass finds that nothing changes.
         single = np.zeros(n, dtype=np.intp)
         steps = min(2, max_steps)
-        return KMediansResult(centres=[_Members(ws, hs, single, 1).median(0)], assignments=single.tolist(),
-                              steps=steps, converged=steps == 2, reseeded=0)
+        return _Outcome(centres=[_Members(ws, hs, single, 1).median(0)], assign=single, steps=steps,
+                        converged=steps == 2, reseeded=0)
     assign = np.zeros(n, dtype=np.intp)
     # Per box, filed when it was last examined: its slack (lower bound minus upper bound) plus
     # its cluster's allowance at that time, and its lower bound plus its others' drift then.
@@ -312,8 +323,8 @@ def _iterate(ws: Sequence[float] | np.ndarray, hs: Sequence[float] | np.ndarray,
         own_drift += drift
         others_drift += drift[order[-1]]
         others_drift[order[-1]] += drift[order[-2]] - drift[order[-1]]
-    return KMediansResult(centres=list(zip(cw.tolist(), ch.tolist())), assignments=assign.tolist(), steps=steps,
-                          converged=converged, reseeded=reseeded)
+    return _Outcome(centres=list(zip(cw.tolist(), ch.tolist())), assign=assign, steps=steps, converged=converged,
+                    reseeded=reseeded)
 
 
 def _reseed(ws: np.ndarray, hs: np.ndarray, areas: np.ndarray, assign: np.ndarray, members: _Members,
@@ -338,22 +349,16 @@ def _reseed(ws: np.ndarray, hs: np.ndarray, areas: np.ndarray, assign: np.ndarra
             cw[donor], ch[donor] = members.median(donor)
 
 
-def _kmedians_arrays(ws: np.ndarray, hs: np.ndarray, k: int, seed: int, max_steps: int) -> KMediansResult:
+def _kmedians_arrays(ws: np.ndarray, hs: np.ndarray, k: int, seed: int, max_steps: int) -> _Outcome:
+    """The outcome with its clusters numbered by area, smallest first."""
     rng = random.Random(seed)
     areas = ws * hs
     result = _iterate(ws, hs, _start(ws, hs, areas, k, rng, max_steps), max_steps)
     centres = result.centres
     order = sorted(range(k), key=lambda j: (centres[j][0] * centres[j][1], centres[j]))
-    rank = [0] * k
-    for r, j in enumerate(order):
-        rank[j] = r
-    return KMediansResult(
-        centres=[centres[j] for j in order],
-        assignments=[rank[a] for a in result.assignments],
-        steps=result.steps,
-        converged=result.converged,
-        reseeded=result.reseeded,
-    )
+    rank = np.empty(k, dtype=np.intp)
+    rank[order] = np.arange(k)
+    return result._replace(centres=[centres[j] for j in order], assign=rank[result.assign])
 
 
 def kmedians_detail(
@@ -367,7 +372,9 @@ def kmedians_detail(
     if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
         raise ValueError(f"max_steps must be a positive integer, not {max_steps!r}")
     ws, hs = _check_boxes(boxes, k)
-    return _kmedians_arrays(ws, hs, k, seed, max_steps)
+    outcome = _kmedians_arrays(ws, hs, k, seed, max_steps)
+    return KMediansResult(centres=outcome.centres, assignments=outcome.assign.tolist(), steps=outcome.steps,
+                          converged=outcome.converged, reseeded=outcome.reseeded)
 
 
 def kmedians(boxes: Sequence[Box], k: int, *, seed: int = 0, max_steps: int = 10000) -> list[Box]:

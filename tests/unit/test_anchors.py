@@ -141,7 +141,7 @@ def test_bounded_assignment_equals_full_recomputation(case):
     start = [boxes[0]] * k if case % 5 == 0 else [boxes[rng.randrange(n)] for _ in range(k)]
     max_steps = rng.choice([1, 2, 5, 10000])
     result = _iterate([b[0] for b in boxes], [b[1] for b in boxes], start, max_steps)
-    assert (result.centres, result.assignments, result.steps, result.converged) == full_recomputation(
+    assert (result.centres, result.assign.tolist(), result.steps, result.converged) == full_recomputation(
         boxes, start, max_steps
     )
 
@@ -192,7 +192,7 @@ def test_bounded_assignment_equals_whole_matrix_recomputation_on_many_boxes(case
     start = [(ws[i], hs[i]) for i in rng.choice(n, 9, replace=False)]
     result = _iterate(ws, hs, start, 10000)
     expected = whole_matrix_recomputation(ws, hs, start, 10000)
-    assert (result.centres, result.assignments, result.steps, result.converged) == expected
+    assert (result.centres, result.assign.tolist(), result.steps, result.converged) == expected
     assert result.steps > 10
 
 
