@@ -35,12 +35,25 @@ def stat_key(path: Path) -> tuple[int, int]:
     return st.st_size, st.st_mtime_ns
 
 
+def _entry_stat(name: str, handle: int) -> os.stat_result | None:
+    """An entry's stat, following a symlink; for one that cannot be followed (dangling, or a loop), the
+    link's own; None for one that cannot be stat'ed at all (like a folder that cannot be listed)."""
+    try:
+        return os.stat(name, dir_fd=handle)
+    except OSError:
+        try:
+            return os.stat(name, dir_fd=handle, follow_symlinks=False)
+        except OSError:
+            return None
+
+
 def tree_fingerprint(root: Path) -> str:
     """sha256 over (relative path, size, mtime_ns) of every file below root: each folder's files in name
-    order, then its subfolders in name order (symlinked folders are not entered). A folder is listed
-    once and its entries stat'ed relative to an open handle on it (no path lookup from the root per
-    file), a batch at a time so memory stays flat in the file count: one stat per file is most of the
-    cost."""
+    order, then its subfolders in name order (symlinked folders are not entered; a symlink that cannot
+    be followed, dangling or looping, counts with its own size and mtime; what cannot be listed or
+    stat'ed at all is left out). A folder is listed once and
+    its entries stat'ed relative to an open handle on it (no path lookup from the root per file), a
+    batch at a time so memory stays flat in the file count: one stat per file is most of the cost."""
     digest = hashlib.sha256()
 
     def walk(top: str, prefix: str) -> None:
@@ -53,7 +66,11 @@ def tree_fingerprint(root: Path) -> str:
         try:
             for start in range(0, len(names), _BATCH):
                 batch = names[start:start + _BATCH]
-                stats = [os.stat(name, dir_fd=handle) for name in batch]
+                try:
+                    stats = [os.stat(name, dir_fd=handle) for name in batch]
+                except OSError:  # some entry cannot be followed: take those one by one
+                    known = [(name, st) for name in batch if (st := _entry_stat(name, handle)) is not None]
+                    batch, stats = [name for name, _ in known], [st for _, st in known]
                 kinds = [S_ISDIR(st.st_mode) for st in stats]
                 if any(kinds):
                     folders += compress(batch, kinds)

@@ -13,7 +13,8 @@ from tlt_pipe.fingerprint import tree_fingerprint, tree_fingerprints
 
 def _reference(root) -> str:
     """The documented digest, computed the plain way: per folder, its files' "path\\0size\\0mtime_ns\\n"
-    in name order, then its subfolders in name order; symlinked folders are not entered."""
+    in name order, then its subfolders in name order; symlinked folders are not entered, and a symlink
+    that cannot be followed counts as itself."""
     digest = hashlib.sha256()
 
     def walk(top: str, prefix: str) -> None:
@@ -24,7 +25,7 @@ def _reference(root) -> str:
             if os.path.isdir(path):
                 folders.append(name)
             else:
-                st = os.stat(path)
+                st = os.stat(path) if os.path.exists(path) else os.lstat(path)  # a link that cannot be followed
                 digest.update(f"{prefix}{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
         for name in folders:
             if not os.path.islink(os.path.join(top, name)):
@@ -83,15 +84,20 @@ def test_a_missing_or_unlistable_root_gives_the_empty_digest(tmp_path):
     assert tree_fingerprint(tmp_path / "absent") == hashlib.sha256().hexdigest()
 
 
-def test_a_broken_link_is_an_error_not_a_silent_skip(tree):
-    (tree / "dangling.jpg").symlink_to(tree / "gone.jpg")
-    with pytest.raises(FileNotFoundError):
-        tree_fingerprint(tree)
-
-
 def test_side_by_side_walks_give_the_same_digests(tree, tmp_path, monkeypatch):
     other = tmp_path / "other"
     other.mkdir()
     (other / "f").write_text("f")
     monkeypatch.setattr("tlt_pipe.fingerprint.os.cpu_count", lambda: 2)
     assert tree_fingerprints([tree, other]) == {str(tree): _reference(tree), str(other): _reference(other)}
+
+
+def test_links_that_cannot_be_followed_count_as_themselves_not_as_an_error_nor_a_silent_skip(tree, tmp_path):
+    (tree / "images" / "dangling.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    (tree / "labels" / "loop.txt").symlink_to(tree / "labels" / "loop.txt")
+    before = tree_fingerprint(tree)
+    assert before == _reference(tree)
+    assert tree_fingerprints([tree, tree / "labels"]) == {str(tree): before,
+                                                          str(tree / "labels"): _reference(tree / "labels")}
+    (tmp_path / "nowhere.jpg").write_bytes(b"now there")  # the link now leads to a file
+    assert tree_fingerprint(tree) != before
