@@ -133,6 +133,22 @@ def test_spec_overrides_reach_the_spec_and_a_typo_is_refused_before_any_containe
         _steps(tmp_path / "typo", "spec_overrides:\n  train: {train.optim.lrr: 0.0002}\n")
 
 
+def test_a_section_given_as_a_mapping_is_merged_into_the_spec_not_put_in_its_place(tmp_path):
+    text = ("spec_overrides:\n  experiment: {train: {optim: {lr: 0.5}}, dataset: {batch_size: 8}}\n"
+            "  train: {train: {optim: {momentum: 0.8}}}\n")
+    plain = _steps(tmp_path / "plain")
+    steps = _steps(tmp_path / "merged", text)
+    train, expected = _spec(steps["train"], "train"), _spec(plain["train"], "train")
+    assert train["train"]["optim"]["lr"] == 0.5 and train["train"]["optim"]["momentum"] == 0.8
+    assert train["train"]["num_epochs"] == expected["train"]["num_epochs"] == 5  # the rest of train is kept
+    assert train["dataset"]["batch_size"] == 8
+    assert {k: v for k, v in train["dataset"].items() if k != "batch_size"} == {
+        k: v for k, v in expected["dataset"].items() if k != "batch_size"}  # sources, classes, sizes kept
+    evaluate = _spec(steps["evaluate"], "evaluate")
+    assert evaluate["dataset"]["batch_size"] == 8 and evaluate["dataset"]["test_data_sources"]
+    assert "momentum" not in evaluate["train"].get("optim", {})  # the train group reaches train's spec alone
+
+
 def test_resume_continues_from_the_newest_complete_checkpoint(tmp_path):
     train = tmp_path / "run" / "train"
     _checkpoint(train / "model_epoch_000.pth")

@@ -19,6 +19,7 @@ written from a dict, and the command `<net> <task> -e <spec> results_dir=<dir>` 
 
 from __future__ import annotations
 
+import copy
 import json
 import zipfile
 from collections.abc import Mapping
@@ -94,7 +95,9 @@ def best(found: list[dict[str, Any]], rows: Mapping[int, Mapping[str, float]], e
 
 
 def set_path(spec: dict[str, Any], dotted: str, value: Any) -> None:
-    """Set a.b.c in nested dicts, making the sections on the way."""
+    """Set a.b.c in nested dicts, making the sections on the way. A mapping given for a section is merged
+    into it key by key (train: {optim: {lr: 0.5}} changes the learning rate and keeps the rest of
+    train), as TAO merges a spec into its defaults; any other value, a list included, replaces."""
     *sections, last = dotted.split(".")
     node = spec
     for name in sections:
@@ -102,7 +105,15 @@ def set_path(spec: dict[str, Any], dotted: str, value: Any) -> None:
         if not isinstance(child, dict):
             child = node[name] = {}
         node = child
-    node[last] = value
+    _merge_into(node, last, value)
+
+
+def _merge_into(node: dict[str, Any], key: Any, value: Any) -> None:
+    if isinstance(value, Mapping) and isinstance(node.get(key), dict):
+        for inner_key, inner in value.items():
+            _merge_into(node[key], inner_key, inner)
+    else:
+        node[key] = copy.deepcopy(value)  # the config's own values are never changed by a later merge
 
 
 def spec_text(spec: Mapping[str, Any]) -> str:
