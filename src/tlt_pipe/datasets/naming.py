@@ -20,13 +20,13 @@ def safe(text: str) -> str:
 
 def output_stem(source: str, *parts: str) -> str:
     """`<6 hex of hash(source)>_<parts joined by _>`, made safe."""
-    digest = hashlib.blake2b(source.encode("utf-8"), digest_size=3).hexdigest()
+    digest = hashlib.blake2b(source.encode("utf-8", "surrogateescape"), digest_size=3).hexdigest()
     return safe("_".join([digest, *(p for p in parts if p)]))
 
 
 def order_key(seed: int, stem: str) -> bytes:
     """A seeded, deterministic shuffle key (processing order and so the split)."""
-    return hashlib.blake2b(f"{seed}\0{stem}".encode("utf-8"), digest_size=8).digest()
+    return hashlib.blake2b(f"{seed}\0{stem}".encode("utf-8", "surrogateescape"), digest_size=8).digest()
 
 
 class UniqueStems:

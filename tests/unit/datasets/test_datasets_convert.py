@@ -310,6 +310,22 @@ def test_kitti_validate_remap(tmp_path, fx):
     assert report.dropped["non-numeric field"].examples[0].endswith("000002.txt:3: expected numbers after the class, got 'zero'")
 
 
+@pytest.mark.parametrize("to", ["kitti", "coco"])
+def test_a_file_name_that_is_not_utf8_is_converted_under_a_safe_name(tmp_path, to):
+    src = os.fsencode(tmp_path / "raw")
+    for folder in (b"images", b"labels"):
+        os.makedirs(os.path.join(src, folder))
+    for stem in (b"\xff\xfe", b"ok"):  # Latin-1 bytes: no UTF-8 decoding of the name exists
+        Image.new("RGB", (64, 64)).save(os.path.join(src, b"images", stem + b".jpg"), format="JPEG")
+        with open(os.path.join(src, b"labels", stem + b".txt"), "wb") as handle:
+            handle.write(lpd(0, 0, 10, 10).encode() + b"\n")
+    out = tmp_path / "out"
+    report = run("kitti", Path(os.fsdecode(src)), out, val_split=0, to=to)
+    assert report.images == 2
+    names = sorted(p.name for p in out.rglob("*.jpg"))
+    assert len(names) == 2 and all(name.isascii() for name in names)
+
+
 # -- resizing -----------------------------------------------------------------------------
 
 
