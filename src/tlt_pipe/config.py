@@ -590,6 +590,9 @@ def parse_config(text: str, *, source: str, base_dir: Path, network: str | None 
             raise ConfigError(f"{source}:{line}: network: the config says {data['network']!r} but the command asks for {network!r}")
         data.setdefault("network", network)
     set_keys = _apply_sets(data, sets)
+    if network is not None and data.get("network") != network:
+        raise ConfigError(f"--set {yamldoc.short(set_keys.get(('network',), 'network'))}: the network is the "
+                          f"command's ({network!r} here); run `tltpipe run NETWORK` for another")
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
@@ -603,7 +606,7 @@ def with_values(config: Config, values: Mapping[str, Any], *, source: str) -> Co
     experiment spec that is no config key (`train.optim.lr`) goes to spec_overrides.experiment."""
     data = config.model_dump(mode="json", exclude={"notes"}, exclude_unset=True)  # as the user wrote it
     values = dict(values)
-    for key, value in _spec_values(config, values, source).items():
+    for key, value in _spec_values(config.network, values, source).items():
         del values[key]
         experiment = data.setdefault("spec_overrides", {}).setdefault("experiment", {})
         experiment[key] = value
@@ -637,17 +640,17 @@ def is_config_key(key: str) -> bool:
     return True
 
 
-def _spec_values(config: Config, values: Mapping[str, Any], source: str) -> dict[str, Any]:
+def _spec_values(network: str, values: Mapping[str, Any], source: str) -> dict[str, Any]:
     """The values whose keys are keys of the network's YAML experiment spec, not of the config (a key
     that is neither is a ConfigError with the spec's nearest key)."""
     from tlt_pipe.networks import NETWORKS
 
-    if NETWORKS[config.network].framework != "tao_pyt":
+    if network not in NETWORKS or NETWORKS[network].framework != "tao_pyt":
         return {}
     from tlt_pipe.pyt_schema import check_overrides
 
     spec = {k: v for k, v in values.items() if not is_config_key(k)}
-    unknown = [p for p in check_overrides(config.network, spec) if "has no such key" in p]
+    unknown = [p for p in check_overrides(network, spec) if "has no such key" in p]
     if unknown:
         raise ConfigError(f"{source}: {unknown[0]} (nor is it a config key)")
     return spec
@@ -676,13 +679,18 @@ def _resolve_paths(config: Config, base_dir: Path) -> Config:
 
 
 def _apply_sets(data: dict, sets: list[str] | tuple[str, ...]) -> dict[tuple[str, ...], str]:
-    """Apply `a.b.c=value` overrides in place; returns {key path: the option as written}."""
+    """Apply `a.b.c=value` overrides in place; returns {key path: the option as written}. For TAO's
+    PyTorch networks a key of their experiment spec that is no config key (`train.optim.lr`) goes to
+    spec_overrides.experiment, as in a sweep."""
     applied: dict[tuple[str, ...], str] = {}
     for item in sets:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set {yamldoc.short(item)}: expected KEY=VALUE, e.g. runner.gpus=0")
         value = yamldoc.read(raw, f"--set {yamldoc.short(item)}")[1] if raw.strip() else None
+        if _set_in_spec(data, key.strip(), value, item):
+            applied[("spec_overrides", "experiment", key.strip())] = item
+            continue
         parts = tuple(key.strip().split("."))
         target = data
         for part in parts[:-1]:
@@ -697,12 +705,36 @@ def _apply_sets(data: dict, sets: list[str] | tuple[str, ...]) -> dict[tuple[str
     return applied
 
 
+def _set_in_spec(data: dict, key: str, value: Any, item: str) -> bool:
+    """Whether `--set key=value` is for the network's experiment spec: a TAO PyTorch network, a dotted
+    key that is no config key. It is then checked against the spec (a ConfigError naming the option)
+    and written into spec_overrides.experiment."""
+    from tlt_pipe.networks import NETWORKS
+
+    network = data.get("network")
+    if (not isinstance(network, str) or network not in NETWORKS or NETWORKS[network].framework != "tao_pyt"
+            or not all(key.split(".")) or is_config_key(key)):
+        return False
+    overrides = data.setdefault("spec_overrides", {})
+    if not isinstance(overrides, dict) or not isinstance(overrides.setdefault("experiment", {}), dict):
+        return False  # the file's own spec_overrides are wrong: validation names them
+    from tlt_pipe.pyt_schema import check_overrides
+
+    problems = check_overrides(network, {key: value})
+    if problems:
+        nor = " (nor is it a config key)" if "has no such key" in problems[0] else ""
+        raise ConfigError(f"--set {yamldoc.short(item)}: {problems[0]}{nor}")
+    overrides["experiment"][key] = value
+    return True
+
+
 def _format_validation_error(exc: ValidationError, node: yaml.Node | None, source: str,
                              set_keys: dict[tuple[str, ...], str] | None = None) -> str:
     err = exc.errors()[0]
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
     field = ".".join(str(p) for p in loc) or "(top level)"
-    where = next((f"--set {yamldoc.short(opt)}" for keys, opt in (set_keys or {}).items() if loc[:len(keys)] == keys), None)
+    where = next((f"--set {yamldoc.short(opt)}" for keys, opt in (set_keys or {}).items() if loc[:len(keys)] == keys
+                  or (err["type"] == "extra_forbidden" and keys[:len(loc)] == loc)), None)
     where = where or f"{source}:{_line_of(node, loc)}"
     message = err["msg"]
     if err["type"] == "extra_forbidden":

@@ -69,6 +69,27 @@ def test_set_overrides_and_their_errors():
     assert _error(text, sets=["oops"]).startswith("--set oops: expected KEY=VALUE")
 
 
+def test_set_cannot_change_the_network_the_command_names():
+    text = "network: rtdetr\nname: a\ndataset: {path: x}\n"
+    assert _error(text, network="rtdetr", sets=["network=dino"]).startswith(
+        "--set network=dino: the network is the command's ('rtdetr' here)")
+
+
+def test_set_of_an_unknown_key_names_the_option_not_the_file():
+    text = "network: ssd\nname: a\ndataset: {path: x}\ntrain: {epochs: 3}\n"
+    assert _error(text, sets=["train.optimizer.lr=1"]).startswith("--set train.optimizer.lr=1: train.optimizer: unknown key")
+
+
+def test_set_of_a_pytorch_spec_key_goes_to_spec_overrides_as_in_a_sweep():
+    text = "network: rtdetr\nname: a\ndataset: {path: x}\nspec_overrides: {experiment: {model.num_queries: 100}}\n"
+    config = parse_config(text, source="a", base_dir=Path("/tmp"), sets=["train.optim.lr=0.5", "train.epochs=4"])
+    assert config.spec_overrides["experiment"] == {"model.num_queries": 100, "train.optim.lr": 0.5}
+    assert config.train.epochs == 4  # a config key stays one
+    assert _error(text, sets=["train.optim.lr=abc"]).startswith(
+        "--set train.optim.lr=abc: train.optim.lr: RT-DETR wants a number here")
+    assert _error(text, sets=["train.optim.lrr=1"]).endswith("did you mean train.optim.lr? (nor is it a config key)")
+
+
 def test_retrain_inherits_train_but_not_the_regularizer():
     config = parse_config("network: ssd\nname: a\ndataset: {path: x}\ntrain: {epochs: 9, batch_size: 4}\n"
                           "retrain: {epochs: 5}\n", source="a", base_dir=Path("/tmp"))
