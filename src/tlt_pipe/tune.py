@@ -145,7 +145,7 @@ def open_study(tune_dir: Path, settings: TuneConfig, name: str) -> "optuna.Study
                                 direction="maximize", load_if_exists=True)
     done = len(study.get_trials(deepcopy=False))
     if done and settings.seed is not None:  # a study gone on with: not the same draws as its first trials
-        study.sampler = sampler(settings.seed + done)
+        study.sampler = sampler((settings.seed + done) % 2**32)  # Optuna's samplers take 0..2**32-1
     return study
 
 

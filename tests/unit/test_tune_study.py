@@ -89,6 +89,15 @@ def test_a_trial_its_tltpipe_left_running_runs_again_in_the_same_folder(emulated
     assert again["params"] == dead.params and again["run_dir"].endswith(trial_folder(dead.params))
 
 
+def test_a_study_seeded_at_the_top_of_the_range_goes_on_with_a_seed_in_range(emulated_config, tmp_path):
+    config = _tuned(emulated_config, seed=2**32 - 1)
+    space = {"train.batch_size": optuna.distributions.CategoricalDistribution([4, 8])}
+    first = open_study(tmp_path, config.tune, config.name)
+    first.tell(first.ask(space), 0.5)
+    again = open_study(tmp_path, config.tune, config.name)  # seed + 1 trial done: past 2**32 - 1
+    assert again.ask(space).params["train.batch_size"] in (4, 8)
+
+
 def test_without_a_space_it_says_what_to_write(emulated_config, tmp_path):
     with pytest.raises(ConfigError, match="tune.space: nothing to search"):
         run_tune(emulated_config, tune_dir=tmp_path, key=KEY, events=Quiet(), runner_factory=lambda c: None)
