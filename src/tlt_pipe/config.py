@@ -38,10 +38,12 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # no config number is nan or inf
 
 
-def _key_error(key: str, value: Any, message: str) -> ValidationError:
-    """A validation error at `key` below the field being validated, so the message names that key and its line."""
+def _key_error(key: str | tuple[str, ...], value: Any, message: str) -> ValidationError:
+    """A validation error at `key` (or a path of keys) below the field being validated, so the message names
+    that key and its line."""
     error = PydanticCustomError("value_error", "{message}", {"message": message})
-    return ValidationError.from_exception_data("Config", [InitErrorDetails(type=error, loc=(key,), input=value)])
+    loc = key if isinstance(key, tuple) else (key,)
+    return ValidationError.from_exception_data("Config", [InitErrorDetails(type=error, loc=loc, input=value)])
 
 
 class DatasetConfig(_Model):
@@ -466,6 +468,16 @@ class Config(_Model):
             if group not in allowed:
                 raise _key_error(group, None, f"{network.name} has no {group} spec; spec_overrides names "
                                               f"{', '.join(allowed) or 'no spec'}")
+        if network is not None and network.framework == "tao_pyt":  # checked here to name the file's line
+            from tlt_pipe.pyt_schema import check_overrides
+
+            for group, values in overrides.items():
+                for dotted, value in values.items():
+                    problems = check_overrides(network.name, {dotted: value})
+                    if problems:
+                        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+                        raise _key_error((group, str(dotted)), value,
+                                         problems[0].removeprefix(f"{dotted}: ") + more)
         return overrides
 
     @field_validator("model")
