@@ -547,8 +547,15 @@ class Config(_Model):
 
     @field_validator("toolkit", mode="before")
     @classmethod
-    def _toolkit(cls, value: Any) -> str:
-        return normalize_version(value)
+    def _toolkit(cls, value: Any, info) -> str:
+        from tlt_pipe.networks import NETWORKS
+
+        version = normalize_version(value)
+        network = NETWORKS.get(info.data.get("network"))
+        if network is not None and version not in network.toolkits:  # here, to name the file's line
+            raise ValueError(f"{network.name} is not available in toolkit {version}; it ships in: "
+                             f"{', '.join(sorted(network.toolkits))}")
+        return version
 
     @model_validator(mode="after")
     def _engine_batch(self) -> "Config":

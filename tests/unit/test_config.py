@@ -40,6 +40,11 @@ def test_invalid_yaml_and_unknown_toolkit():
     assert "unknown toolkit version" in _error('network: ssd\nname: a\ntoolkit: "9.9"\ndataset: {path: x}\n')
 
 
+def test_a_toolkit_the_network_does_not_ship_in_names_its_line():
+    message = _error("network: rtdetr\nname: a\ntoolkit: 5.0\ndataset: {path: x}\n")
+    assert message == "lpd.yaml:3: toolkit: rtdetr is not available in toolkit 5.0; it ships in: 6.26.3"
+
+
 def test_network_on_command_line_must_match():
     message = _error("network: yolo_v4\nname: a\ndataset: {path: x}\n", network="ssd")
     assert message.startswith("lpd.yaml:1: network:")
