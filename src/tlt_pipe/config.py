@@ -625,10 +625,12 @@ def with_values(config: Config, values: Mapping[str, Any], *, source: str) -> Co
     experiment spec that is no config key (`train.optim.lr`) goes to spec_overrides.experiment."""
     data = config.model_dump(mode="json", exclude={"notes"}, exclude_unset=True)  # as the user wrote it
     values = dict(values)
+    routed: dict[tuple[str, ...], str] = {}
     for key, value in _spec_values(config.network, values, source).items():
         del values[key]
         experiment = data.setdefault("spec_overrides", {}).setdefault("experiment", {})
         experiment[key] = value
+        routed[("spec_overrides", "experiment", key)] = f"{key}={value}"
     sets = {tuple(key.split(".")): f"{key}={value}" for key, value in values.items()}
     for parts, item in sets.items():
         target = data
@@ -641,7 +643,7 @@ def with_values(config: Config, values: Mapping[str, Any], *, source: str) -> Co
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        message = _format_validation_error(exc, None, source, sets)
+        message = _format_validation_error(exc, None, source, {**sets, **routed})
         raise ConfigError(message.replace("--set ", f"{source}: ", 1)) from None
 
 

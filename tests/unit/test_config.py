@@ -95,6 +95,16 @@ def test_set_of_a_pytorch_spec_key_goes_to_spec_overrides_as_in_a_sweep():
     assert _error(text, sets=["train.optim.lrr=1"]).endswith("did you mean train.optim.lr? (nor is it a config key)")
 
 
+def test_a_swept_spec_value_that_is_wrong_is_named_by_its_point():
+    from tlt_pipe.config import with_values
+
+    config = parse_config("network: rtdetr\nname: a\ndataset: {path: x}\n", source="a", base_dir=Path("/tmp"))
+    with pytest.raises(ConfigError) as info:
+        with_values(config, {"train.optim.lr": "abc"}, source="sweep point 1-lr=abc")
+    assert str(info.value).startswith("sweep point 1-lr=abc: train.optim.lr=abc: spec_overrides.experiment.train.optim.lr: "
+                                      "RT-DETR wants a number here")
+
+
 def test_retrain_inherits_train_but_not_the_regularizer():
     config = parse_config("network: ssd\nname: a\ndataset: {path: x}\ntrain: {epochs: 9, batch_size: 4}\n"
                           "retrain: {epochs: 5}\n", source="a", base_dir=Path("/tmp"))
