@@ -6,7 +6,7 @@ the files on disk. Pure but for reading the disk; nothing here starts a task.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -196,14 +196,30 @@ def _changed(parts: Mapping[str, Any], old: Mapping[str, Any]) -> list[str]:
     return [k for k in keys if short(parts.get(k)) != short(old.get(k))]
 
 
-def _outputs_changed(record: StageRecord, trees: dict[str, str] | None = None) -> str | None:
-    for out in record.outputs:
-        now_fp = path_fingerprint(Path(out["path"]), {out["path"]: out}, trees)
+def recorded_outputs(record: StageRecord, now: Sequence[str | None] | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """Each output a stage recorded, with the path it has now. A stage records its outputs in the order its
+    plan lists them, so the plan's paths in this run directory are theirs: a run directory moved or copied
+    is judged by its own files, not by those of the place it was written in. now: those paths (None for
+    one the plan does not know yet); a record that does not match the plan keeps its own paths."""
+    if now is not None and len(now) == len(record.outputs):
+        return [(path or out["path"], out) for path, out in zip(now, record.outputs)]
+    return [(out["path"], out) for out in record.outputs]
+
+
+def _outputs_changed(record: StageRecord, trees: dict[str, str] | None = None,
+                     now: Sequence[str | None] | None = None) -> str | None:
+    for path, out in recorded_outputs(record, now):
+        now_fp = path_fingerprint(Path(path), {path: {**out, "path": path}}, trees)
         if now_fp["kind"] == "missing":
-            return f"output {out['path']} is missing"
+            return f"output {path} is missing"
         if short(now_fp) != short(out):
-            return f"output {out['path']} changed since it was written"
+            return f"output {path} changed since it was written"
     return None
+
+
+def _now_outputs(ctx: Context, plan: StagePlan) -> list[str | None]:
+    """The plan's outputs as paths of this run directory (None for one a run decides)."""
+    return [None if is_pending(rel) else str(ctx.workspace.host(rel)) for rel in plan.outputs]
 
 
 def _extended_epochs(parts: Mapping[str, Any], record: StageRecord | None) -> tuple[int, int] | None:
@@ -217,7 +233,8 @@ def _extended_epochs(parts: Mapping[str, Any], record: StageRecord | None) -> tu
 
 
 def decide(stage: Stage, parts: Mapping[str, Any], record: StageRecord | None, *, force: bool, trees=None,
-           upstream_will_run: str | None) -> tuple[Literal["run", "skip"], str]:
+           upstream_will_run: str | None, outputs: Sequence[str | None] | None = None
+           ) -> tuple[Literal["run", "skip"], str]:
     if force:
         return "run", "forced (--force)"
     if upstream_will_run:
@@ -231,7 +248,7 @@ def decide(stage: Stage, parts: Mapping[str, Any], record: StageRecord | None, *
     changed = _changed(parts, record.inputs)
     if changed:
         return "run", "changed: " + ", ".join(k.replace(":", " ", 1) for k in changed[:4])
-    missing = _outputs_changed(record, trees)
+    missing = _outputs_changed(record, trees, outputs)
     if missing:
         return "run", missing
     return "skip", f"up to date (inputs and outputs unchanged since {record.ended})"
@@ -335,7 +352,8 @@ class Planner:
             record = manifest.stages.get(stage.name) if manifest else None
             paths = [Path(p) for p in plan.inputs]
             paths += [ctx.workspace.host(rel) for rel in plan.run_inputs if not is_pending(rel)]
-            paths += [Path(o["path"]) for o in (record.outputs if record else []) if o.get("kind") == "dir"]
+            paths += [Path(path) for path, out in (recorded_outputs(record, _now_outputs(ctx, plan)) if record else [])
+                      if out.get("kind") == "dir"]
             folders.update((str(p), p) for p in paths if str(p) not in self._trees and p.is_dir())
         self._trees.update(tree_fingerprints(list(folders.values())))
 
@@ -345,7 +363,7 @@ class Planner:
         parts = fingerprint_parts(stage, plan, ctx, manifest, self._trees)
         record = manifest.stages.get(stage.name) if manifest else None
         action, reason = decide(stage, parts, record, force=selection.force, trees=self._trees,
-                                upstream_will_run=upstream_will_run)
+                                upstream_will_run=upstream_will_run, outputs=_now_outputs(ctx, plan))
         extended = _extended_epochs(parts, record) if action == "run" else None
         if extended is not None:
             longer = stage.plan(replace(ctx, extend=True))

@@ -54,6 +54,22 @@ def test_a_whole_run_then_every_stage_skipped_and_planned_once(config, tmp_path)
     assert again.planner.planned == len(again.stages)  # each stage planned once, though asked twice
 
 
+def test_a_run_directory_moved_or_copied_is_judged_by_its_own_outputs(config, tmp_path):
+    import shutil
+
+    runner = FakeRunner()
+    _run(config, tmp_path / "run", runner)
+    shutil.copytree(tmp_path / "run", tmp_path / "copy", symlinks=True)  # copy2: the files keep their times
+    shutil.move(tmp_path / "run", tmp_path / "moved")
+    steps = tlt_pipe.plan(config, run_dir=tmp_path / "moved", key=KEY)
+    assert [s.action for s in steps] == ["skip"] * len(steps), [(s.name, s.reason) for s in steps]
+    shutil.rmtree(tmp_path / "copy" / "engine")
+    steps = {s.name: s for s in tlt_pipe.plan(config, run_dir=tmp_path / "copy", key=KEY)}
+    assert steps["engine"].action == "run" and "is missing" in steps["engine"].reason
+    assert str(tmp_path / "copy" / "engine") in steps["engine"].reason
+    assert steps["export"].action == "skip"
+
+
 def test_a_changed_value_reruns_that_stage_and_what_depends_on_it(config, tmp_path):
     runner = FakeRunner()
     _run(config, tmp_path / "run", runner)
