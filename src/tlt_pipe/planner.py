@@ -131,17 +131,30 @@ def workspace_for(config: Config, run_dir: Path) -> Workspace:
     return Workspace(run_dir=run_dir, inputs=tuple(inputs), native=config.runner.kind == "local")
 
 
+TRAININGS = ("train", "retrain")  # the stages that train, in the order they run
+
+
+def resumed_training(selection: Selection) -> str | None:
+    """The training --resume-epoch names an epoch of: the first of the selection (train, or retrain when
+    the selection starts after train). The trainings after it start afresh when they run."""
+    if selection.resume_epoch is None:
+        return None
+    start = STAGE_NAMES.index(selection.from_stage) if selection.from_stage in STAGE_NAMES else 0
+    return next((name for name in TRAININGS if STAGE_NAMES.index(name) >= start), None)
+
+
 def build_context(config: Config, run_dir: Path, manifest: Manifest | None, key: str | None,
                   selection: Selection = Selection(), stage: Stage | None = None) -> Context:
     """What a stage sees when planning (stage: the one planned, which may read only what it declares)."""
     toolkit = get_toolkit(config.toolkit)
     done = {n: r for n, r in (manifest.stages.items() if manifest else []) if r.status == "succeeded"}
+    resume_epoch = selection.resume_epoch if stage is None or stage.name == resumed_training(selection) else None
     ctx = Context(
         config=config, toolkit=toolkit, network=get_network(config.network, toolkit.version),
         workspace=workspace_for(config, run_dir), key=key,
         artifacts={}, metrics={n: r.metrics for n, r in done.items()},
         statuses={n: r.status for n, r in (manifest.stages.items() if manifest else [])},
-        resume=selection.resume or selection.resume_epoch is not None, resume_epoch=selection.resume_epoch,
+        resume=selection.resume or resume_epoch is not None, resume_epoch=resume_epoch,
         readable=frozenset(stage.reads) if stage is not None else None,
     )
     # What each stage promises (paths fixed by the network and toolkit), overlaid by what it recorded.

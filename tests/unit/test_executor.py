@@ -70,6 +70,17 @@ def test_a_run_directory_moved_or_copied_is_judged_by_its_own_outputs(config, tm
     assert steps["export"].action == "skip"
 
 
+def test_resume_epoch_names_an_epoch_of_the_first_training_of_the_selection(config, tmp_path):
+    runner = FakeRunner()
+    _run(config, tmp_path / "run", runner)
+    steps = {s.name: s for s in tlt_pipe.plan(config, run_dir=tmp_path / "run", key=KEY, resume_epoch=1)}
+    assert steps["train"].action == "run" and steps["train"].reason.startswith("resuming from epoch 1")
+    assert steps["retrain"].action == "run" and steps["retrain"].reason == "after prune runs"  # afresh, after train
+    retrain = {s.name: s for s in tlt_pipe.plan(config, run_dir=tmp_path / "run", key=KEY, resume_epoch=1,
+                                                 stages=("retrain", None))}
+    assert retrain["retrain"].reason.startswith("resuming from epoch 1")
+
+
 def test_a_changed_value_reruns_that_stage_and_what_depends_on_it(config, tmp_path):
     runner = FakeRunner()
     _run(config, tmp_path / "run", runner)
