@@ -213,6 +213,15 @@ class DockerConfig(_Model):
     ports: dict[str, int | str] = {}
     tty: bool = True
 
+    @field_validator("shm_size")
+    @classmethod
+    def _shm_size(cls, value: str) -> str:
+        from tlt_pipe.doctor import size_bytes
+
+        if size_bytes(value) is None:
+            raise ValueError(f"{yamldoc.short(value)!r} is not a size Docker reads; write e.g. 16G, 512m or 1024 (bytes)")
+        return value
+
 
 class DeepStreamConfig(_Model):
     """The deepstream stage's bundle: where deepstream-app reads video from and writes it to."""
@@ -304,6 +313,11 @@ class RunnerConfig(_Model):
     def _gpus(cls, value: Any) -> Any:
         if isinstance(value, int) and value != 0:
             raise ValueError("an integer gpus must be 0 (no GPU); use 'all' or a list of device indices")
+        if isinstance(value, list):
+            if any(index < 0 for index in value):
+                raise ValueError(f"GPU indices are 0 or more, not {value}")
+            if len(set(value)) != len(value):
+                raise ValueError(f"a GPU index is listed twice in {value}")
         return value
 
 

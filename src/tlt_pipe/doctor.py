@@ -25,7 +25,7 @@ from tlt_pipe.registry import DEFAULT_TOOLKIT
 Level = Literal["ok", "warn", "fail"]
 
 GIB = 1 << 30
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)b?\s*$", re.IGNORECASE)
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)([bkmg]?)b?$", re.IGNORECASE)  # as the Docker SDK reads them
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def size_bytes(text: str) -> int | None:
     match = _SIZE.match(str(text))
     if match is None:
         return None
-    scale = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[match.group(2).lower()]
+    scale = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[match.group(2).lower()]
     return int(float(match.group(1)) * scale)
 
 

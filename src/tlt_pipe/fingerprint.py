@@ -78,7 +78,7 @@ def tree_fingerprint(root: Path) -> str:
                 else:
                     pairs = zip(batch, stats)
                 digest.update("".join([f"{prefix}{name}\0{st.st_size}\0{st.st_mtime_ns}\n"
-                                       for name, st in pairs]).encode())
+                                       for name, st in pairs]).encode("utf-8", "surrogateescape"))
         finally:
             os.close(handle)
         for name in folders:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from tlt_pipe.config import Config
 from tlt_pipe.errors import ConfigError
 
@@ -34,6 +36,8 @@ def parse_launcher_mounts(text: str, source: str) -> LauncherSettings:
         raise ConfigError(f"{source}:{exc.lineno}: not valid JSON: {exc.msg}") from None
     except RecursionError:
         raise ConfigError(f"{source}: nested too deeply to read") from None
+    except ValueError as exc:  # a number too long to convert, say
+        raise ConfigError(f"{source}: cannot read: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a JSON object with Mounts, Envs, DockerOptions")
     unknown = sorted(set(data) - _KEYS)
@@ -98,6 +102,8 @@ def apply_launcher_mounts(config: Config, path: Path) -> tuple[Config, list[str]
                      "every input itself")
     try:
         updated = docker.model_validate({**docker.model_dump(), **chosen})
-    except ValueError as exc:
-        raise ConfigError(f"{path}: DockerOptions: {str(exc).splitlines()[-1].strip()}") from None
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        raise ConfigError(f"{path}: DockerOptions.{where}: {error['msg'].removeprefix('Value error, ')}") from None
     return config.model_copy(update={"docker": updated, "runner": runner}), notes

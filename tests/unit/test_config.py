@@ -105,6 +105,16 @@ def test_a_swept_spec_value_that_is_wrong_is_named_by_its_point():
                                       "RT-DETR wants a number here")
 
 
+@pytest.mark.parametrize(("section", "message"), [
+    ("docker: {shm_size: lots}", "lpd.yaml:4: docker.shm_size: 'lots' is not a size Docker reads"),
+    ("docker: {shm_size: 1t}", "lpd.yaml:4: docker.shm_size: '1t' is not a size Docker reads"),
+    ("runner: {gpus: [-1]}", "lpd.yaml:4: runner.gpus: GPU indices are 0 or more, not [-1]"),
+    ("runner: {gpus: [1, 1]}", "lpd.yaml:4: runner.gpus: a GPU index is listed twice in [1, 1]"),
+])
+def test_values_docker_would_refuse_when_a_stage_starts_are_refused_when_the_config_is_read(section, message):
+    assert _error(f"network: ssd\nname: a\ndataset: {{path: x}}\n{section}\n").startswith(message)
+
+
 def test_retrain_inherits_train_but_not_the_regularizer():
     config = parse_config("network: ssd\nname: a\ndataset: {path: x}\ntrain: {epochs: 9, batch_size: 4}\n"
                           "retrain: {epochs: 5}\n", source="a", base_dir=Path("/tmp"))

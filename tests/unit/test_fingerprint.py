@@ -26,7 +26,7 @@ def _reference(root) -> str:
                 folders.append(name)
             else:
                 st = os.stat(path) if os.path.exists(path) else os.lstat(path)  # a link that cannot be followed
-                digest.update(f"{prefix}{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+                digest.update(f"{prefix}{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
         for name in folders:
             if not os.path.islink(os.path.join(top, name)):
                 walk(os.path.join(top, name), f"{prefix}{name}/")
@@ -101,3 +101,9 @@ def test_links_that_cannot_be_followed_count_as_themselves_not_as_an_error_nor_a
                                                           str(tree / "labels"): _reference(tree / "labels")}
     (tmp_path / "nowhere.jpg").write_bytes(b"now there")  # the link now leads to a file
     assert tree_fingerprint(tree) != before
+
+
+def test_a_file_name_that_is_not_utf8_is_fingerprinted_by_its_bytes(tree):
+    with open(os.path.join(os.fsencode(tree / "labels"), b"\xff\xfe.txt"), "wb") as handle:
+        handle.write(b"x")
+    assert tree_fingerprint(tree) == _reference(tree)

@@ -71,3 +71,18 @@ def test_envs_not_a_list_and_a_file_not_utf8_are_one_line(write_config, tmp_path
         apply_launcher_mounts(load_config(write_config()), mounts)
     with pytest.raises(ConfigError, match="nested too deeply"):
         parse_launcher_mounts("[" * 100_000, "m.json")
+
+
+def test_a_number_too_long_to_read_is_one_line():
+    with pytest.raises(ConfigError, match=r"^m.json: cannot read: Exceeds the limit"):
+        parse_launcher_mounts('{"Mounts": [], "DockerOptions": {"ulimits": {"x": %s}}}' % ("9" * 5000), "m.json")
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"ports": [1, 2]}, r"DockerOptions\.ports: Input should be a valid dictionary"),
+    ({"user": 5}, r"DockerOptions\.user: Input should be a valid string"),
+    ({"shm_size": "lots"}, r"DockerOptions\.shm_size: 'lots' is not a size Docker reads"),
+])
+def test_a_docker_option_of_the_wrong_kind_names_the_option(write_config, tmp_path, options, message):
+    with pytest.raises(ConfigError, match=message):
+        apply_launcher_mounts(load_config(write_config()), _file(tmp_path, {"Mounts": [], "DockerOptions": options}))
