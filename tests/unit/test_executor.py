@@ -81,6 +81,25 @@ def test_resume_epoch_names_an_epoch_of_the_first_training_of_the_selection(conf
     assert retrain["retrain"].reason.startswith("resuming from epoch 1")
 
 
+def test_resuming_passes_over_checkpoints_that_are_no_files_and_names_a_damaged_log(config, tmp_path):
+    from tlt_pipe.errors import ConfigError
+
+    runner = FakeRunner()
+    _run(config, tmp_path / "run", runner)
+    weights = tmp_path / "run" / "train" / "weights"
+    name = sorted(p.name for p in weights.iterdir())[-1]
+    newest = name.rsplit("_epoch_", 1)
+    loop = weights / f"{newest[0]}_epoch_098.{newest[1].split('.', 1)[1]}"
+    loop.symlink_to(loop)  # a link to itself
+    (weights / f"{newest[0]}_epoch_099.{newest[1].split('.', 1)[1]}").mkdir()  # a folder named like one
+    steps = {s.name: s for s in tlt_pipe.plan(config, run_dir=tmp_path / "run", key=KEY, resume_epoch=1)}
+    assert steps["train"].reason.startswith("resuming from epoch 1")
+    log = next((tmp_path / "run" / "train").glob("*.csv"))
+    log.write_text("epoch,loss\n1,2,3\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"{log.name}: cannot read this training log, which resuming needs"):
+        tlt_pipe.plan(config, run_dir=tmp_path / "run", key=KEY, resume_epoch=1)
+
+
 def test_a_changed_value_reruns_that_stage_and_what_depends_on_it(config, tmp_path):
     runner = FakeRunner()
     _run(config, tmp_path / "run", runner)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from tlt_pipe import parsers
 from tlt_pipe.config import TrainConfig
@@ -72,7 +74,7 @@ def _resume_point(ctx: Context, name: str) -> ResumePoint | None:
         if ctx.resume_epoch is not None:
             raise ConfigError(f"--resume-epoch {ctx.resume_epoch}: {folder}/ has no checkpoints to resume from")
         return None
-    files = [p.name for p in weights.iterdir()]
+    files = [p.name for p in weights.iterdir() if p.is_file()]  # not a folder, a dangling link or a loop
     found = parsers.checkpoint_epochs(files, ext)
     sized = {epoch: (fname, (weights / fname).stat().st_size) for epoch, fname in found.items()}
     point = choose_resume_point(sized, _completed_epoch(ctx, name), ctx.resume_epoch, where=f"{folder}/")
@@ -87,12 +89,22 @@ def _completed_epoch(ctx: Context, name: str) -> int | None:
     model = ctx.config.model
     log = f"{name}/{ctx.network.training_csv(model.arch, model.nlayers)}"
     epochs = [row.epoch for path in (log, history_copy(log)) if ctx.workspace.host(path).is_file()
-              for row in parsers.parse_training_csv(ctx.workspace.host(path).read_text(encoding="utf-8"))]
+              for row in _read_log(ctx.workspace.host(path), parsers.parse_training_csv)]
     status = ctx.workspace.host(f"{name}/status.json")
     if status.is_file():
-        epochs += [int(e["epoch"]) for e in parsers.parse_status_json(status.read_text(encoding="utf-8"))
+        epochs += [int(e["epoch"]) for e in _read_log(status, parsers.parse_status_json)
                    if isinstance(e.get("epoch"), int) and e.get("status") in ("RUNNING", "SUCCESS")]
     return max(epochs) if epochs else None
+
+
+def _read_log(path: Path, parse: Callable[[str], list[Any]]) -> list[Any]:
+    """A training log's rows; a damaged one is a ConfigError naming it (resuming needs to know the last
+    epoch it finished)."""
+    try:
+        return parse(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"{path}: cannot read this training log, which resuming needs ({exc}); restore it or "
+                          "move it away") from None
 
 
 def promised_model(ctx: Context, results: str) -> str:
