@@ -268,6 +268,7 @@ def doctor(config_path: Path | None, toolkit: str, run_dir: Path | None, as_json
     from tlt_pipe.config import load_config
     from tlt_pipe.console import make_console
     from tlt_pipe.doctor import gather, judge
+    from tlt_pipe.pipeline import usable_run_dir
     from tlt_pipe.planner import Planner, Selection
     from tlt_pipe.toolkits import get_toolkit, normalize_version
 
@@ -281,9 +282,13 @@ def doctor(config_path: Path | None, toolkit: str, run_dir: Path | None, as_json
         requested, shm, kit, kind = (not config.runner.no_gpus, config.docker.shm_size, get_toolkit(config.toolkit),
                                      config.runner.kind)
     else:
-        kit = get_toolkit(normalize_version(toolkit))
+        try:
+            kit = get_toolkit(normalize_version(toolkit))
+        except ValueError as exc:
+            raise ConfigError(f"--toolkit {toolkit}: {exc}") from None
         images = [i for i in (kit.image, kit.deploy_image) if i]
         requested, shm, run_dir = True, "16G", run_dir or Path(DEFAULT_RUNS)
+    usable_run_dir(run_dir)  # a file, a loop or a name too long is refused as a run would refuse it
     runner = _runner(config) if config_path is not None else _docker_runner_default()
     facts = gather(runner, kind=kind, images=images, commands=commands, gpus_requested=requested, shm_size=shm,
                    run_dir=run_dir, key_required=kit.key_required, toolkit=kit.version)

@@ -19,7 +19,7 @@ from tlt_pipe.config import Config, dump_resolved, parse_config
 from tlt_pipe.diagnosis import diagnose, log_tail
 from tlt_pipe.errors import ConfigError, Interrupted, StageFailed, TltPipeError
 from tlt_pipe.fingerprint import digest_of, path_fingerprint
-from tlt_pipe.manifest import Manifest, StageRecord, load_manifest, now, save_manifest, write_atomic
+from tlt_pipe.manifest import MANIFEST, Manifest, StageRecord, load_manifest, now, save_manifest, write_atomic
 from tlt_pipe.networks import get_network
 from tlt_pipe.planner import Planner, Selection, Step, build_context, workspace_for
 from tlt_pipe.runlock import RunLock
@@ -46,11 +46,27 @@ class Events(Protocol):
     def stage_finished(self, stage: str, record: StageRecord) -> None: ...
 
 
+def usable_run_dir(run_dir: Path) -> Path:
+    """The run directory, resolved; a ConfigError when it cannot be one (a file, below a file, a symlink
+    loop, a name too long), so a dry run refuses what the run itself would."""
+    try:
+        resolved = run_dir.resolve()
+        existing = resolved
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise ConfigError(f"{run_dir}: the run directory is a file (or inside one); choose another run_dir")
+        (resolved / MANIFEST).exists()  # a name the system refuses (too long) fails here
+    except (OSError, RuntimeError) as exc:
+        raise ConfigError(f"{run_dir}: cannot use it as the run directory: {getattr(exc, 'strerror', None) or exc}") from None
+    return resolved
+
+
 class Pipeline:
     def __init__(self, config: Config, run_dir: Path, *, key: str | None, events: Events,
                  runner_factory: Callable[[], Runner] | None = None, config_source: str = "config"):
         self.config = config
-        self.run_dir = run_dir.resolve()
+        self.run_dir = usable_run_dir(run_dir)
         self.key = key
         self.events = _Serialized(events)
         self._runner_factory = runner_factory

@@ -106,3 +106,22 @@ def test_a_run_directory_or_report_folder_that_is_a_file_is_one_line(write_confi
     (run / "report").write_text("a file")
     report = CliRunner().invoke(main, ["report", str(run)])
     assert report.exit_code == 2 and "report: is a file" in report.stderr
+
+
+def test_a_dry_run_refuses_a_run_directory_the_run_would_refuse(write_config, tmp_path):
+    config = write_config()
+    (tmp_path / "taken").write_text("not a folder")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    for run_dir, message in ((tmp_path / "taken", "the run directory is a file"),
+                             (tmp_path / "taken" / "x", "the run directory is a file (or inside one)"),
+                             (tmp_path / "loop", "cannot use it as the run directory"),
+                             (tmp_path / ("a" * 300), "cannot use it as the run directory: File name too long")):
+        result = CliRunner().invoke(main, ["run", "ssd", "--config", str(config), "--dry-run", "--run-dir", str(run_dir)])
+        assert result.exit_code == 2 and message in result.stderr and "Traceback" not in result.output, result.output
+    doctor = CliRunner().invoke(main, ["doctor", "--run-dir", str(tmp_path / "loop")])
+    assert doctor.exit_code == 2 and "cannot use it as the run directory" in doctor.stderr
+
+
+def test_doctor_names_an_unknown_toolkit_in_one_line():
+    result = CliRunner().invoke(main, ["doctor", "--toolkit", "9.9"])
+    assert result.exit_code == 2 and result.stderr.startswith("tltpipe: error: --toolkit 9.9: unknown toolkit version")

@@ -229,3 +229,10 @@ def test_the_examples_load():
     for path in sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml")):
         config = load_config(path)
         assert config.model.arch in NETWORKS_BY_NAME[config.network].archs
+
+
+@pytest.mark.parametrize("network", ["ssd", "rtdetr", "ssd_mobilenet"])
+@pytest.mark.parametrize("name", ["yes", "null", "123", "1.5", "2024-01-01", "1_000"])
+def test_a_starter_config_keeps_a_name_yaml_would_read_as_another_type(network, name):
+    config = parse_config(starter_config(network, name=name), source="init", base_dir=Path("/tmp"))
+    assert config.name == name
