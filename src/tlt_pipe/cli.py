@@ -514,9 +514,15 @@ def deepstream(run_dir: Path, source: str, sink: str, tracker: bool, with_key: b
     key = read_key() if with_key else None
     if with_key and not key:
         raise ConfigError("--with-key: TLTPIPE_KEY is not set")
-    bundle = ds.bundle_of_run(run_dir, with_key=key, parser_library=parser_lib or ds.PARSER_LIBRARY)
+    library = _ds_option(ds.parse_library, parser_lib, "--parser-lib") if parser_lib else ds.PARSER_LIBRARY
+    bundle = ds.bundle_of_run(run_dir, with_key=key, parser_library=library)
     out = run_dir / "deepstream"
-    ds.write_bundle(out, bundle, *where, tracker=tracker)
+    try:
+        ds.write_bundle(out, bundle, *where, tracker=tracker)
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigError(f"{out}: is a file; the bundle is a folder there (move the file away)") from None
+    except OSError as exc:
+        raise ConfigError(f"{exc.filename2 or exc.filename or out}: cannot write the bundle: {exc.strerror or exc}") from None
     click.echo(f"deepstream: {out}/ ({ds.INFER_CONFIG}, {ds.LABELS}, {ds.APP_CONFIG}); "
                f"run: cd {out} && deepstream-app -c {ds.APP_CONFIG}")
     if bundle.etlt:

@@ -131,7 +131,7 @@ def parse_source(text: str) -> Source:
             raise ValueError(f"{text!r}: camera:N names /dev/videoN")
         return Source("camera", camera=int(number))
     if text.startswith(("rtsp://", "rtsps://")):
-        return Source("rtsp", uri=text)
+        return Source("rtsp", uri=_one_line(text))
     if not text.strip():
         raise ValueError("empty: give a video file, camera:N or rtsp://...")
     from pathlib import Path
@@ -139,12 +139,28 @@ def parse_source(text: str) -> Source:
     return Source("file", uri=text if text.startswith("file://") else Path(text).resolve().as_uri())
 
 
+def _one_line(text: str) -> str:
+    """A value for a key file: one line (a line break would start another key or section)."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise ValueError(f"{text!r}: a control character (a line break, say) has no place in DeepStream's config")
+    return text
+
+
+def parse_library(text: str) -> str:
+    """The custom parser library's path, as the nvinfer config holds it."""
+    if not text.strip():
+        raise ValueError("empty: give the path of the parser library (.so)")
+    return _one_line(text)
+
+
 def parse_sink(text: str) -> Sink:
     """`file:PATH` (mp4), `display`, `rtsp:PORT` or `fake`; ValueError naming the forms."""
     kind, _, value = text.partition(":")
     if kind == "file":
-        return Sink("file", path=value or "deepstream_out.mp4")
+        return Sink("file", path=_one_line(value) or "deepstream_out.mp4")
     if kind == "rtsp" and (value or "8554").isdigit():
+        if not 0 < int(value or 8554) < 65536:
+            raise ValueError(f"{text!r}: an RTSP port is 1 to 65535")
         return Sink("rtsp", port=int(value or 8554))
     if kind in ("display", "fake") and not value:
         return Sink(kind)  # type: ignore[arg-type]

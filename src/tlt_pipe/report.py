@@ -204,12 +204,13 @@ def write_report(run_dir: Path) -> Report:
         folder.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
         raise ConfigError(f"{folder}: is a file; the report is a folder there (move the file away)") from None
-    paths = {}
-    for name, png in pngs.items():
-        paths[name] = folder / f"{name}.png"
-        paths[name].write_bytes(png)
-    metrics = folder / "metrics.json"
-    write_atomic(metrics, json.dumps(data, indent=2, default=str, allow_nan=False) + "\n")
-    page = folder / "report.html"
-    write_atomic(page, render_html(manifest, data, pngs))
+    paths = {name: folder / f"{name}.png" for name in pngs}
+    metrics, page = folder / "metrics.json", folder / "report.html"
+    try:
+        for name, png in pngs.items():
+            write_atomic(paths[name], png)
+        write_atomic(metrics, json.dumps(data, indent=2, default=str, allow_nan=False) + "\n")
+        write_atomic(page, render_html(manifest, data, pngs))
+    except OSError as exc:
+        raise ConfigError(f"{exc.filename2 or exc.filename or folder}: cannot write the report: {exc.strerror or exc}") from None
     return Report(folder, page, metrics, paths)

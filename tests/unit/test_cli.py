@@ -125,3 +125,12 @@ def test_a_dry_run_refuses_a_run_directory_the_run_would_refuse(write_config, tm
 def test_doctor_names_an_unknown_toolkit_in_one_line():
     result = CliRunner().invoke(main, ["doctor", "--toolkit", "9.9"])
     assert result.exit_code == 2 and result.stderr.startswith("tltpipe: error: --toolkit 9.9: unknown toolkit version")
+
+
+def test_a_report_file_that_cannot_be_written_is_one_line(tmp_path):
+    run = tmp_path / "run"
+    save_manifest(run, Manifest(tltpipe="0", name="lpd", network="ssd", toolkit="5.0"))
+    (run / "report" / "metrics.json").mkdir(parents=True)  # a folder where the file goes
+    result = CliRunner().invoke(main, ["report", str(run)])
+    assert result.exit_code == 2 and "metrics.json: cannot write the report" in result.stderr
+    assert "Traceback" not in result.output

@@ -130,12 +130,9 @@ def test_the_checker_names_what_gst_nvinfer_would_refuse():
     assert output_blobs(get_network("detectnet_v2", "5.0"), etlt=False) == ["output_cov/Sigmoid:0", "output_bbox/BiasAdd:0"]
 
 
-@pytest.mark.parametrize("example", [p.name for p in sorted(EXAMPLES.glob("*.yaml")) if ALL_NETWORKS[
-    yaml.safe_load(p.read_text(encoding="utf-8"))["network"]].framework == "tao"])  # pytorch-ssd has no bundle
-def test_the_bundle_of_every_example(example, tmp_path):
+def _exported_run(example: str, run_dir):
     """A run of the example that has exported and built its engine (the files as tltpipe records them)."""
     config = tlt_pipe.load_config(EXAMPLES / example)
-    run_dir = tmp_path / "run"
     run_dir.mkdir()
     ext = "onnx" if config.toolkit.startswith("5") else "etlt"
     model = f"export/{get_network(config.network, config.toolkit).checkpoint_prefix}.{ext}"
@@ -145,6 +142,14 @@ def test_the_bundle_of_every_example(example, tmp_path):
     save_manifest(run_dir, Manifest(tltpipe="0", name=config.name, network=config.network, toolkit=config.toolkit,
                                     stages=stages))
     (run_dir / "config.yaml").write_text((EXAMPLES / example).read_text().replace("data/", str(EXAMPLES / "data") + "/"))
+    return config
+
+
+@pytest.mark.parametrize("example", [p.name for p in sorted(EXAMPLES.glob("*.yaml")) if ALL_NETWORKS[
+    yaml.safe_load(p.read_text(encoding="utf-8"))["network"]].framework == "tao"])  # pytorch-ssd has no bundle
+def test_the_bundle_of_every_example(example, tmp_path):
+    run_dir = tmp_path / "run"
+    config = _exported_run(example, run_dir)
     done = CliRunner().invoke(main, ["deepstream", str(run_dir), "--sink", "fake"])
     assert done.exit_code == 0, done.output
     text = (run_dir / "deepstream" / "config_infer_primary.txt").read_text(encoding="utf-8")
@@ -162,3 +167,24 @@ def test_a_run_without_an_export_is_named(tmp_path):
     (tmp_path / "config.yaml").write_text("network: ssd\nname: x\ndataset: {path: d}\n")
     done = CliRunner().invoke(main, ["deepstream", str(tmp_path)])
     assert done.exit_code == 2 and "export has not succeeded there" in done.output
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--parser-lib", "/lib.so\nnetwork-mode=2"], "a control character"),
+    (["--sink", "file:out.mp4\n[evil]"], "a control character"),
+    (["--sink", "rtsp:70000"], "an RTSP port is 1 to 65535"),
+    (["--source", "rtsp://cam\n[x]"], "a control character"),
+])
+def test_an_option_that_would_break_a_key_file_is_refused(tmp_path, options, message):
+    run_dir = tmp_path / "run"
+    _exported_run("lpd.yaml", run_dir)
+    done = CliRunner().invoke(main, ["deepstream", str(run_dir), *options])
+    assert done.exit_code == 2 and message in done.output and not (run_dir / "deepstream").exists()
+
+
+def test_a_file_where_the_bundle_goes_is_one_line(tmp_path):
+    run_dir = tmp_path / "run"
+    _exported_run("lpd.yaml", run_dir)
+    (run_dir / "deepstream").write_text("a file")
+    done = CliRunner().invoke(main, ["deepstream", str(run_dir), "--sink", "fake"])
+    assert done.exit_code == 2 and "deepstream: is a file; the bundle is a folder there" in done.output
