@@ -160,41 +160,49 @@ class AnchorsConfig(_Model):
     """YOLO anchor shapes: computed natively (seeded IoU k-medians) or by the container's kmeans."""
 
     mode: Literal["native", "tao"] = "native"
-    count: int | None = Field(None, ge=1)  # default: 9 (yolo_v4_tiny: 6)
-    seed: int = 0
-    min_x: int = Field(0, ge=0)  # boxes narrower than this (pixels at the network input) are ignored
-    min_y: int = Field(0, ge=0)
-    max_steps: int = Field(10000, ge=1)
+    count: int | None = Field(None, ge=1, le=INT32_MAX)  # default: 9 (yolo_v4_tiny: 6)
+    seed: int = Field(0, ge=-INT32_MAX - 1, le=INT32_MAX)
+    min_x: int = Field(0, ge=0, le=INT32_MAX)  # boxes narrower than this (pixels at the network input) are ignored
+    min_y: int = Field(0, ge=0, le=INT32_MAX)
+    max_steps: int = Field(10000, ge=1, le=INT32_MAX)
 
 
 class EvaluateConfig(_Model):
-    epoch: int | None = Field(None, ge=1)  # None: the best epoch by mAP in the training log
+    epoch: int | None = Field(None, ge=1, le=INT32_MAX)  # None: the best epoch by mAP in the training log
 
 
 class PruneConfig(_Model):
     threshold: float = Field(0.1, gt=0, lt=1)
     equalization: Literal["union", "intersection", "arithmetic_mean", "geometric_mean"] = "intersection"
     norm: Literal["max", "L2"] | None = None
-    granularity: int | None = Field(None, ge=1)
-    min_filters: int | None = Field(None, ge=1)
+    granularity: int | None = Field(None, ge=1, le=INT32_MAX)
+    min_filters: int | None = Field(None, ge=1, le=INT32_MAX)
     excluded_layers: list[str] = []
+
+    @field_validator("excluded_layers")
+    @classmethod
+    def _layer_names(cls, names: list[str]) -> list[str]:
+        for name in names:  # each is one word of prune's -el: a space or a leading '-' would be another option
+            if not name or name.startswith("-") or any(c.isspace() or not c.isprintable() for c in name):
+                raise ValueError(f"{yamldoc.short(name)!r} is not a layer name (one word, not starting with '-')")
+        return names
 
 
 class ExportConfig(_Model):
     data_type: DataType = "fp32"
-    batch_size: int = Field(16, ge=1)
+    batch_size: int = Field(16, ge=1, le=INT32_MAX)
 
 
 class EngineConfig(_Model):
     data_type: DataType = "fp32"
-    max_batch_size: int = Field(16, ge=1)
-    opt_batch_size: int | None = Field(None, ge=1)
-    workspace_mb: int | None = Field(None, ge=1)
+    max_batch_size: int = Field(16, ge=1, le=INT32_MAX)
+    opt_batch_size: int | None = Field(None, ge=1, le=INT32_MAX)
+    workspace_mb: int | None = Field(None, ge=1, le=INT32_MAX)
     # INT8 calibration on the training images: at most cal_batches batches of cal_batch_size
     # (default: export.batch_size; DetectNet_v2's tensorfile uses the training batch size), fewer
     # when the training set is smaller.
-    cal_batches: int = Field(10, ge=1)
-    cal_batch_size: int | None = Field(None, ge=1)
+    cal_batches: int = Field(10, ge=1, le=INT32_MAX)
+    cal_batch_size: int | None = Field(None, ge=1, le=INT32_MAX)
 
 
 class InferenceConfig(_Model):
@@ -301,7 +309,7 @@ class RunnerConfig(_Model):
     # How many stages may run at the same time where the graph allows (evaluate beside prune, inference
     # beside export). None: one per GPU of a gpus list (each stage gets one of them), else 1; on Slurm,
     # as many as are ready (the scheduler queues them).
-    jobs: int | None = Field(default=None, ge=1)
+    jobs: int | None = Field(default=None, ge=1, le=1024)
 
     @property
     def no_gpus(self) -> bool:
@@ -339,7 +347,7 @@ class SweepConfig(_Model):
     retrain: bool = True  # a prune sweep retrains (and evaluates) each pruned model
     to: str | None = None  # the last stage of each point; None: evaluate_retrain (prune keys) or evaluate
     max_drop: float = Field(default=0.02, ge=0, le=1)  # mAP the recommended model may lose against the baseline
-    jobs: int | None = Field(default=None, ge=1)  # points at once; None: one per GPU of a gpus list, else 1
+    jobs: int | None = Field(default=None, ge=1, le=1024)  # points at once; None: one per GPU of a gpus list, else 1
 
 
 class TuneParam(_Model):
@@ -369,7 +377,7 @@ class TuneConfig(_Model):
 
     space: dict[str, TuneParam] = {}  # config key -> its range or choices
     trials: int = Field(default=20, ge=1)  # trials in the study, all told (a resumed study counts its earlier ones)
-    jobs: int | None = Field(default=None, ge=1)  # trials at once; None: one per GPU of a gpus list, else 1
+    jobs: int | None = Field(default=None, ge=1, le=1024)  # trials at once; None: one per GPU of a gpus list, else 1
     sampler: Literal["tpe", "random"] = "tpe"
     seed: UInt32 | None = 0  # Optuna's samplers take 0..2**32-1
     pruner: Literal["median", "hyperband", "none"] = "median"  # stops a trial whose validation mAP lags

@@ -115,6 +115,18 @@ def test_values_docker_would_refuse_when_a_stage_starts_are_refused_when_the_con
     assert _error(f"network: ssd\nname: a\ndataset: {{path: x}}\n{section}\n").startswith(message)
 
 
+@pytest.mark.parametrize(("section", "message"), [
+    ("export: {batch_size: 1000000000000000000000000000000}", "lpd.yaml:4: export.batch_size: Input should be less than"),
+    ("engine: {workspace_mb: 1000000000000000000000000000000}", "lpd.yaml:4: engine.workspace_mb: Input should be less"),
+    ("prune: {granularity: 1000000000000000000000000000000}", "lpd.yaml:4: prune.granularity: Input should be less"),
+    ("runner: {jobs: 1000000000000000000000000000000}", "lpd.yaml:4: runner.jobs: Input should be less"),
+    ("prune: {excluded_layers: [--evil]}", "lpd.yaml:4: prune.excluded_layers: '--evil' is not a layer name"),
+    ("prune: {excluded_layers: [a b]}", "lpd.yaml:4: prune.excluded_layers: 'a b' is not a layer name"),
+])
+def test_values_that_would_reach_a_command_line_unbounded_or_as_options_are_refused(section, message):
+    assert _error(f"network: ssd\nname: a\ndataset: {{path: x}}\n{section}\n").startswith(message)
+
+
 def test_retrain_inherits_train_but_not_the_regularizer():
     config = parse_config("network: ssd\nname: a\ndataset: {path: x}\ntrain: {epochs: 9, batch_size: 4}\n"
                           "retrain: {epochs: 5}\n", source="a", base_dir=Path("/tmp"))
