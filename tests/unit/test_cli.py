@@ -134,10 +134,3 @@ def test_a_report_file_that_cannot_be_written_is_one_line(tmp_path):
     result = CliRunner().invoke(main, ["report", str(run)])
     assert result.exit_code == 2 and "metrics.json: cannot write the report" in result.stderr
     assert "Traceback" not in result.output
-
-
-def test_a_dry_run_of_one_stage_refuses_what_the_stage_would(write_config, tmp_path):
-    config = write_config()
-    args = ["stage", "prune", "--config", str(config), "--run-dir", str(tmp_path / "run")]
-    dry = CliRunner().invoke(main, [*args, "--dry-run"])
-    assert dry.exit_code == 2 and "stage prune needs train, which has not succeeded" in dry.stderr
