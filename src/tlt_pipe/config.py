@@ -210,6 +210,11 @@ class InferenceConfig(_Model):
     threshold: float = Field(0.3, ge=0, le=1)
 
 
+# The resource limits Docker can set on a container (its --ulimit types).
+ULIMITS = frozenset({"core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc", "rss",
+                     "rtprio", "rttime", "sigpending", "stack"})
+
+
 class DockerConfig(_Model):
     """What only the Docker runner uses (image, deploy_image, gpus and env moved to runner:)."""
 
@@ -220,6 +225,14 @@ class DockerConfig(_Model):
     privileged: bool = False
     ports: dict[str, int | str] = {}
     tty: bool = True
+
+    @field_validator("ulimits")
+    @classmethod
+    def _ulimit_names(cls, ulimits: dict[str, int]) -> dict[str, int]:
+        unknown = sorted(set(ulimits) - ULIMITS)
+        if unknown:
+            raise _key_error(unknown[0], ulimits[unknown[0]], f"not a ulimit Docker sets; it sets {', '.join(sorted(ULIMITS))}")
+        return ulimits
 
     @field_validator("shm_size")
     @classmethod
@@ -501,6 +514,18 @@ class Config(_Model):
                         raise _key_error((group, str(dotted)), value,
                                          problems[0].removeprefix(f"{dotted}: ") + more)
         return overrides
+
+    @field_validator("anchors")
+    @classmethod
+    def _anchors_split_into_groups(cls, anchors: AnchorsConfig, info) -> AnchorsConfig:
+        from tlt_pipe.networks import NETWORKS
+
+        network = NETWORKS.get(info.data.get("network"))
+        groups = network.anchor_groups if network is not None else ()
+        if groups and anchors.count and anchors.count % len(groups):
+            raise _key_error("count", anchors.count, f"{anchors.count} anchors do not split into the {len(groups)} "
+                             f"anchor shapes of {network.name} ({', '.join(groups)}); use a multiple of {len(groups)}")
+        return anchors
 
     @field_validator("model")
     @classmethod

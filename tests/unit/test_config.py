@@ -127,6 +127,13 @@ def test_values_that_would_reach_a_command_line_unbounded_or_as_options_are_refu
     assert _error(f"network: ssd\nname: a\ndataset: {{path: x}}\n{section}\n").startswith(message)
 
 
+def test_anchor_counts_and_ulimit_names_are_checked_at_their_lines():
+    assert _error("network: yolo_v4\nname: a\ndataset: {path: x}\nanchors: {count: 10}\n").startswith(
+        "lpd.yaml:4: anchors.count: 10 anchors do not split into the 3 anchor shapes of yolo_v4")
+    assert _error("network: ssd\nname: a\ndataset: {path: x}\ndocker:\n  ulimits: {bogus: 1}\n").startswith(
+        "lpd.yaml:5: docker.ulimits.bogus: not a ulimit Docker sets")
+
+
 def test_retrain_inherits_train_but_not_the_regularizer():
     config = parse_config("network: ssd\nname: a\ndataset: {path: x}\ntrain: {epochs: 9, batch_size: 4}\n"
                           "retrain: {epochs: 5}\n", source="a", base_dir=Path("/tmp"))
