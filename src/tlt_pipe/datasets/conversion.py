@@ -86,6 +86,8 @@ def convert(
             _run(fmt, SourceContext(src_abs, shown, options), tmp, report, on_progress)
             report.seconds = round(time.monotonic() - started, 3)
             report.finish()
+            if not report.images:  # an earlier conversion at out is worth more than an empty one
+                raise InputError(f"{nothing_converted(report, fmt)}; nothing was written to {out}")
             (tmp / REPORT_FILE).write_text(report.to_json(), encoding="utf-8")
             _swap_into_place(tmp, out_abs)
     except OSError as exc:
@@ -95,6 +97,17 @@ def convert(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return report
+
+
+def nothing_converted(report: ConvertReport, fmt: str) -> str:
+    """Why a conversion wrote no image: what left out the most images, or that none was found."""
+    left_out = [(tally.count, reason, tally) for reason, tally in {**report.dropped, **report.skipped}.items()]
+    if left_out:
+        count, reason, tally = max(left_out, key=lambda entry: entry[0])
+        example = f", e.g. {tally.examples[0]}" if tally.examples else ""
+        return f"{report.source}: no image was converted ({reason}: {count}{example})"
+    subsets = next((w for w in report.warnings if w.startswith("no image in subsets")), None)
+    return f"{report.source}: {subsets or f'no {fmt} image found'}"
 
 
 def _run(fmt: str, ctx: SourceContext, tmp: Path, report: ConvertReport, on_progress: Progress | None) -> None:

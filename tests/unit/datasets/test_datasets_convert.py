@@ -424,6 +424,32 @@ def test_existing_output_replaced_only_after_success(tmp_path, fx):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["crpd", "out"]
 
 
+@pytest.mark.parametrize("source, reason", [
+    ("empty", "empty: no voc image found"),
+    ("unreadable", "no image was converted (unreadable image: 1, e.g. "),
+    ("subsets", "no image in subsets"),
+])
+def test_a_conversion_that_writes_no_image_fails_and_keeps_the_earlier_output(tmp_path, fx, source, reason):
+    out = tmp_path / "out"
+    run("crpd", fx.build_crpd(tmp_path / "crpd"), out, val_split=0)
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    if source == "subsets":
+        fmt, src, options = "crpd", tmp_path / "crpd", {"subsets": ["nosuch"]}
+    else:
+        fmt, src, options = "voc", tmp_path / source, {}
+        (src / "Annotations").mkdir(parents=True)
+        (src / "JPEGImages").mkdir()
+        if source == "unreadable":
+            (src / "Annotations" / "a.xml").write_text(
+                "<annotation><filename>a.jpg</filename><size><width>10</width><height>10</height></size></annotation>")
+            (src / "JPEGImages" / "a.jpg").write_bytes(b"not a JPEG")
+    with pytest.raises(InputError) as raised:
+        run(fmt, src, out, **options)
+    assert reason in str(raised.value) and str(raised.value).endswith(f"nothing was written to {out}")
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["crpd", "out", *([source] if source != "subsets" else [])])
+
+
 def test_interrupt_leaves_nothing_behind(tmp_path, fx):
     src = fx.build_crpd(tmp_path / "crpd")
     out = tmp_path / "out"
