@@ -15,7 +15,8 @@ from tlt_pipe import yamldoc
 from tlt_pipe.datasets.options import MAX_SIDE
 from tlt_pipe.errors import ConfigError
 from tlt_pipe.ngc import is_ref as is_ngc_ref, parse_ref as parse_ngc_ref
-from tlt_pipe.registry import DATASET_FORMATS, DEFAULT_RUNS, DEFAULT_TOOLKIT, NAME_PATTERN, NETWORKS, RUNNERS
+from tlt_pipe.registry import (DATASET_FORMATS, DEFAULT_RUNS, DEFAULT_TOOLKIT, NAME_PATTERN, NETWORKS, RUNNERS,
+                               SCORED_STAGES)
 from tlt_pipe.spec_schema import FLOAT32_MAX, INT32_MAX, UINT32_MAX
 from tlt_pipe.toolkits import normalize_version
 DataType = Literal["fp32", "fp16", "int8"]
@@ -215,6 +216,12 @@ ULIMITS = frozenset({"core", "cpu", "data", "fsize", "locks", "memlock", "msgque
                      "rtprio", "rttime", "sigpending", "stack"})
 
 
+def _port(value: int | str) -> bool:
+    """A TCP/UDP port number, as a number or plain decimal text."""
+    text = str(value)
+    return not isinstance(value, bool) and text.isascii() and text.isdigit() and 1 <= int(text) <= 65535
+
+
 class DockerConfig(_Model):
     """What only the Docker runner uses (image, deploy_image, gpus and env moved to runner:)."""
 
@@ -233,6 +240,17 @@ class DockerConfig(_Model):
         if unknown:
             raise _key_error(unknown[0], ulimits[unknown[0]], f"not a ulimit Docker sets; it sets {', '.join(sorted(ULIMITS))}")
         return ulimits
+
+    @field_validator("ports")
+    @classmethod
+    def _ports(cls, ports: dict[str, int | str]) -> dict[str, int | str]:
+        for inside, outside in ports.items():
+            number, _, protocol = inside.partition("/")
+            if not _port(number) or protocol not in ("", "tcp", "udp", "sctp"):
+                raise _key_error(inside, outside, "not a container port; write e.g. 8888 or 8888/udp (1 to 65535)")
+            if not _port(outside):
+                raise _key_error(inside, outside, f"{yamldoc.short(outside)!r} is not a host port (1 to 65535)")
+        return ports
 
     @field_validator("shm_size")
     @classmethod
@@ -397,7 +415,7 @@ class TuneConfig(_Model):
     startup_trials: int = Field(default=5, ge=0)  # trials that finish before any is pruned
     warmup_epochs: int = Field(default=0, ge=0)  # epochs a trial trains before it may be pruned
     storage: Literal["sqlite", "journal"] = "sqlite"  # journal: a file several hosts share (NFS)
-    to: str = "evaluate"  # each trial's last stage; its mAP is what the study maximizes
+    to: Literal[SCORED_STAGES] = "evaluate"  # each trial's last stage; its mAP is what the study maximizes
 
 
 # The specs spec_overrides can name, per framework (Network.framework).

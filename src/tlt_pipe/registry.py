@@ -17,6 +17,8 @@ DEFAULT_TOOLKIT = "5.0"
 STAGE_NAMES = ("prepare", "tfrecords", "tfrecords_val", "anchors", "train", "evaluate", "prune", "retrain",
                "evaluate_retrain", "calibration_tensorfile", "export", "engine", "evaluate_engine", "inference",
                "inference_engine", "deepstream", "detectnet")
+# The stages that record an mAP (validation, evaluation): what `tltpipe tune` can maximize (tune.to).
+SCORED_STAGES = ("train", "evaluate", "retrain", "evaluate_retrain", "evaluate_engine")
 RUNNERS = ("docker", "local", "slurm")  # runner.kind: where each stage's command runs
 DEFAULT_RUNS = "runs"  # run directories default to runs/<name>
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # a config's name: a folder name, plain in YAML

@@ -6,6 +6,7 @@ import pytest
 
 from tlt_pipe.config import NETWORKS, load_config, parse_config
 from tlt_pipe.errors import ConfigError
+from tlt_pipe.registry import SCORED_STAGES
 from tlt_pipe.networks import NETWORKS as NETWORKS_BY_NAME
 from tlt_pipe.starter import starter_config
 
@@ -110,6 +111,10 @@ def test_a_swept_spec_value_that_is_wrong_is_named_by_its_point():
     ("docker: {shm_size: 1t}", "lpd.yaml:4: docker.shm_size: '1t' is not a size Docker reads"),
     ("runner: {gpus: [-1]}", "lpd.yaml:4: runner.gpus: GPU indices are 0 or more, not [-1]"),
     ("runner: {gpus: [1, 1]}", "lpd.yaml:4: runner.gpus: a GPU index is listed twice in [1, 1]"),
+    ("docker: {ports: {8888/http: 8888}}", "lpd.yaml:4: docker.ports.8888/http: not a container port"),
+    ("docker: {ports: {'70000': 8888}}", "lpd.yaml:4: docker.ports.70000: not a container port"),
+    ("docker: {ports: {'8888': 0}}", "lpd.yaml:4: docker.ports.8888: '0' is not a host port (1 to 65535)"),
+    ("docker: {ports: {'8888': 'localhost'}}", "lpd.yaml:4: docker.ports.8888: 'localhost' is not a host port"),
     # Values that would reach a command line unbounded, or as options of their own:
     ("export: {batch_size: 1000000000000000000000000000000}", "lpd.yaml:4: export.batch_size: Input should be less than"),
     ("engine: {workspace_mb: 1000000000000000000000000000000}", "lpd.yaml:4: engine.workspace_mb: Input should be less"),
@@ -120,6 +125,12 @@ def test_a_swept_spec_value_that_is_wrong_is_named_by_its_point():
 ])
 def test_values_a_stage_would_fail_on_are_refused_when_the_config_is_read(section, message):
     assert _error(f"network: ssd\nname: a\ndataset: {{path: x}}\n{section}\n").startswith(message)
+
+
+def test_docker_ports_docker_accepts_are_kept():
+    text = "network: ssd\nname: a\ndataset: {path: x}\ndocker: {ports: {'8888': 8888, 6006/tcp: '16006', 5000/udp: 5000}}\n"
+    assert parse_config(text, source="lpd.yaml", base_dir=Path("/tmp")).docker.ports == \
+        {"8888": 8888, "6006/tcp": "16006", "5000/udp": 5000}
 
 
 def test_anchor_counts_and_ulimit_names_are_checked_at_their_lines():
@@ -250,3 +261,16 @@ def test_the_examples_load():
 def test_a_starter_config_keeps_a_name_yaml_would_read_as_another_type(network, name):
     config = parse_config(starter_config(network, name=name), source="init", base_dir=Path("/tmp"))
     assert config.name == name
+
+
+@pytest.mark.parametrize("stage", ["prepare", "export", "nosuch"])
+def test_tune_to_a_stage_without_an_map_is_refused_before_any_trial(stage):
+    message = _error(f"network: ssd\nname: lpd\ndataset: {{path: x}}\ntune:\n  to: {stage}\n")
+    assert message.startswith("lpd.yaml:5: tune.to: Input should be 'train', 'evaluate', ")
+    assert f"got '{stage}'" in message
+
+
+def test_tune_to_each_scored_stage_is_accepted():
+    for stage in SCORED_STAGES:
+        assert parse_config(f"network: ssd\nname: lpd\ndataset: {{path: x}}\ntune: {{to: {stage}}}\n",
+                            source="lpd.yaml", base_dir=Path("/tmp")).tune.to == stage

@@ -19,6 +19,9 @@ def test_registries_match_what_implements_them():
     assert registry.DATASET_FORMATS == FORMATS
     assert registry.STAGE_NAMES == (*(stage.name for stage in ALL_STAGES), "detectnet")  # TAO's, then pytorch-ssd's
     assert set(CHAINS) == {n.framework for n in NETWORKS.values()}
+    from tlt_pipe.sweeps import EVALUATIONS
+
+    assert set(EVALUATIONS) <= set(registry.SCORED_STAGES) <= set(registry.STAGE_NAMES)
     from tlt_pipe.toolkits import TOOLKITS
 
     assert registry.DEFAULT_TOOLKIT in TOOLKITS
