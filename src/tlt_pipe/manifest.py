@@ -107,6 +107,9 @@ def _is_number(value: Any) -> bool:
 def load_manifest(run_dir: Path) -> Manifest | None:
     path = run_dir / MANIFEST
     if not path.exists():
+        if path.is_symlink():  # a link to a disk that is not there: not a fresh run
+            raise ConfigError(f"{path}: a link to {os.readlink(path)}, which cannot be read; mount it, or move the "
+                              "link away to start afresh")
         return None
     try:
         return Manifest.model_validate_json(path.read_text(encoding="utf-8"))

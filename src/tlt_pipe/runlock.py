@@ -23,6 +23,8 @@ class RunLock:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except IsADirectoryError:
+            raise ConfigError(f"{self.path}: a folder where tltpipe keeps the run's lock file; move it away") from None
         except (FileExistsError, NotADirectoryError):
             raise ConfigError(f"{self.path.parent}: the run directory is a file (or inside one); "
                               "choose another run_dir") from None

@@ -81,3 +81,20 @@ def test_a_manifest_with_wrongly_typed_fields_is_refused_naming_the_field(tmp_pa
     (tmp_path / "manifest.json").write_text(json.dumps(nan))
     for command in (["show", str(tmp_path)], ["report", str(tmp_path)], ["show", str(tmp_path), "--json"]):
         assert CliRunner().invoke(main, command).exit_code == 0, command  # NaN is a number: shown as nan / null
+
+
+@pytest.mark.parametrize("target", ["elsewhere/manifest.json", "manifest.json"])  # missing, or a loop
+def test_a_manifest_link_that_leads_nowhere_is_an_error_not_a_fresh_run(tmp_path, target):
+    (tmp_path / "manifest.json").symlink_to(target)
+    with pytest.raises(ConfigError) as info:
+        load_manifest(tmp_path)
+    assert str(info.value).startswith(f"{tmp_path / 'manifest.json'}: a link to {target}, which cannot be read")
+    assert (tmp_path / "manifest.json").is_symlink()  # left as it was
+
+
+def test_a_folder_in_place_of_the_lock_file_is_named(tmp_path):
+    (tmp_path / ".lock").mkdir()
+    with pytest.raises(ConfigError) as info:
+        with RunLock(tmp_path):
+            pass
+    assert str(info.value) == f"{tmp_path / '.lock'}: a folder where tltpipe keeps the run's lock file; move it away"
