@@ -331,7 +331,7 @@ def _events(console, *, as_json: bool, quiet: bool):
 @click.option("--dry-run", is_flag=True, help="List the orphaned jobs; remove nothing.")
 @click.option("--runner", "kinds", type=click.Choice(("all", *RUNNERS)), default="all", show_default=True,
               help="Which runner's jobs to look after.")
-@click.option("--runs", "search", type=click.Path(path_type=Path, file_okay=False), multiple=True,
+@click.option("--runs", "search", type=click.Path(path_type=Path, exists=True, file_okay=False), multiple=True,
               help=f"Where the local runner's run directories are (repeatable; default: {DEFAULT_RUNS}/).")
 def gc(dry_run: bool, kinds: str, search: tuple[Path, ...]) -> None:
     """Remove jobs tltpipe started (containers, host processes) whose run no live tltpipe process owns."""

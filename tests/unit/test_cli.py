@@ -92,6 +92,8 @@ def test_gc_finds_the_local_runners_orphaned_jobs_in_the_run_folders(tmp_path, m
     assert removed.exit_code == 0 and "removed local job train-1a2b3c4d" in removed.stdout and not job.exists()
     assert "no orphaned tltpipe jobs" in CliRunner().invoke(main, ["gc", "--runner", "local"]).stdout
     assert CliRunner().invoke(main, ["gc", "--runner", "docker"]).exit_code == 3
+    mistyped = CliRunner().invoke(main, ["gc", "--runner", "local", "--runs", str(tmp_path / "rnus")])
+    assert mistyped.exit_code == 2 and f"Directory '{tmp_path / 'rnus'}' does not exist" in mistyped.stderr
 
 
 def test_a_run_directory_or_report_folder_that_is_a_file_is_one_line(write_config, tmp_path):
