@@ -123,12 +123,15 @@ class Sink:
     port: int = 8554
 
 
+_VIDEO_DEVICES = 256  # Linux numbers V4L2 device nodes /dev/video0 to /dev/video255
+
+
 def parse_source(text: str) -> Source:
     """`file:///path` or a path, `camera:N` (/dev/videoN) or `rtsp://...`; ValueError naming the forms."""
     if text.startswith("camera:"):
         number = text.removeprefix("camera:") or "0"
-        if not number.isdigit():
-            raise ValueError(f"{text!r}: camera:N names /dev/videoN")
+        if not (number.isascii() and number.isdigit()) or int(number) >= _VIDEO_DEVICES:
+            raise ValueError(f"{text!r}: camera:N names /dev/videoN, N from 0 to {_VIDEO_DEVICES - 1}")
         return Source("camera", camera=int(number))
     if text.startswith(("rtsp://", "rtsps://")):
         return Source("rtsp", uri=_one_line(text))

@@ -174,6 +174,8 @@ def test_a_run_without_an_export_is_named(tmp_path):
     (["--sink", "file:out.mp4\n[evil]"], "a control character"),
     (["--sink", "rtsp:70000"], "an RTSP port is 1 to 65535"),
     (["--source", "rtsp://cam\n[x]"], "a control character"),
+    (["--source", "camera:256"], "camera:N names /dev/videoN, N from 0 to 255"),
+    (["--source", "camera:\u00b2"], "camera:N names /dev/videoN"),  # a digit to str.isdigit, not to int()
 ])
 def test_an_option_that_would_break_a_key_file_is_refused(tmp_path, options, message):
     run_dir = tmp_path / "run"
