@@ -51,7 +51,12 @@ def parse_launcher_mounts(text: str, source: str) -> LauncherSettings:
     for i, item in enumerate(data.get("Envs") or []):
         if not isinstance(item, dict) or set(item) != {"variable", "value"}:
             raise ConfigError(f"{source}: Envs[{i}]: expected {{\"variable\": ..., \"value\": ...}}")
-        env[str(item["variable"])] = str(item["value"])
+        name, value = item["variable"], item["value"]
+        if not isinstance(name, str) or not name or "=" in name or "\0" in name:
+            raise ConfigError(f"{source}: Envs[{i}].variable: expected a variable name, got {json.dumps(name)[:40]}")
+        if value is None or isinstance(value, (list, dict)) or "\0" in str(value):
+            raise ConfigError(f"{source}: Envs[{i}].value: expected a string or a number, got {json.dumps(value)[:40]}")
+        env[name] = str(value)
     options = data.get("DockerOptions") or {}
     if not isinstance(options, dict):
         raise ConfigError(f"{source}: DockerOptions must be an object")

@@ -42,6 +42,11 @@ def test_the_config_wins_over_the_launcher_file(write_config, tmp_path):
     ({"Envs": []}, "Mounts is required"),
     ({"Mounts": [], "DockerOptions": {"gpus": "all"}}, "DockerOptions.gpus is not an option the launcher accepts"),
     ({"Mounts": [], "Envs": [{"name": "A"}]}, "Envs[0]"),
+    ({"Mounts": [], "Envs": [{"variable": None, "value": "1"}]}, "Envs[0].variable: expected a variable name, got null"),
+    ({"Mounts": [], "Envs": [{"variable": "A=B", "value": "1"}]}, "Envs[0].variable: expected a variable name"),
+    ({"Mounts": [], "Envs": [{"variable": "A", "value": "1"}, {"variable": "B", "value": None}]},
+     "Envs[1].value: expected a string or a number, got null"),
+    ({"Mounts": [], "Envs": [{"variable": "A", "value": ["x"]}]}, "Envs[0].value: expected a string or a number"),
 ])
 def test_the_file_is_checked_like_the_launcher_checks_it(data, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
@@ -60,6 +65,11 @@ def test_a_ulimit_that_is_not_a_whole_number_is_one_line(value):
         parse_launcher_mounts(text, "m.json")
     assert parse_launcher_mounts('{"Mounts": [], "DockerOptions": {"ulimits": {"memlock": -1}}}', "m").docker == \
         {"ulimits": {"memlock": -1}}
+
+
+def test_env_values_that_are_numbers_become_text():
+    text = '{"Mounts": [], "Envs": [{"variable": "A", "value": 3}, {"variable": "B", "value": "x y"}]}'
+    assert parse_launcher_mounts(text, "m.json").env == {"A": "3", "B": "x y"}
 
 
 def test_envs_not_a_list_and_a_file_not_utf8_are_one_line(write_config, tmp_path):
