@@ -104,6 +104,16 @@ def _is_number(value: Any) -> bool:
     return value is None or isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def training_logs(run_dir: Path, stage: str, record: StageRecord | None) -> list[Path]:
+    """Where a training stage's CSV log may be in run_dir, most likely first: the name it recorded, in
+    <run>/<stage>/ (so a run directory moved or copied reads its own, not the place it was written in),
+    then any other training log there."""
+    folder = run_dir / stage
+    recorded = [str(out.get("path", "")) for out in (record.outputs if record else [])]
+    named = [folder / Path(path).name for path in recorded if path.endswith(".csv")]
+    return list(dict.fromkeys([*named, *sorted(folder.glob("*_training_log_*.csv"))]))
+
+
 def load_manifest(run_dir: Path) -> Manifest | None:
     path = run_dir / MANIFEST
     if not path.exists():

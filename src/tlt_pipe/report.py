@@ -19,7 +19,7 @@ from PIL import Image
 
 from tlt_pipe import charts, gallery, summary
 from tlt_pipe.errors import ConfigError
-from tlt_pipe.manifest import Manifest, load_manifest, write_atomic
+from tlt_pipe.manifest import Manifest, load_manifest, training_logs, write_atomic
 from tlt_pipe.parsers import EpochRow, parse_training_csv
 from tlt_pipe.summary import ap_table, json_safe, stage_rows
 
@@ -30,14 +30,8 @@ GRID_IMAGES = 12  # test images per grid
 
 
 def training_csv(run_dir: Path, manifest: Manifest, stage: str) -> Path | None:
-    """The stage's training log: the CSV among its recorded outputs, else one in <run>/<stage>/."""
-    record = manifest.stages.get(stage)
-    for output in record.outputs if record else []:
-        path = Path(output.get("path", ""))
-        if path.suffix == ".csv" and path.is_file():
-            return path
-    found = sorted((run_dir / stage).glob("*_training_log_*.csv"))
-    return found[0] if found else None
+    """The stage's training log in this run directory (manifest.training_logs)."""
+    return next((path for path in training_logs(run_dir, stage, manifest.stages.get(stage)) if path.is_file()), None)
 
 
 def training_history(run_dir: Path, manifest: Manifest, stage: str) -> list[EpochRow]:

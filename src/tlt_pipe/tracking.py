@@ -34,7 +34,7 @@ from typing import Any, Literal, Protocol
 
 from tlt_pipe.config import Config
 from tlt_pipe.errors import ConfigError, Interrupted
-from tlt_pipe.manifest import MANIFEST, StageRecord, load_manifest
+from tlt_pipe.manifest import MANIFEST, StageRecord, load_manifest, training_logs
 from tlt_pipe.parsers import EpochRow, parse_training_csv
 from tlt_pipe.secrets import redact
 
@@ -130,10 +130,8 @@ def epoch_series(stage: str, rows: Iterable[EpochRow]) -> list[tuple[int, dict[s
 
 
 def training_rows(run_dir: Path, stage: str, record: StageRecord) -> list[EpochRow]:
-    """The rows of the stage's training CSV: the one among its recorded outputs, else <run>/<stage>/*.csv."""
-    paths = [Path(o["path"]) for o in record.outputs if str(o.get("path", "")).endswith(".csv")]
-    paths += sorted((run_dir / stage).glob("*.csv"))
-    for path in paths:
+    """The rows of the stage's training CSV in this run directory (manifest.training_logs)."""
+    for path in training_logs(run_dir, stage, record):
         if path.is_file():
             try:
                 return parse_training_csv(path.read_text(encoding="utf-8"))

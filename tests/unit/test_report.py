@@ -90,6 +90,18 @@ def test_report_writes_charts_html_and_metrics(tmp_path):
                                   {"model": "pruned + retrained", "ratio": 0.42, "mAP": 0.51}]
 
 
+def test_a_copied_run_reports_its_own_training_log_not_the_originals(tmp_path):
+    import shutil
+
+    original = make_run(tmp_path, with_retrain=False)
+    copy = tmp_path / "copy"
+    shutil.copytree(original, copy)
+    (copy / "train" / "ssd_training_log_resnet18.csv").write_text(training_log(3, 3.0))  # the copy trained less
+    assert CliRunner().invoke(main, ["report", str(copy)]).exit_code == 0
+    metrics = json.loads((copy / "report" / "metrics.json").read_text())
+    assert [row["epoch"] for row in metrics["history"]["train"]] == [1, 2, 3]  # the manifest names the original's
+
+
 def test_report_of_a_partial_run_still_draws(tmp_path):
     run = make_run(tmp_path, with_retrain=False)
     result = CliRunner().invoke(main, ["report", str(run)])
