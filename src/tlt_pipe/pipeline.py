@@ -136,10 +136,21 @@ class Pipeline:
         return self.planner.plan(selection, manifest)
 
     def dry_run(self, selection: Selection) -> list[Step]:
-        """The plan, with the same checks of the inputs as a run (not the key: a plan never shows it)."""
+        """The plan, with the same checks of the inputs as a run (not the key: a plan never shows it). A stage
+        whose upstream has not succeeded is planned all the same (a preview of a part of the chain), and its
+        reason says that a run would refuse to start."""
         self._check_inputs(key=False)
-        manifest = load_manifest(self.run_dir) if not selection.force else None
-        return self.plan(selection, manifest)
+        try:
+            manifest = load_manifest(self.run_dir)
+        except ConfigError:
+            if not selection.force:
+                raise
+            manifest = None  # a run with --force moves it away and starts a new one
+        steps = self.plan(selection, manifest if not selection.force else None)
+        gaps = self.planner.upstream_gaps(selection, manifest)
+        return [replace(step, reason=f"{step.reason}; needs {gaps[step.name][0]}, which has not succeeded here "
+                                     f"({gaps[step.name][1]}): a run stops before it starts")
+                if step.name in gaps else step for step in steps]
 
     # running ------------------------------------------------------------------
     def run(self, selection: Selection) -> Manifest:

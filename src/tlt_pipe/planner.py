@@ -390,16 +390,22 @@ class Planner:
             action, reason = "run", f"resuming from epoch {plan.resumed_from['epoch']} ({plan.resumed_from['reason']})"
         return Step(stage.name, action, reason, plan, parts, self.secrets, ctx)
 
-    def check_upstream(self, selection: Selection, manifest: Manifest | None) -> None:
+    def upstream_gaps(self, selection: Selection, manifest: Manifest | None) -> dict[str, tuple[str, str]]:
+        """Per stage of the selection: the first stage it needs that is neither in the selection nor succeeded
+        in the manifest, and that stage's state. A run refuses to start with any."""
         names = selection.names(self.stages)
+        gaps: dict[str, tuple[str, str]] = {}
         for stage in self.stages:
             if stage.name not in names:
                 continue
             for need in stage.needs:
-                if need in names:
-                    continue
                 record = manifest.stages.get(need) if manifest else None
-                if record is None or record.status != "succeeded":
-                    state = record.status if record else "never ran"
-                    raise ConfigError(f"stage {stage.name} needs {need}, which has not succeeded in {self.run_dir} "
-                                      f"({state}); run it first (tltpipe stage {need} ...)")
+                if need not in names and (record is None or record.status != "succeeded"):
+                    gaps[stage.name] = (need, record.status if record else "never ran")
+                    break
+        return gaps
+
+    def check_upstream(self, selection: Selection, manifest: Manifest | None) -> None:
+        for name, (need, state) in self.upstream_gaps(selection, manifest).items():
+            raise ConfigError(f"stage {name} needs {need}, which has not succeeded in {self.run_dir} "
+                              f"({state}); run it first (tltpipe stage {need} ...)")

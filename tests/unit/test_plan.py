@@ -117,6 +117,16 @@ def test_missing_upstream_is_named(write_config, tmp_path):
         pipeline.planner.check_upstream(Selection("export", "export"), None)
 
 
+def test_a_dry_run_previews_a_stage_whose_upstream_has_not_succeeded_and_says_a_run_would_stop(write_config, tmp_path):
+    pipeline = _pipeline(write_config, tmp_path)
+    steps = {s.name: s for s in pipeline.dry_run(Selection(from_stage="prune", to_stage="retrain"))}
+    assert steps["prune"].action == "run" and steps["prune"].plan.argv  # still planned in full
+    assert steps["prune"].reason.endswith("; needs train, which has not succeeded here (never ran): a run stops "
+                                          "before it starts")
+    assert "needs" not in steps["retrain"].reason  # its upstream, prune, is in the selection
+    assert all("needs" not in s.reason for s in pipeline.dry_run(Selection()))
+
+
 def _record(parts, outputs=()):
     return StageRecord(status="succeeded", inputs=dict(parts), fingerprint=digest_of(parts),
                        outputs=[path_fingerprint(p) for p in outputs], ended="then")
