@@ -162,10 +162,9 @@ class ConvertReport:
             lines.append("images hard-linked (no re-encoding)")
         lines.append(f"image extension: {self.image_extension}")
         if self.clamped.count:
-            lines.append(f"clamped to the image: {self.clamped.count} boxes")
+            lines.append(f"clamped to the image: {self.clamped.count} boxes{_example(self.clamped)}")
         for reason, tally in self.dropped.items():
-            example = f" (e.g. {tally.examples[0]})" if tally.examples else ""
-            lines.append(f"dropped, {reason}: {tally.count}{example}")
+            lines.append(f"dropped, {reason}: {tally.count}{_example(tally)}")
         if self.unknown_classes:
             unknown = ", ".join(f"{k} {v}" for k, v in list(self.unknown_classes.items())[:8])
             lines.append(f"unknown classes: {unknown}")
@@ -177,3 +176,8 @@ class ConvertReport:
             lines.append(f"warning: {warning}")
         lines.append(f"report: {self.output.rstrip('/')}/report.json ({self.seconds:.1f} s)")
         return lines
+
+
+def _example(tally: Tally) -> str:
+    """The first place a tally counted, for a summary line."""
+    return f" (e.g. {tally.examples[0]})" if tally.examples else ""

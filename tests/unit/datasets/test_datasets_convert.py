@@ -47,6 +47,8 @@ def test_crpd_every_line(tmp_path, fx):
     assert report.image_extension == ".jpg"
     assert report.size_histogram == {"640x360": 10}
     assert report.clamped.count == 1
+    assert any(line.startswith("clamped to the image: 1 boxes (e.g. ") and line.endswith("52_0282.txt:1)")
+               for line in report.summary_lines())
     assert report.clamped.examples == ["crpd/CRPD_single/train/labels/52_0282.txt:1"] or report.clamped.examples[0].endswith(
         "CRPD_single/train/labels/52_0282.txt:1")
     drops = {reason: tally.count for reason, tally in report.dropped.items()}
