@@ -33,6 +33,18 @@ class _Group(click.Group):
                 click.echo("---", err=True)
             click.echo(f"tltpipe: error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except OSError as exc:
+            # A file system obstacle no check foresaw (a folder where a file goes, a file where a folder
+            # goes, no permission, a full disk): one line naming the path. What was recorded so far stays.
+            where = exc.filename2 if exc.filename2 is not None else exc.filename
+            if where is None or os.environ.get("TLTPIPE_DEBUG"):
+                raise
+            click.echo(f"tltpipe: error: {where}: {exc.strerror or exc}", err=True)
+            sys.exit(2 if isinstance(exc, _OBSTACLES) else 1)
+
+
+# The user's own files in the way: bad input (exit 2). Any other OSError (a full disk, an I/O error) is 1.
+_OBSTACLES = (IsADirectoryError, NotADirectoryError, FileExistsError, PermissionError, FileNotFoundError)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "TLTPIPE"})

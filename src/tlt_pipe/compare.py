@@ -114,7 +114,7 @@ def load_run(run_dir: Path) -> tuple[Manifest, dict[str, Any]]:
         raise ConfigError(f"{run_dir}: no manifest.json here; is it a tltpipe run directory?")
     path = run_dir / manifest.config
     try:
-        _, config = yamldoc.read(path.read_text(encoding="utf-8"), str(path))
+        _, config = yamldoc.read(yamldoc.read_text(path), str(path))
     except FileNotFoundError:
         config = {}
     except (OSError, UnicodeDecodeError) as exc:

@@ -655,7 +655,7 @@ def load_config(path: Path, *, network: str | None = None, sets: list[str] | tup
     sets are command-line overrides `dotted.key=value` (the value is read as YAML)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = yamldoc.read_text(path)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
     except (OSError, UnicodeDecodeError) as exc:

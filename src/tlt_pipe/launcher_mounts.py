@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from tlt_pipe.config import Config
+from tlt_pipe import yamldoc
 from tlt_pipe.errors import ConfigError
 
 _KEYS = {"Mounts", "Envs", "DockerOptions"}
@@ -92,7 +93,7 @@ def apply_launcher_mounts(config: Config, path: Path) -> tuple[Config, list[str]
     except RuntimeError:  # ~name of a user this machine does not have
         raise ConfigError(f"{path}: no home folder for that ~user") from None
     try:
-        text = path.read_text(encoding="utf-8")
+        text = yamldoc.read_text(path)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:

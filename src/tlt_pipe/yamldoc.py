@@ -9,6 +9,9 @@ nesting past MAX_DEPTH; aliases that expand past MAX_VALUES values (an alias bom
 
 from __future__ import annotations
 
+import os
+import stat
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -18,6 +21,26 @@ from tlt_pipe.errors import ConfigError
 MAX_BYTES = 1 << 20  # a config is a few KB
 MAX_DEPTH = 64
 MAX_VALUES = 100_000
+
+
+def read_text(path: Path, encoding: str = "utf-8") -> str:
+    """The text of a small file a user names (a config, a class map, a launcher file). A FIFO, a device
+    (/dev/zero) or a file past MAX_BYTES is refused with a ConfigError instead of hanging or filling memory;
+    OSError and UnicodeDecodeError reach the caller, which knows what the file was for."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO with no writer would block the open itself
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
+            raise ConfigError(f"{path}: {kind}, not a file")
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read(MAX_BYTES + 1)
+    if len(data) > MAX_BYTES:
+        raise ConfigError(f"{path}: more than {MAX_BYTES:,} bytes: too large for a file tltpipe reads whole")
+    return data.decode(encoding)
 
 
 def read(text: str, source: str) -> tuple[yaml.Node | None, Any]:

@@ -136,3 +136,20 @@ def test_a_report_file_that_cannot_be_written_is_one_line(tmp_path):
     result = CliRunner().invoke(main, ["report", str(run)])
     assert result.exit_code == 2 and "metrics.json: cannot write the report" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_a_folder_where_the_run_writes_a_file_is_one_line_exit_2(emulated_config, tmp_path):
+    run_dir = tmp_path / "run"
+    (run_dir / "config.yaml").mkdir(parents=True)  # once an IsADirectoryError traceback
+    args = ["run", "ssd", "--config", str(tmp_path / "lpd.yaml"), "--run-dir", str(run_dir)]
+    result = CliRunner().invoke(main, args, env={"TLTPIPE_KEY": "s3cr3t-k3y"})
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines()[-1] == f"tltpipe: error: {run_dir / 'config.yaml'}: Is a directory"
+    assert "Traceback" not in result.output and not list(run_dir.glob(".config.yaml.*"))
+
+
+def test_a_config_that_is_a_fifo_a_device_or_a_folder_is_refused_at_once(tmp_path):
+    os.mkfifo(tmp_path / "lpd.yaml")  # no writer: reading it once waited forever
+    for path, kind in ((tmp_path / "lpd.yaml", "a FIFO"), ("/dev/zero", "a device or socket"), (tmp_path, "a folder")):
+        result = CliRunner().invoke(main, ["run", "ssd", "--config", str(path), "--dry-run"])
+        assert result.exit_code == 2 and result.stderr.strip() == f"tltpipe: error: {path}: {kind}, not a file"

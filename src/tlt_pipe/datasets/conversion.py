@@ -68,8 +68,12 @@ def convert(
         out_abs.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_temps(out_abs)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out_abs.name}.tmp-{os.getpid()}-", dir=out_abs.parent))
-    except OSError as exc:
-        raise TltPipeError(f"{out}: cannot create the output: {exc.strerror or exc}") from None
+    except (FileExistsError, NotADirectoryError):
+        in_way = next((p for p in out_abs.parents if p.exists() and not p.is_dir()), out_abs.parent)
+        raise ConfigError(f"{out}: cannot create the output: {in_way} is a file, not a folder") from None
+    except OSError as exc:  # no permission is the user's to fix (2); a full disk is not
+        error = ConfigError if isinstance(exc, PermissionError) else TltPipeError
+        raise error(f"{out}: cannot create the output: {exc.strerror or exc}") from None
     report = ConvertReport(
         format=fmt,
         source=shown,
@@ -88,6 +92,8 @@ def convert(
             report.finish()
             if not report.images:  # an earlier conversion at out is worth more than an empty one
                 raise InputError(f"{nothing_converted(report, fmt)}; nothing was written to {out}")
+            if report.unknown_classes and not report.objects_per_class:  # a class map that matches nothing
+                raise InputError(f"{no_object_kept(report, options.classes or {})}; nothing was written to {out}")
             (tmp / REPORT_FILE).write_text(report.to_json(), encoding="utf-8")
             _swap_into_place(tmp, out_abs)
     except OSError as exc:
@@ -108,6 +114,14 @@ def nothing_converted(report: ConvertReport, fmt: str) -> str:
         return f"{report.source}: no image was converted ({reason}: {count}{example})"
     subsets = next((w for w in report.warnings if w.startswith("no image in subsets")), None)
     return f"{report.source}: {subsets or f'no {fmt} image found'}"
+
+
+def no_object_kept(report: ConvertReport, classes: dict[str, str]) -> str:
+    """Why every object was dropped: the class map names none of the dataset's classes."""
+    found = ", ".join(f"{name} ({count})" for name, count in list(report.unknown_classes.items())[:8])
+    wanted = ", ".join(classes) or "none"
+    return (f"{report.source}: every object has a class the class map leaves out (the dataset has: {found}; "
+            f"the class map keeps: {wanted})")
 
 
 def _run(fmt: str, ctx: SourceContext, tmp: Path, report: ConvertReport, on_progress: Progress | None) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tlt_pipe import yamldoc
 from tlt_pipe.errors import ConfigError
 
 RESIZE_MODES = ("stretch", "letterbox")
@@ -135,8 +137,8 @@ def parse_classes(text: str) -> dict[str, str]:
     """A class map from `a=b,c=d`, `a,b` (keep these), or a YAML/JSON file path."""
     text = str(text).strip()
     path = Path(text)
-    if text and path.is_file():
-        return _classes_from_file(path)
+    if text and (os.path.lexists(path) or _names_a_file(text)):
+        return _classes_from_file(path)  # a missing file is an error, never a class named like the file
     mapping: dict[str, str] = {}
     for part in text.split(","):
         part = part.strip()
@@ -149,12 +151,28 @@ def parse_classes(text: str) -> dict[str, str]:
         mapping[source] = target if sep else source
     if not mapping:
         raise ConfigError(f"classes: no class in {text!r}")
+    return _printable(mapping, "classes")
+
+
+def _printable(mapping: dict[str, str], source: str) -> dict[str, str]:
+    """A class map whose names can be written to a label file, labels.txt, VOC XML and COCO JSON."""
+    for name in (*mapping, *mapping.values()):
+        if not name.isprintable():
+            raise ConfigError(f"{source}: class {name!r} has a control character; class names are printable text")
     return mapping
+
+
+_CLASS_MAP_SUFFIXES = (".yaml", ".yml", ".json", ".txt", ".names")
+
+
+def _names_a_file(text: str) -> bool:
+    """`--classes ./classes.yml`: one item, written as a path or with a class map's extension."""
+    return "=" not in text and "," not in text and ("/" in text or text.lower().endswith(_CLASS_MAP_SUFFIXES))
 
 
 def _classes_from_file(path: Path) -> dict[str, str]:
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = yamldoc.read_text(path, "utf-8-sig")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read class map: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
@@ -165,15 +183,13 @@ def _classes_from_file(path: Path) -> dict[str, str]:
         except (ValueError, RecursionError) as exc:
             raise ConfigError(f"{path}: not a valid class map: {str(exc).splitlines()[0][:200]}") from None
     else:
-        from tlt_pipe import yamldoc
-
         _, data = yamldoc.read(text, str(path))
     if isinstance(data, Mapping) and isinstance(data.get("classes"), (Mapping, list)):
         data = data["classes"]
     if isinstance(data, list) and all(isinstance(v, (str, int)) for v in data):
-        return {str(v): str(v) for v in data}
+        return _printable({str(v): str(v) for v in data}, str(path))
     if isinstance(data, Mapping) and data and all(
         isinstance(v, (str, int)) for v in data.values()
     ):
-        return {str(k): str(v) for k, v in data.items()}
+        return _printable({str(k): str(v) for k, v in data.items()}, str(path))
     raise ConfigError(f"{path}: expected a mapping source -> training class or a list of classes")

@@ -23,10 +23,11 @@ MISSING_IMAGE = "missing image"
 LABEL_WITHOUT_IMAGE = "label without image"
 UNREADABLE = "unreadable image"
 UNLISTABLE = "folder that cannot be listed"
+BAD_CLASS = "class name with a control character"  # or bytes that are not UTF-8
 
 BAD_INPUT = frozenset(
     {MALFORMED, NON_NUMERIC, BAD_FILE, BAD_NAME, UNKNOWN_CLASS, MISSING_IMAGE,
-     LABEL_WITHOUT_IMAGE, UNREADABLE, UNLISTABLE}
+     LABEL_WITHOUT_IMAGE, UNREADABLE, UNLISTABLE, BAD_CLASS}
 )
 
 # Objects dropped by normal processing (counted, never an error).

@@ -16,6 +16,7 @@ from tlt_pipe.datasets import formats, images, kitti
 from tlt_pipe.datasets.context import SourceContext
 from tlt_pipe.datasets.layout import make_layout
 from tlt_pipe.datasets.records import (
+    BAD_CLASS,
     BAD_FILE,
     DEGENERATE,
     DONTCARE,
@@ -105,6 +106,9 @@ def process(item: Item) -> ItemResult:
         for obj in objects:
             where = src.where(label_file, obj.line or None)
             source_class = obj.cls.strip()
+            if not source_class.isprintable():  # it would reach labels.txt, the KITTI lines, VOC's XML, COCO
+                result.issues.append(Issue(BAD_CLASS, where, f"class {source_class!r}"))
+                continue
             if source_class.lower() == "dontcare" and (
                 options.classes is None or "dontcare" not in options.classes
             ):

@@ -30,6 +30,7 @@ from tlt_pipe.datasets.records import (
     finite_number,
     is_finite_number,
 )
+from tlt_pipe import yamldoc
 from tlt_pipe.errors import ConfigError
 
 NAMES_FILES = ("data.yaml", "dataset.yaml", "data.yml", "obj.names", "classes.names", "classes.txt")
@@ -38,14 +39,12 @@ NAMES_FILES = ("data.yaml", "dataset.yaml", "data.yml", "obj.names", "classes.na
 def load_names(path: Path) -> tuple[str, ...]:
     """Class names from obj.names or a data.yaml; index = YOLO class id."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = yamldoc.read_text(path, "utf-8-sig")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read class names: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save the class names as UTF-8") from None
     if path.suffix.lower() in (".yaml", ".yml"):
-        from tlt_pipe import yamldoc
-
         _, data = yamldoc.read(text, str(path))
         names = data.get("names") if isinstance(data, dict) else None
         if isinstance(names, dict):
@@ -61,13 +60,20 @@ def load_names(path: Path) -> tuple[str, ...]:
                 hint = " (YAML reads yes, no, on, off and null so: quote the name)" if unquoted else ""
                 raise ConfigError(f"{path}: names: class {index} is {yamldoc.short(repr(name), 40)}, not a class "
                                   f"name{hint}")
-        return tuple(str(n).strip() for n in names)
+        return _printable(tuple(str(n).strip() for n in names), path)
     lines = [line.strip() for line in text.splitlines()]
     while lines and not lines[-1]:
         lines.pop()
     if not lines or not all(lines):
         raise ConfigError(f"{path}: expected one class name per line (no blank lines)")
-    return tuple(lines)
+    return _printable(tuple(lines), path)
+
+
+def _printable(names: tuple[str, ...], path: Path) -> tuple[str, ...]:
+    for index, name in enumerate(names):
+        if not name.isprintable():
+            raise ConfigError(f"{path}: class {index} ({name!r}) has a control character; class names are printable text")
+    return names
 
 
 def _class_id(key) -> int | str:

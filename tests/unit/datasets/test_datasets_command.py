@@ -105,3 +105,50 @@ def test_a_source_that_cannot_be_listed_is_one_line_exit_2(tmp_path, fx, monkeyp
     result = invoke("kitti", src, tmp_path / "out", "--jobs", "1")
     assert result.exit_code == 2, result.output
     assert result.output.strip().splitlines() == [f"Error: {src}/label_2: cannot list this folder: Permission denied"]
+
+
+def test_a_class_map_path_that_is_missing_or_a_fifo_is_an_error_not_a_class(tmp_path, fx):
+    import os
+
+    src = fx.build_crpd(tmp_path / "crpd")
+    missing = invoke("crpd", src, tmp_path / "out", "--classes", tmp_path / "classes.yml")
+    assert missing.exit_code == 2 and "classes.yml: cannot read class map: No such file" in missing.output
+    os.mkfifo(tmp_path / "fifo.yml")  # once used as the class name "fifo.yml": every plate dropped, exit 0
+    fifo = invoke("crpd", src, tmp_path / "out", "--classes", tmp_path / "fifo.yml")
+    assert fifo.exit_code == 2 and fifo.output.strip() == f"Error: {tmp_path / 'fifo.yml'}: a FIFO, not a file"
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_class_map_that_keeps_no_object_writes_nothing(tmp_path, fx):
+    src = fx.build_crpd(tmp_path / "crpd")
+    result = invoke("crpd", src, tmp_path / "out", "--classes", "car", "--jobs", "1")
+    assert result.exit_code == 2
+    [line] = result.output.strip().splitlines()
+    assert "every object has a class the class map leaves out (the dataset has: lpd (" in line
+    assert line.endswith(f"the class map keeps: car); nothing was written to {tmp_path / 'out'}")
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_output_below_a_file_is_one_line_exit_2(tmp_path, fx):
+    src = fx.build_crpd(tmp_path / "crpd")
+    (tmp_path / "afile").write_text("mine\n")
+    result = invoke("crpd", src, tmp_path / "afile" / "out", "--jobs", "1")
+    assert result.exit_code == 2
+    assert result.output.strip() == f"Error: {tmp_path / 'afile' / 'out'}: cannot create the output: {tmp_path / 'afile'} is a file, not a folder"
+    assert (tmp_path / "afile").read_text() == "mine\n"
+
+
+def test_a_class_name_with_a_control_character_is_dropped_and_named(tmp_path, fx):
+    src = fx.build_kitti(tmp_path / "kitti")
+    label = next(iter(sorted((src / "label_2").iterdir())))
+    label.write_text("ca\x1br 0 0 0 1 1 50 50 0 0 0 0 0 0 0\n" + label.read_text())
+    result = invoke("kitti", src, tmp_path / "out", "--to", "voc", "--jobs", "1")
+    assert result.exit_code == 0, result.output
+    assert f"dropped, class name with a control character: 1 (e.g. {label}:1: class 'ca\\x1br')" in result.output
+    labels = (tmp_path / "out" / "labels.txt").read_text()
+    assert labels.isprintable() or all(line.isprintable() for line in labels.splitlines())
+    assert "\x1b" not in labels and all("\x1b" not in p.read_text() for p in (tmp_path / "out").rglob("*.xml"))
+    strict = invoke("kitti", src, tmp_path / "strict", "--strict", "--jobs", "1")
+    assert strict.exit_code == 2 and f"{label}:1: class 'ca\\x1br'" in strict.output
+    bad_map = invoke("kitti", src, tmp_path / "map", "--classes", "c\x07ar=car")
+    assert bad_map.exit_code == 2 and "classes: class 'c\\x07ar' has a control character" in bad_map.output
