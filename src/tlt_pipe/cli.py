@@ -574,15 +574,28 @@ def _register_optional_commands() -> None:
 _register_optional_commands()
 
 
+_MAX_INPUT = 16384  # pixels: far above any detector's input side
+
+
+def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    """A range check lets NaN through (every comparison with it is false)."""
+    if value != value:
+        raise click.BadParameter(f"{value} is not a number of pixels", ctx, param)
+    return value
+
+
 @main.command("anchors")
 @click.argument("labels", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.argument("images", type=click.Path(path_type=Path, exists=True, file_okay=False))
-@click.option("-x", "width", type=click.IntRange(min=1), required=True, help="Network input width.")
-@click.option("-y", "height", type=click.IntRange(min=1), required=True, help="Network input height.")
+@click.option("-x", "width", type=click.IntRange(1, _MAX_INPUT), required=True, help="Network input width.")
+@click.option("-y", "height", type=click.IntRange(1, _MAX_INPUT), required=True, help="Network input height.")
 @click.option("-n", "count", type=click.IntRange(min=1), default=9, show_default=True, help="Number of anchors.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the k-medians start.")
-@click.option("--min-x", type=click.FloatRange(min=0), default=0, help="Ignore boxes narrower than this (input pixels).")
-@click.option("--min-y", type=click.FloatRange(min=0), default=0, help="Ignore boxes lower than this (input pixels).")
+@click.option("--seed", type=click.IntRange(0, 2**64 - 1), default=0, show_default=True,
+              help="Seed of the k-medians start.")
+@click.option("--min-x", type=click.FloatRange(0, _MAX_INPUT), default=0, callback=_finite,
+              help="Ignore boxes narrower than this (input pixels).")
+@click.option("--min-y", type=click.FloatRange(0, _MAX_INPUT), default=0, callback=_finite,
+              help="Ignore boxes lower than this (input pixels).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object: anchors and the spec's anchor shapes.")
 def anchors_command(labels: Path, images: Path, width: int, height: int, count: int, seed: int, min_x: float,
                     min_y: float, as_json: bool) -> None:

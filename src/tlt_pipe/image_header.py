@@ -19,6 +19,7 @@ does not apply it either.
 from __future__ import annotations
 
 import os
+import stat
 
 from tlt_pipe.errors import InputError
 
@@ -28,6 +29,9 @@ _BLOCK = 4096
 # JPEG start-of-frame markers: 0xC0-0xCF except DHT (C4), JPG (C8) and DAC (CC).
 _SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _PNG = b"\x89PNG\r\n\x1a\n"
+# Pillow refuses to open an image past twice its MAX_IMAGE_PIXELS (a decompression bomb); a header that
+# declares more is left to Pillow, so the refusal and its message are Pillow's.
+_PILLOW_BOMB = 2 * (1024 * 1024 * 1024 // 4 // 3)
 
 
 def image_size(path: str | os.PathLike[str], *, dir_fd: int | None = None,
@@ -37,11 +41,16 @@ def image_size(path: str | os.PathLike[str], *, dir_fd: int | None = None,
 
     With ``dir_fd`` (an open handle on the image's folder) and ``name`` (its name there), the
     file is opened relative to the handle; ``path`` still names it in errors."""
+    flags = os.O_RDONLY | os.O_NONBLOCK  # a FIFO without a writer would block the open itself
     try:
-        fd = os.open(path, os.O_RDONLY) if dir_fd is None else os.open(name or path, os.O_RDONLY, dir_fd=dir_fd)
+        fd = os.open(path, flags) if dir_fd is None else os.open(name or path, flags, dir_fd=dir_fd)
         try:
             head = os.read(fd, _BLOCK)
             size = _jpeg(fd, head) if head[:2] == b"\xff\xd8" else _png(head) or _bmp(head)
+            if size is not None and size[0] * size[1] > _PILLOW_BOMB:
+                size = None
+            if size is None and not stat.S_ISREG(os.fstat(fd).st_mode):  # Pillow would wait on a FIFO
+                raise InputError(f"{os.fspath(path)}: not a regular file (a FIFO, device or socket)")
         finally:
             os.close(fd)
     except OSError as exc:

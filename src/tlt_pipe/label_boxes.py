@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import stat
 import sys
 import warnings
 from collections.abc import Sequence
@@ -49,6 +50,7 @@ _ROW = re.compile(rb"^ *" + (_FIELD + _GAP) * 4 + rb"(" + _GAP.join([_FIELD] * 4
 # What plain decimal numbers and the gaps between them are made of.
 _PLAIN = re.compile(rb"[0-9eE+\-.\s]*")
 _READ_BLOCK = 1 << 16
+_MAX_LABEL_BLOCKS = 1024  # 64 MiB: a label file is a few KB
 # Fewer label files than this are read in this process: a pool costs more than it saves.
 _PARALLEL_FROM = 2000
 _CHUNKS_PER_WORKER = 4
@@ -120,12 +122,18 @@ class _Folders:
         return handle
 
     def read_label(self, task: Task) -> bytes:
-        try:
-            fd = os.open(task[1], os.O_RDONLY, dir_fd=self.handle(task[0], "label"))
+        try:  # O_NONBLOCK: a FIFO without a writer would block the open itself
+            fd = os.open(task[1], os.O_RDONLY | os.O_NONBLOCK, dir_fd=self.handle(task[0], "label"))
             try:
                 parts = [os.read(fd, _READ_BLOCK)]
-                while len(parts[-1]) == _READ_BLOCK:
+                while len(parts[-1]) == _READ_BLOCK and len(parts) < _MAX_LABEL_BLOCKS:
                     parts.append(os.read(fd, _READ_BLOCK))
+                # An empty read or an endless one (/dev/zero) is looked at; a plain file is not stat'ed.
+                if (not parts[0] or len(parts) == _MAX_LABEL_BLOCKS) and not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise InputError(f"{_label_path(task)}: not a regular file (a FIFO, device or socket)")
+                if len(parts) == _MAX_LABEL_BLOCKS:
+                    raise InputError(f"{_label_path(task)}: more than {_MAX_LABEL_BLOCKS * _READ_BLOCK >> 20} MiB: "
+                                     "not a KITTI label file")
             finally:
                 os.close(fd)
         except IsADirectoryError:

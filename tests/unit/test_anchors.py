@@ -370,3 +370,20 @@ def test_anchor_groups():
 def test_format_anchor_shape():
     assert format_anchor_shape([(114.94, 60.67), (120, 80.5)]) == "[(114.94, 60.67), (120.00, 80.50)]"
     assert format_anchor_shape([]) == "[]"
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--min-x", "nan", "nan is not a number of pixels"),  # once accepted: every box filtered out
+    ("--min-y", "inf", "inf is not in the range 0<=x<=16384"),
+    ("-x", "1" + "0" * 400, "is not in the range 1<=x<=16384"),  # once an OverflowError traceback
+    ("--seed", "-1", "-1 is not in the range 0<=x<="),
+])
+def test_anchors_options_out_of_range_are_one_line_exit_2(tmp_path, option, value, message):
+    from click.testing import CliRunner
+
+    from tlt_pipe.cli import main
+
+    labels, images = make_set(tmp_path, {"a": ((100, 100), [kitti_line(0, 0, 50, 50), kitti_line(0, 0, 20, 20)])})
+    args = ["anchors", str(labels), str(images), "-x", "320", "-y", "320", "-n", "2", option, value]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output

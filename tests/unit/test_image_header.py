@@ -73,13 +73,27 @@ def png_header(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + body + struct.pack(">I", zlib.crc32(b"IHDR" + body))
 
 
-def test_a_huge_declared_size_is_read_without_decoding(tmp_path):
-    # A header declaring ten billion pixels: the size is read, nothing is decoded.
+PNG_END = struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND"))
+
+
+@pytest.mark.parametrize("width, height", [(100_000, 100_000), (0xFFFFFFFF, 0xFFFFFFFF), (13_380, 13_380)])
+def test_a_header_past_pillows_bomb_limit_is_refused_as_pillow_refuses_it(tmp_path, width, height):
+    # Ten billion pixels, or 2^32-1 a side (once a size that made every box 0x0): refused, nothing decoded.
     path = tmp_path / "bomb.png"
-    path.write_bytes(png_header(100_000, 100_000))
+    path.write_bytes(png_header(width, height) + PNG_END)
     start = time.perf_counter()
-    assert image_size(path) == (100_000, 100_000)
-    assert time.perf_counter() - start < 1
+    with pytest.raises(InputError, match=r"bomb\.png: .*could be decompression bomb DOS attack") as error:
+        image_size(path)
+    assert time.perf_counter() - start < 1 and "\n" not in str(error.value)
+    with pytest.raises(Image.DecompressionBombError):
+        pillow_size(path)
+
+
+def test_a_large_header_within_pillows_limit_is_read_without_pillow(tmp_path, monkeypatch):
+    path = tmp_path / "large.png"
+    path.write_bytes(png_header(13_370, 13_370))  # 178.8 million pixels: Pillow opens it
+    monkeypatch.setattr(Image, "open", None)  # the header alone answers
+    assert image_size(path) == (13_370, 13_370)
 
 
 def test_a_decompression_bomb_left_to_pillow_is_one_line(tmp_path):

@@ -119,3 +119,19 @@ def test_first_image_extension_in_name_order(tmp_path):
     assert load_kitti_boxes(labels, images, size_x=10, size_y=10) == [(1.0, 1.0)]
     os.remove(images / "a.bmp")
     assert load_kitti_boxes(labels, images, size_x=10, size_y=10) == [(0.5, 0.5)]
+
+
+def test_a_fifo_or_device_among_the_labels_or_images_is_named_not_waited_on(tmp_path):
+    labels, images = make_set(tmp_path, {"a": LINE.format(0, 0, 50, 50)})
+    os.mkfifo(labels / "fifo.txt")  # no writer: opening it once waited forever
+    with pytest.raises(InputError, match=r"fifo\.txt: not a regular file \(a FIFO, device or socket\)"):
+        load_kitti_boxes(labels, images, size_x=10, size_y=10)
+    (labels / "fifo.txt").unlink()
+    (labels / "zero.txt").symlink_to("/dev/zero")  # endless: once read until memory ran out
+    with pytest.raises(InputError, match=r"zero\.txt: not a regular file"):
+        load_kitti_boxes(labels, images, size_x=10, size_y=10)
+    (labels / "zero.txt").unlink()
+    (images / "a.jpg").unlink()
+    os.mkfifo(images / "a.jpg")
+    with pytest.raises(InputError, match=r"a\.jpg: not a regular file"):
+        load_kitti_boxes(labels, images, size_x=10, size_y=10)
