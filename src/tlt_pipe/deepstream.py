@@ -322,6 +322,18 @@ def write_bundle(folder: Path, bundle: Bundle, source: Source, sink: Sink, *, tr
     write_atomic(folder / APP_CONFIG, app_config(source, sink, tracker=tracker))
 
 
+def _inside(run_dir: Path, value: str, key: str) -> str:
+    """A path the manifest records, which must lie in the run directory (an edited or hostile manifest
+    must not point the bundle at /etc or ../../other-run)."""
+    from pathlib import PurePosixPath
+
+    from tlt_pipe.errors import ConfigError
+
+    if not isinstance(value, str) or not value or PurePosixPath(value).is_absolute() or ".." in PurePosixPath(value).parts:
+        raise ConfigError(f"{run_dir / 'manifest.json'}: {key}: {value!r} is not a path inside the run directory")
+    return value
+
+
 def bundle_of_run(run_dir, *, with_key: str | None = None, parser_library: str = PARSER_LIBRARY) -> Bundle:
     """The Bundle of a finished run (its manifest and config): ConfigError when it has not exported a
     model, or has only an .etlt and neither an engine nor the key to give DeepStream."""
@@ -330,28 +342,40 @@ def bundle_of_run(run_dir, *, with_key: str | None = None, parser_library: str =
     from tlt_pipe.manifest import load_manifest
     from tlt_pipe.networks import get_network
 
+    from tlt_pipe import yamldoc
+
     run_dir = Path(run_dir)
     manifest = load_manifest(run_dir)
     if manifest is None:
         raise ConfigError(f"{run_dir}: no manifest.json here; is it a tltpipe run directory?")
-    path = run_dir / manifest.config
+    path = run_dir / _inside(run_dir, manifest.config, "config")
     try:
-        config = parse_config(path.read_text(encoding="utf-8"), source=str(path), base_dir=run_dir)
+        config = parse_config(yamldoc.read_text(path), source=str(path), base_dir=run_dir)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the run's config: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: the run's config is not UTF-8 text (byte {exc.start})") from None
     done = {n: r for n, r in manifest.stages.items() if r.status == "succeeded"}
     if "export" not in done:
         raise ConfigError(f"{run_dir}: export has not succeeded there; run it first (tltpipe stage export ...)")
-    model = str(done["export"].artifacts["model"])
-    engine = done["engine"].artifacts.get("engine") if "engine" in done else None
+
+    def artifact(stage: str, key: str) -> str | None:
+        value = done[stage].artifacts.get(key) if stage in done else None
+        return None if value is None else _inside(run_dir, value, f"stages.{stage}.artifacts.{key}")
+
+    model = artifact("export", "model")
+    if model is None:
+        raise ConfigError(f"{run_dir / 'manifest.json'}: stages.export.artifacts.model: missing; run export again "
+                          "(tltpipe stage export --force ...)")
+    engine = artifact("engine", "engine")
     if model.endswith(".etlt") and engine is None and with_key is None:
         raise ConfigError(f"{run_dir}: the model is an .etlt, which DeepStream opens only with the model key, and no "
                           "engine was built; run the engine stage, or pass --with-key to write the key into the config")
-    labels_file = done["export"].artifacts.get("labels")
+    labels_file = artifact("export", "labels")
     classes = done["prepare"].artifacts.get("classes", []) if "prepare" in done else []
     labels = labels_of(get_network(config.network, config.toolkit), run_dir / labels_file if labels_file else None,
                        classes)
-    calibration = (calibration_of(run_dir, [done["export"].artifacts.get("cal_cache"), "engine/cal.bin"])
+    calibration = (calibration_of(run_dir, [artifact("export", "cal_cache"), "engine/cal.bin"])
                    if config.engine.data_type == "int8" else None)
     return bundle_for(config, model=model, engine=engine, labels=labels, calibration=calibration, key=with_key,
                       parser_library=parser_library)

@@ -15,7 +15,7 @@ import tlt_pipe
 from tlt_pipe.cli import main
 from tlt_pipe.deepstream import (Bundle, Sink, Source, app_config, check_infer_config, infer_config, output_blobs,
                                  read_key_file)
-from tlt_pipe.manifest import Manifest, StageRecord, save_manifest
+from tlt_pipe.manifest import Manifest, StageRecord, load_manifest, save_manifest
 from tlt_pipe.networks import NETWORKS as ALL_NETWORKS, get_network
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -190,3 +190,21 @@ def test_a_file_where_the_bundle_goes_is_one_line(tmp_path):
     (run_dir / "deepstream").write_text("a file")
     done = CliRunner().invoke(main, ["deepstream", str(run_dir), "--sink", "fake"])
     assert done.exit_code == 2 and "deepstream: is a file; the bundle is a folder there" in done.output
+
+
+@pytest.mark.parametrize("stage, artifacts, message", [
+    ("export", {}, "stages.export.artifacts.model: missing; run export again"),  # once a KeyError traceback
+    ("export", {"model": "../../etc/passwd"}, "stages.export.artifacts.model: '../../etc/passwd' is not a path inside"),
+    ("engine", {"engine": "/etc/shadow"}, "stages.engine.artifacts.engine: '/etc/shadow' is not a path inside"),
+    ("export", {"model": "export/m.onnx", "labels": "../x.txt"}, "stages.export.artifacts.labels: '../x.txt'"),
+])
+def test_a_manifest_whose_artifacts_are_missing_or_outside_the_run_is_named(tmp_path, stage, artifacts, message):
+    run_dir = tmp_path / "run"
+    _exported_run("lpd.yaml", run_dir)
+    manifest = load_manifest(run_dir)
+    manifest.stages[stage].artifacts = artifacts
+    save_manifest(run_dir, manifest)
+    done = CliRunner().invoke(main, ["deepstream", str(run_dir), "--sink", "fake"])
+    assert done.exit_code == 2, done.output
+    assert done.stderr.strip().startswith(f"tltpipe: error: {run_dir / 'manifest.json'}: {message}")
+    assert not (run_dir / "deepstream").exists()
