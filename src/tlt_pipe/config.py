@@ -47,6 +47,11 @@ def _key_error(key: str | tuple[str, ...], value: Any, message: str) -> Validati
     return ValidationError.from_exception_data("Config", [InitErrorDetails(type=error, loc=loc, input=value)])
 
 
+def is_env_name(name: Any) -> bool:
+    """What execve and Docker take as an environment variable name."""
+    return isinstance(name, str) and bool(name) and "=" not in name and "\0" not in name
+
+
 class DatasetConfig(_Model):
     format: Literal[DATASET_FORMATS] = "kitti"
     path: Path
@@ -341,6 +346,25 @@ class RunnerConfig(_Model):
     # beside export). None: one per GPU of a gpus list (each stage gets one of them), else 1; on Slurm,
     # as many as are ready (the scheduler queues them).
     jobs: int | None = Field(default=None, ge=1, le=1024)
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _env(cls, env: Any) -> Any:
+        """Names a process environment can hold; a number is written as YAML reads it (OMP_NUM_THREADS: 4)."""
+        if not isinstance(env, dict):
+            return env  # pydantic names the type it expected
+        out = {}
+        for name, value in env.items():
+            if not is_env_name(name):
+                hint = " (YAML reads on, off, yes and no as true and false: quote it)" if isinstance(name, bool) else ""
+                raise _key_error(str(name), value, f"{yamldoc.short(repr(name))} is not an environment variable "
+                                                   f"name (not empty, no '=', no NUL){hint}")
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                value = str(value)
+            if isinstance(value, str) and "\0" in value:
+                raise _key_error(name, value, "a NUL character cannot be in an environment variable")
+            out[name] = value
+        return out
 
     @property
     def no_gpus(self) -> bool:

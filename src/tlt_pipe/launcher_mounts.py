@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from tlt_pipe.config import Config
+from tlt_pipe.config import Config, is_env_name
 from tlt_pipe import yamldoc
 from tlt_pipe.errors import ConfigError
 
@@ -53,7 +53,7 @@ def parse_launcher_mounts(text: str, source: str) -> LauncherSettings:
         if not isinstance(item, dict) or set(item) != {"variable", "value"}:
             raise ConfigError(f"{source}: Envs[{i}]: expected {{\"variable\": ..., \"value\": ...}}")
         name, value = item["variable"], item["value"]
-        if not isinstance(name, str) or not name or "=" in name or "\0" in name:
+        if not is_env_name(name):
             raise ConfigError(f"{source}: Envs[{i}].variable: expected a variable name, got {json.dumps(name)[:40]}")
         if value is None or isinstance(value, (list, dict)) or "\0" in str(value):
             raise ConfigError(f"{source}: Envs[{i}].value: expected a string or a number, got {json.dumps(value)[:40]}")

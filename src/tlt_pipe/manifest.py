@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from tlt_pipe import yamldoc
 from tlt_pipe.errors import ConfigError
 
 MANIFEST = "manifest.json"
@@ -114,6 +115,9 @@ def training_logs(run_dir: Path, stage: str, record: StageRecord | None) -> list
     return list(dict.fromkeys([*named, *sorted(folder.glob("*_training_log_*.csv"))]))
 
 
+MAX_MANIFEST_BYTES = 256 << 20  # a manifest of thousands of stages is a few MB
+
+
 def load_manifest(run_dir: Path) -> Manifest | None:
     path = run_dir / MANIFEST
     if not path.exists():
@@ -122,7 +126,7 @@ def load_manifest(run_dir: Path) -> Manifest | None:
                               "link away to start afresh")
         return None
     try:
-        return Manifest.model_validate_json(path.read_text(encoding="utf-8"))
+        return Manifest.model_validate_json(yamldoc.read_text(path, limit=MAX_MANIFEST_BYTES))
     except ValidationError as exc:
         error = exc.errors()[0]
         where = ".".join(str(p) for p in error["loc"])

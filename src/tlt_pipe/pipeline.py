@@ -46,6 +46,10 @@ class Events(Protocol):
     def stage_finished(self, stage: str, record: StageRecord) -> None: ...
 
 
+# Config paths that name one file (a weights file, a class list), never a folder.
+_FILE_FIELDS = frozenset({"model.pretrained", "dataset.names", "pytorch_ssd.pretrained"})
+
+
 def usable_run_dir(run_dir: Path) -> Path:
     """The run directory, resolved; a ConfigError when it cannot be one (a file, below a file, a symlink
     loop, a name too long), so a dry run refuses what the run itself would."""
@@ -126,6 +130,8 @@ class Pipeline:
         for field_name, path in checks:
             if path is not None and not Path(path).exists() and not ngc.is_placeholder(Path(path)):
                 raise ConfigError(f"{self.source}: {field_name}: {path} does not exist")
+            if field_name in _FILE_FIELDS and path is not None and Path(path).is_dir():
+                raise ConfigError(f"{self.source}: {field_name}: {path} is a folder; name the file in it")
         if not cfg.dataset.path.is_dir():
             raise ConfigError(f"{self.source}: dataset.path: {cfg.dataset.path} is not a folder")
         if key and toolkit.key_required and not self.key and framework == "tao":
@@ -146,6 +152,7 @@ class Pipeline:
             if not selection.force:
                 raise
             manifest = None  # a run with --force moves it away and starts a new one
+        self._owned(manifest)
         steps = self.plan(selection, manifest if not selection.force else None)
         gaps = self.planner.upstream_gaps(selection, manifest)
         return [replace(step, reason=f"{step.reason}; needs {gaps[step.name][0]}, which has not succeeded here "
@@ -175,6 +182,14 @@ class Pipeline:
         for image in dict.fromkeys(s.plan.image for s in steps if s.action == "run" and s.plan.image):
             self.runner.ensure_image(image, on_line=lambda text: self.events.line("images", text))
 
+    def _owned(self, manifest: Manifest | None) -> None:
+        """The run directory's manifest, when it records this network on this toolkit: another's records
+        and models are not this config's to re-plan, overwrite or delete."""
+        if manifest is not None and (manifest.network, manifest.toolkit) != (self.config.network, self.config.toolkit):
+            raise ConfigError(f"{self.run_dir}: holds a {manifest.network} run on TAO {manifest.toolkit} (manifest.json); "
+                              f"this config is {self.config.network} on TAO {self.config.toolkit}: give it its own "
+                              "run_dir")
+
     def _open_manifest(self, selection: Selection) -> Manifest:
         try:
             manifest = load_manifest(self.run_dir)
@@ -185,6 +200,7 @@ class Pipeline:
             (self.run_dir / "manifest.json").replace(damaged)  # kept, never deleted
             self.events.line("manifest", f"the damaged manifest was moved to {damaged}; starting a new one")
             manifest = None
+        self._owned(manifest)
         if manifest is None:
             manifest = Manifest(tltpipe=__version__, name=self.config.name, network=self.config.network,
                                 toolkit=self.config.toolkit)

@@ -23,10 +23,10 @@ MAX_DEPTH = 64
 MAX_VALUES = 100_000
 
 
-def read_text(path: Path, encoding: str = "utf-8") -> str:
-    """The text of a small file a user names (a config, a class map, a launcher file). A FIFO, a device
-    (/dev/zero) or a file past MAX_BYTES is refused with a ConfigError instead of hanging or filling memory;
-    OSError and UnicodeDecodeError reach the caller, which knows what the file was for."""
+def read_text(path: Path, encoding: str = "utf-8", limit: int = MAX_BYTES) -> str:
+    """The text of a file a user names or keeps (a config, a class map, a launcher file, a manifest). A FIFO,
+    a device (/dev/zero) or a file past limit bytes is refused with a ConfigError instead of hanging or
+    filling memory; OSError and UnicodeDecodeError reach the caller, which knows what the file was for."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO with no writer would block the open itself
     try:
         mode = os.fstat(fd).st_mode
@@ -37,9 +37,9 @@ def read_text(path: Path, encoding: str = "utf-8") -> str:
         os.close(fd)
         raise
     with os.fdopen(fd, "rb") as handle:
-        data = handle.read(MAX_BYTES + 1)
-    if len(data) > MAX_BYTES:
-        raise ConfigError(f"{path}: more than {MAX_BYTES:,} bytes: too large for a file tltpipe reads whole")
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise ConfigError(f"{path}: more than {limit:,} bytes: too large for a file tltpipe reads whole")
     return data.decode(encoding)
 
 

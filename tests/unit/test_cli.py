@@ -153,3 +153,15 @@ def test_a_config_that_is_a_fifo_a_device_or_a_folder_is_refused_at_once(tmp_pat
     for path, kind in ((tmp_path / "lpd.yaml", "a FIFO"), ("/dev/zero", "a device or socket"), (tmp_path, "a folder")):
         result = CliRunner().invoke(main, ["run", "ssd", "--config", str(path), "--dry-run"])
         assert result.exit_code == 2 and result.stderr.strip() == f"tltpipe: error: {path}: {kind}, not a file"
+
+
+def test_a_folder_given_as_the_pretrained_weights_is_refused_by_a_plan_and_a_run(write_config, tmp_path):
+    (tmp_path / "weights").mkdir()  # once accepted: train failed in the container, minutes later
+    config = write_config(extra="model: {arch: resnet, nlayers: 18, input_width: 320, input_height: 320, "
+                                "pretrained: weights}\n")
+    for extra in (["--dry-run"], []):
+        result = CliRunner().invoke(main, ["run", "ssd", "--config", str(config), "--run-dir", str(tmp_path / "run"),
+                                           *extra], env={"TLTPIPE_KEY": "s3cr3t-k3y"})
+        assert result.exit_code == 2, result.output
+        assert result.stderr.strip() == (f"tltpipe: error: {config}: model.pretrained: {tmp_path / 'weights'} is a "
+                                         "folder; name the file in it")

@@ -122,9 +122,25 @@ def test_a_swept_spec_value_that_is_wrong_is_named_by_its_point():
     ("runner: {jobs: 1000000000000000000000000000000}", "lpd.yaml:4: runner.jobs: Input should be less"),
     ("prune: {excluded_layers: [--evil]}", "lpd.yaml:4: prune.excluded_layers: '--evil' is not a layer name"),
     ("prune: {excluded_layers: [a b]}", "lpd.yaml:4: prune.excluded_layers: 'a b' is not a layer name"),
+    # Environment variables execve would refuse when a stage starts:
+    ("runner: {env: {'': x}}", "lpd.yaml:4: runner.env.: '' is not an environment variable name"),
+    ("runner: {env: {A=B: x}}", "lpd.yaml:4: runner.env.A=B: 'A=B' is not an environment variable name"),
+    ('runner: {env: {"A\\0": x}}', "lpd.yaml:4: runner.env.A\x00: 'A\\x00' is not an environment variable name"),
+    ('runner: {env: {A: "x\\0y"}}', "lpd.yaml:4: runner.env.A: a NUL character cannot be in an environment"),
+    ("runner: {env: {A: [1]}}", "lpd.yaml:4: runner.env.A: Input should be a valid string"),
 ])
 def test_values_a_stage_would_fail_on_are_refused_when_the_config_is_read(section, message):
     assert _error(f"network: ssd\nname: a\ndataset: {{path: x}}\n{section}\n").startswith(message)
+
+
+def test_runner_env_numbers_are_written_as_yaml_reads_them():
+    text = "network: ssd\nname: a\ndataset: {path: x}\nrunner: {env: {OMP_NUM_THREADS: 4, RATIO: 0.5, NAME: x}}\n"
+    assert parse_config(text, source="lpd.yaml", base_dir=Path("/tmp")).runner.env == \
+        {"OMP_NUM_THREADS": "4", "RATIO": "0.5", "NAME": "x"}
+    assert _error(text.replace("NAME: x", "X: true")).startswith("lpd.yaml:4: runner.env.X: Input should be a valid string")
+    assert _error(text.replace("NAME: x", "ON: x")).startswith(
+        "lpd.yaml:4: runner.env.True: True is not an environment variable name (not empty, no '=', no NUL) (YAML reads "
+        "on, off, yes and no as true and false: quote it)")
 
 
 def test_docker_ports_docker_accepts_are_kept():

@@ -8,7 +8,7 @@ import pytest
 
 import tlt_pipe
 from tlt_pipe.api import Quiet
-from tlt_pipe.errors import Interrupted, StageFailed
+from tlt_pipe.errors import ConfigError, Interrupted, StageFailed
 from tlt_pipe.fingerprint import digest_of
 from tlt_pipe.manifest import load_manifest, save_manifest
 from tlt_pipe.pipeline import Pipeline
@@ -266,3 +266,16 @@ def test_retries_are_bounded(config, tmp_path):
         _run(limited, tmp_path / "run", runner, stages=(None, "train"))
     assert runner.ran.count("train") == 2
     assert "no retries left (runner.slurm.retries: 1)" in (tmp_path / "run" / "logs" / "train.log").read_text()
+
+
+def test_a_run_directory_of_another_network_or_toolkit_is_refused_before_anything_changes(config, tmp_path):
+    runner = FakeRunner()
+    _run(config, tmp_path / "run", runner, stages=("prepare", "train"))
+    before = (tmp_path / "run" / "manifest.json").read_bytes()
+    for other in (config.model_copy(update={"network": "dssd"}), config.model_copy(update={"toolkit": "4.0.0"})):
+        for attempt in (lambda: _run(other, tmp_path / "run", runner, stages=("train", "train"), force=True),
+                        lambda: tlt_pipe.plan(other, run_dir=tmp_path / "run", key=KEY)):
+            with pytest.raises(ConfigError, match=rf"{tmp_path / 'run'}: holds a ssd run on TAO 3.21.11 "
+                                                  r"\(manifest.json\); this config is (dssd|ssd) on TAO"):
+                attempt()
+    assert (tmp_path / "run" / "manifest.json").read_bytes() == before and runner.ran == ["tfrecords", "train"]

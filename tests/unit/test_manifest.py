@@ -92,6 +92,15 @@ def test_a_manifest_link_that_leads_nowhere_is_an_error_not_a_fresh_run(tmp_path
     assert (tmp_path / "manifest.json").is_symlink()  # left as it was
 
 
+def test_a_manifest_that_is_a_fifo_is_named_not_waited_on(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "manifest.json")  # no writer: reading it once waited forever
+    with pytest.raises(ConfigError) as info:
+        load_manifest(tmp_path)
+    assert str(info.value) == f"{tmp_path / 'manifest.json'}: a FIFO, not a file"
+
+
 def test_a_folder_in_place_of_the_lock_file_is_named(tmp_path):
     (tmp_path / ".lock").mkdir()
     with pytest.raises(ConfigError) as info:
