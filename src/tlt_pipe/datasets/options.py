@@ -9,7 +9,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tlt_pipe import yamldoc
 from tlt_pipe.errors import ConfigError
 
 RESIZE_MODES = ("stretch", "letterbox")
@@ -171,6 +170,8 @@ def _names_a_file(text: str) -> bool:
 
 
 def _classes_from_file(path: Path) -> dict[str, str]:
+    from tlt_pipe import yamldoc  # not at import: the command line's help does not read YAML
+
     try:
         text = yamldoc.read_text(path, "utf-8-sig")
     except OSError as exc:
