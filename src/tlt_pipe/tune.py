@@ -141,9 +141,17 @@ def open_study(tune_dir: Path, settings: TuneConfig, name: str) -> "optuna.Study
     else:
         pruner = optuna.pruners.MedianPruner(n_startup_trials=settings.startup_trials,
                                              n_warmup_steps=settings.warmup_epochs)
-    study = optuna.create_study(study_name=name, storage=storage, sampler=sampler(settings.seed), pruner=pruner,
-                                direction="maximize", load_if_exists=True)
-    done = len(study.get_trials(deepcopy=False))
+    kept = tune_dir / (JOURNAL if settings.storage == "journal" else STUDY)
+    try:
+        study = optuna.create_study(study_name=name, storage=storage, sampler=sampler(settings.seed), pruner=pruner,
+                                    direction="maximize", load_if_exists=True)
+        done = len(study.get_trials(deepcopy=False))
+    except (ImportError, OSError):  # Optuna without sqlalchemy is Optuna's message; a full disk is not a bad study
+        raise
+    except Exception as exc:  # noqa: BLE001 - the storage's own errors (sqlalchemy, JSON), whatever the backend
+        first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        raise ConfigError(f"{kept}: cannot open the study kept there ({first}); move it away to start a new "
+                          "study, or give the tune another directory") from None
     if done and settings.seed is not None:  # a study gone on with: not the same draws as its first trials
         study.sampler = sampler((settings.seed + done) % 2**32)  # Optuna's samplers take 0..2**32-1
     return study

@@ -98,6 +98,18 @@ def test_a_study_seeded_at_the_top_of_the_range_goes_on_with_a_seed_in_range(emu
     assert again.ask(space).params["train.batch_size"] in (4, 8)
 
 
+@pytest.mark.parametrize("storage, file, content", [("sqlite", "study.db", b"not a database" * 100),
+                                                    ("journal", "study.journal", b"{not json\n")])
+def test_a_damaged_study_file_is_named_and_kept(emulated_config, tmp_path, storage, file, content):
+    config = _tuned(emulated_config, storage=storage)
+    (tmp_path / file).write_bytes(content)  # once a sqlalchemy or JSON traceback
+    with pytest.raises(ConfigError) as info:
+        open_study(tmp_path, config.tune, config.name)
+    assert str(info.value).startswith(f"{tmp_path / file}: cannot open the study kept there (")
+    assert str(info.value).endswith("move it away to start a new study, or give the tune another directory")
+    assert (tmp_path / file).read_bytes().startswith(content)  # kept (a journal is only ever appended to)
+
+
 def test_without_a_space_it_says_what_to_write(emulated_config, tmp_path):
     with pytest.raises(ConfigError, match="tune.space: nothing to search"):
         run_tune(emulated_config, tune_dir=tmp_path, key=KEY, events=Quiet(), runner_factory=lambda c: None)
