@@ -173,8 +173,16 @@ class Pipeline:
             self.events.plan(self.run_dir, steps)
             self._ensure_images(steps)
             write_atomic(self.run_dir / "config.yaml", dump_resolved(self.config))
+            self._restore_specs([s.name for s in steps if s.action == "run"], manifest)
             self._dispatch([s.name for s in steps], manifest, selection)
             return manifest
+
+    def _restore_specs(self, running: list[str], manifest: Manifest) -> None:
+        """Write back an upstream stage's spec a stage about to run reads, when it was deleted or edited since
+        (the stage rendered it; rendering it again gives the same bytes)."""
+        for rel, (stage, text) in self.planner.lost_specs(running, manifest).items():
+            write_atomic(self.run_dir / rel, text)
+            self.events.line("specs", f"{rel}: written back as {stage} rendered it (it was missing or edited)")
 
     def _ensure_images(self, steps: list[Step]) -> None:
         """Every image the run will use, present (or pulled) before the first stage starts: a missing

@@ -390,6 +390,28 @@ class Planner:
             action, reason = "run", f"resuming from epoch {plan.resumed_from['epoch']} ({plan.resumed_from['reason']})"
         return Step(stage.name, action, reason, plan, parts, self.secrets, ctx)
 
+    def lost_specs(self, running: Sequence[str], manifest: Manifest) -> dict[str, tuple[str, str]]:
+        """Spec files that stages about to run read from a finished upstream stage (evaluate reads train's),
+        gone or edited since that stage ran: run-relative path -> (stage, text), where rendering the stage
+        again gives back exactly the file it recorded (same sha256). Writing them back spares a re-run."""
+        import hashlib
+
+        lost: dict[str, tuple[str, str]] = {}
+        for name in dict.fromkeys(n for r in running for n in self._upstream[r] if n not in running):
+            record = manifest.stages.get(name)
+            if record is None or record.status != "succeeded":
+                continue
+            changed = [spec for spec in record.specs if isinstance(spec.get("path"), str) and spec.get("sha256")
+                       and path_fingerprint(self.run_dir / spec["path"]).get("sha256") != spec["sha256"]]
+            if not changed:
+                continue
+            _, plan = self._planned(self.stage(name), manifest, Selection())
+            for spec in changed:
+                text = plan.specs.get(spec["path"])
+                if text is not None and hashlib.sha256(text.encode("utf-8")).hexdigest() == spec["sha256"]:
+                    lost[spec["path"]] = (name, text)
+        return lost
+
     def upstream_gaps(self, selection: Selection, manifest: Manifest | None) -> dict[str, tuple[str, str]]:
         """Per stage of the selection: the first stage it needs that is neither in the selection nor succeeded
         in the manifest, and that stage's state. A run refuses to start with any."""

@@ -279,3 +279,17 @@ def test_a_run_directory_of_another_network_or_toolkit_is_refused_before_anythin
                                                   r"\(manifest.json\); this config is (dssd|ssd) on TAO"):
                 attempt()
     assert (tmp_path / "run" / "manifest.json").read_bytes() == before and runner.ran == ["tfrecords", "train"]
+
+
+def test_a_spec_deleted_or_edited_after_its_stage_ran_is_written_back_for_the_stage_that_reads_it(config, tmp_path):
+    runner = FakeRunner()
+    _run(config, tmp_path / "run", runner, stages=("prepare", "train"))
+    spec = tmp_path / "run" / "specs" / "train.txt"
+    rendered = spec.read_text(encoding="utf-8")
+    spec.unlink()  # once: train skipped, evaluate failed in its container on the missing -e file
+    manifest = _run(config, tmp_path / "run", runner, stages=("evaluate", "evaluate"))
+    assert runner.ran == ["tfrecords", "train", "evaluate"] and manifest.stages["evaluate"].status == "succeeded"
+    assert spec.read_text(encoding="utf-8") == rendered
+    spec.write_text(rendered.replace("batch_size", "batch_size_edited"), encoding="utf-8")
+    _run(config, tmp_path / "run", runner, stages=("evaluate", "evaluate"), force=True)
+    assert spec.read_text(encoding="utf-8") == rendered and runner.ran[3:] == ["evaluate"]
