@@ -46,6 +46,9 @@ class Events(Protocol):
     def stage_finished(self, stage: str, record: StageRecord) -> None: ...
 
 
+# Where a stage's last good outputs wait while it runs again (removed when the new run succeeds).
+PREVIOUS = ".previous"
+
 # Config paths that name one file (a weights file, a class list), never a folder.
 _FILE_FIELDS = frozenset({"model.pretrained", "dataset.names", "pytorch_ssd.pretrained"})
 
@@ -316,6 +319,8 @@ class Pipeline:
         ctx = step.context or build_context(self.config, self.run_dir, manifest, self.key, selection, stage)
         plan = step.plan
         log_path = self.run_dir / "logs" / f"{step.name}.log"
+        old = manifest.stages.get(step.name)
+        keep = old is not None and old.status in ("succeeded", "pending")  # its folders hold a good result
         record = StageRecord(status="running", reason=step.reason, started=now(), image=plan.image,
                              argv=step.argv, inputs=dict(step.parts),
                              log=str(log_path.relative_to(self.run_dir)),
@@ -328,11 +333,12 @@ class Pipeline:
         self._invalidate_dependents(step.name, manifest)
         save_manifest(self.run_dir, manifest)
         self.events.stage_started(step, log_path)
-        return _Running(step, stage, ctx, plan, record, log_path, time.monotonic(), gpu)
+        return _Running(step, stage, ctx, plan, record, log_path, time.monotonic(), gpu, keep=keep)
 
     def _work(self, job: "_Running", cancel: threading.Event | None) -> RunResult | None:
         """The stage's files, then its task (a container or batch job: in a thread of its own)."""
-        self._prepare_files(job.plan, job.record, job.log_path, fresh=not job.attempts)
+        self._prepare_files(job.plan, job.record, job.log_path, fresh=not job.attempts,
+                            keep=job.keep and not job.attempts)
         if job.stage.before_run is not None:
             job.stage.before_run(job.ctx, job.plan)
         if job.stage.run_on_host is not None:
@@ -353,21 +359,36 @@ class Pipeline:
                 record.job = {**(record.job or {}), **result.job} if result.job else record.job
             self._conclude(job.stage, job.ctx, job.plan, record, job.log_path, list(self.secrets))
         except Cancelled:
+            self._kept(job)
             self._finish(record, "interrupted", job.started, manifest, name, error="interrupted")
             return None
         except (KeyboardInterrupt, Terminated):
+            self._kept(job)
             self._finish(record, "interrupted", job.started, manifest, name, error="interrupted")
             raise
         except TltPipeError as exc:
+            self._kept(job)
             self._finish(record, "failed", job.started, manifest, name, error=str(exc))
             return exc
         except BaseException as exc:
+            self._kept(job)
             self._finish(record, "failed", job.started, manifest, name, error=redact(repr(exc), list(self.secrets)))
             raise
         finally:
             self.planner.forget()
+        for rel in job.plan.clean:  # the new result replaces the one kept while it ran
+            shutil.rmtree(self.run_dir / PREVIOUS / rel, ignore_errors=True)
         self._finish(record, "succeeded", job.started, manifest, name)
         return None
+
+    def _kept(self, job: "_Running") -> None:
+        """Say where the outputs of the stage's last good run are, now that this run did not replace them."""
+        for rel in job.plan.clean:
+            kept = self.run_dir / PREVIOUS / rel
+            if kept.is_dir():
+                note = f"the outputs of its last successful run are kept in {kept}"
+                job.record.warnings.append(note)
+                self.events.line(job.step.name, note)
 
     def _conclude(self, stage: Stage, ctx: Context, plan: StagePlan, record: StageRecord, log_path: Path,
                   secrets: list[str]) -> None:
@@ -472,12 +493,19 @@ class Pipeline:
                     old.status = "pending"
                     old.reason = f"{name} ran again"
 
-    def _prepare_files(self, plan: StagePlan, record: StageRecord, log_path: Path, *, fresh: bool = True) -> None:
+    def _prepare_files(self, plan: StagePlan, record: StageRecord, log_path: Path, *, fresh: bool = True,
+                       keep: bool = False) -> None:
         """Clean the stage's folders, write its specs, start its log (fresh: False when a requeued job runs
-        again, continuing the log)."""
+        again, continuing the log). keep: the folders hold the stage's last good result, which is moved to
+        PREVIOUS until this run succeeds (a forced re-run that fails loses nothing)."""
         for rel in plan.clean:
             target = self.run_dir / rel
-            if target.is_dir():
+            if keep and target.is_dir() and not target.is_symlink() and any(target.iterdir()):
+                kept = self.run_dir / PREVIOUS / rel
+                shutil.rmtree(kept, ignore_errors=True)
+                kept.parent.mkdir(parents=True, exist_ok=True)
+                target.rename(kept)
+            elif target.is_dir() and not target.is_symlink():
                 shutil.rmtree(target)
             elif target.exists():
                 target.unlink()
@@ -579,6 +607,7 @@ class _Running:
     started: float
     gpu: int | None
     attempts: int = 0
+    keep: bool = False  # its folders hold its last good result (kept in PREVIOUS until this run succeeds)
 
 
 class _Serialized:

@@ -293,3 +293,25 @@ def test_a_spec_deleted_or_edited_after_its_stage_ran_is_written_back_for_the_st
     spec.write_text(rendered.replace("batch_size", "batch_size_edited"), encoding="utf-8")
     _run(config, tmp_path / "run", runner, stages=("evaluate", "evaluate"), force=True)
     assert spec.read_text(encoding="utf-8") == rendered and runner.ran[3:] == ["evaluate"]
+
+
+def test_a_re_run_that_fails_keeps_the_last_good_outputs_until_a_run_succeeds(config, tmp_path, monkeypatch):
+    runner = FakeRunner()
+    _run(config, tmp_path / "run", runner, stages=("prepare", "export"))
+    export = tmp_path / "run" / "export"
+    good = {p.relative_to(export): p.read_bytes() for p in export.rglob("*") if p.is_file()}
+    assert good
+    monkeypatch.setenv("TAO_EMU_FAIL_SUBCOMMAND", "export")  # once: the forced re-run deleted export/ first
+    with pytest.raises(StageFailed, match="stage export failed"):
+        _run(config, tmp_path / "run", runner, stages=("export", "export"), force=True)
+    kept = tmp_path / "run" / ".previous" / "export"
+    assert {p.relative_to(kept): p.read_bytes() for p in kept.rglob("*") if p.is_file()} == good
+    record = load_manifest(tmp_path / "run").stages["export"]
+    assert record.status == "failed" and record.warnings == [f"the outputs of its last successful run are kept in {kept}"]
+    with pytest.raises(StageFailed):  # failing again: what is kept is still the last good result
+        _run(config, tmp_path / "run", runner, stages=("export", "export"))
+    assert {p.relative_to(kept): p.read_bytes() for p in kept.rglob("*") if p.is_file()} == good
+    monkeypatch.delenv("TAO_EMU_FAIL_SUBCOMMAND")
+    manifest = _run(config, tmp_path / "run", runner, stages=("export", "export"))
+    assert manifest.stages["export"].status == "succeeded" and not manifest.stages["export"].warnings
+    assert not kept.exists() and {p.relative_to(export) for p in export.rglob("*") if p.is_file()} == set(good)
