@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from types import UnionType
 from urllib.parse import urlsplit
 from typing import Annotated, Any, Literal
 
@@ -37,6 +38,27 @@ Float32 = Annotated[float, AfterValidator(_float32)]
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # no config number is nan or inf
+
+    @model_validator(mode="before")
+    @classmethod
+    def _numbers_are_numbers(cls, data: Any) -> Any:
+        """A key that takes only a number refuses true/false, which pydantic would turn into 1 or 0 (`epochs:
+        true` is not one epoch). Text that reads as a number stays accepted: PyYAML reads 1e-3 as text."""
+        if isinstance(data, Mapping):
+            for name, field in cls.model_fields.items():
+                value = data.get(name)
+                if isinstance(value, bool) and _numeric_only(field.annotation):
+                    raise _key_error(name, value, f"expected a number, got {value} (YAML reads true, false, yes, no, "
+                                                  "on and off as true or false)")
+        return data
+
+
+def _numeric_only(annotation: Any) -> bool:
+    """int, float, or either of them or None."""
+    import typing
+
+    kinds = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, UnionType) else (annotation,)
+    return bool(kinds) and all(k in (int, float, type(None)) for k in kinds) and any(k in (int, float) for k in kinds)
 
 
 def _key_error(key: str | tuple[str, ...], value: Any, message: str) -> ValidationError:

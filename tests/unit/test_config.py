@@ -122,6 +122,10 @@ def test_a_swept_spec_value_that_is_wrong_is_named_by_its_point():
     ("runner: {jobs: 1000000000000000000000000000000}", "lpd.yaml:4: runner.jobs: Input should be less"),
     ("prune: {excluded_layers: [--evil]}", "lpd.yaml:4: prune.excluded_layers: '--evil' is not a layer name"),
     ("prune: {excluded_layers: [a b]}", "lpd.yaml:4: prune.excluded_layers: 'a b' is not a layer name"),
+    # true/false, which pydantic would take as 1/0:
+    ("train: {epochs: true}", "lpd.yaml:4: train.epochs: expected a number, got True (YAML reads true, false, yes"),
+    ("train: {batch_size: no}", "lpd.yaml:4: train.batch_size: expected a number, got False"),
+    ("engine: {workspace_mb: on}", "lpd.yaml:4: engine.workspace_mb: expected a number, got True"),
     # Environment variables execve would refuse when a stage starts:
     ("runner: {env: {'': x}}", "lpd.yaml:4: runner.env.: '' is not an environment variable name"),
     ("runner: {env: {A=B: x}}", "lpd.yaml:4: runner.env.A=B: 'A=B' is not an environment variable name"),
