@@ -469,6 +469,40 @@ SPEC_GROUPS_OF = {"tao": ("experiment", "train", "retrain", "tfrecords", "infere
                   "tao_pyt": ("experiment", "train", "evaluate", "export", "engine", "inference"), "pytorch_ssd": ()}
 SPEC_GROUPS = tuple(dict.fromkeys(g for groups in SPEC_GROUPS_OF.values() for g in groups))
 
+# Fields of TAO's TF1 training specs that tltpipe writes from a config key and reads back (the epoch count
+# and checkpoint interval name the checkpoints it picks from; the input size goes to export, the engine and
+# DeepStream; the backbone names the checkpoints): an override would leave the two disagreeing.
+OWNED_SPEC_FIELDS = {
+    "training_config.num_epochs": "epochs", "training_config.checkpoint_interval": "checkpoint_interval",
+    "eval_config.validation_period_during_training": "validation_period",
+    "evaluation_config.validation_period_during_training": "validation_period",
+    "*_config.arch": "model.arch", "*_config.nlayers": "model.nlayers", "model_config.num_layers": "model.nlayers",
+    "augmentation_config.output_width": "model.input_width", "augmentation_config.output_height": "model.input_height",
+    "augmentation_config.preprocessing.output_image_width": "model.input_width",
+    "augmentation_config.preprocessing.output_image_height": "model.input_height",
+}
+_TRAINING_SPEC_GROUPS = ("experiment", "train", "retrain")
+
+
+def _owned_field(group: str, dotted: str, value: Any) -> tuple[str, str] | None:
+    """(spec field, config key) when an override of a training spec sets a field the config owns."""
+    from fnmatch import fnmatchcase
+
+    if group not in _TRAINING_SPEC_GROUPS or not isinstance(dotted, str):
+        return None
+    leaves, todo = [], [(dotted, value)]
+    while todo:
+        path, item = todo.pop()
+        leaves.append(path)
+        if isinstance(item, Mapping):
+            todo += [(f"{path}.{key}", inner) for key, inner in item.items()]
+    for leaf in leaves:
+        key = next((k for pattern, k in OWNED_SPEC_FIELDS.items() if fnmatchcase(leaf, pattern)), None)
+        if key is not None:
+            section = "retrain" if group == "retrain" else "train"
+            return leaf, key if key.startswith("model.") else f"{section}.{key}"
+    return None
+
 
 class Config(_Model):
     network: Literal[NETWORKS]
@@ -567,6 +601,13 @@ class Config(_Model):
             if group not in allowed:
                 raise _key_error(group, None, f"{network.name} has no {group} spec; spec_overrides names "
                                               f"{', '.join(allowed) or 'no spec'}")
+        if network is not None and network.framework == "tao":
+            for group, values in overrides.items():
+                for dotted, value in values.items():
+                    owned = _owned_field(group, dotted, value)
+                    if owned is not None:
+                        raise _key_error((group, str(dotted)), value, f"{owned[0]} is written from {owned[1]}, which "
+                                         "tltpipe also reads back; set that key instead")
         if network is not None and network.framework == "tao_pyt":  # checked here to name the file's line
             from tlt_pipe.pyt_schema import check_overrides
 

@@ -122,6 +122,18 @@ def test_a_swept_spec_value_that_is_wrong_is_named_by_its_point():
     ("runner: {jobs: 1000000000000000000000000000000}", "lpd.yaml:4: runner.jobs: Input should be less"),
     ("prune: {excluded_layers: [--evil]}", "lpd.yaml:4: prune.excluded_layers: '--evil' is not a layer name"),
     ("prune: {excluded_layers: [a b]}", "lpd.yaml:4: prune.excluded_layers: 'a b' is not a layer name"),
+    # Spec fields tltpipe writes from a config key and reads back (once: a run that failed after training):
+    ("spec_overrides: {train: {training_config.num_epochs: 5}}",
+     "lpd.yaml:4: spec_overrides.train.training_config.num_epochs: training_config.num_epochs is written from "
+     "train.epochs, which tltpipe also reads back; set that key instead"),
+    ("spec_overrides: {retrain: {training_config: {checkpoint_interval: 2}}}",
+     "lpd.yaml:4: spec_overrides.retrain.training_config: training_config.checkpoint_interval is written from "
+     "retrain.checkpoint_interval"),
+    ("spec_overrides: {experiment: {ssd_config.nlayers: 34}}",
+     "lpd.yaml:4: spec_overrides.experiment.ssd_config.nlayers: ssd_config.nlayers is written from model.nlayers"),
+    ("spec_overrides: {train: {augmentation_config.output_height: 300}}",
+     "lpd.yaml:4: spec_overrides.train.augmentation_config.output_height: augmentation_config.output_height is "
+     "written from model.input_height"),
     # true/false, which pydantic would take as 1/0:
     ("train: {epochs: true}", "lpd.yaml:4: train.epochs: expected a number, got True (YAML reads true, false, yes"),
     ("train: {batch_size: no}", "lpd.yaml:4: train.batch_size: expected a number, got False"),
