@@ -33,6 +33,9 @@ class _Group(click.Group):
                 click.echo("---", err=True)
             click.echo(f"tltpipe: error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except KeyboardInterrupt:  # before a stage started or after the last ended (a stage reports its own)
+            click.echo("tltpipe: interrupted", err=True)
+            sys.exit(130)
         except OSError as exc:
             # A file system obstacle no check foresaw (a folder where a file goes, a file where a folder
             # goes, no permission, a full disk): one line naming the path. What was recorded so far stays.

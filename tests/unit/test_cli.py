@@ -165,3 +165,18 @@ def test_a_folder_given_as_the_pretrained_weights_is_refused_by_a_plan_and_a_run
         assert result.exit_code == 2, result.output
         assert result.stderr.strip() == (f"tltpipe: error: {config}: model.pretrained: {tmp_path / 'weights'} is a "
                                          "folder; name the file in it")
+
+
+def test_ctrl_c_after_the_plan_and_before_a_stage_starts_is_exit_130(emulated_config, tmp_path, monkeypatch):
+    from tlt_pipe.pipeline import Pipeline
+
+    def interrupted(self, steps):
+        raise KeyboardInterrupt  # Ctrl-C while the images are checked: once "Aborted!" and exit 1
+
+    monkeypatch.setattr(Pipeline, "_ensure_images", interrupted)
+    run_dir = tmp_path / "run"
+    result = CliRunner().invoke(main, ["run", "ssd", "--config", str(tmp_path / "lpd.yaml"), "--run-dir", str(run_dir)],
+                                env={"TLTPIPE_KEY": "s3cr3t-k3y"})
+    assert result.exit_code == 130 and result.stderr.strip().splitlines()[-1] == "tltpipe: interrupted"
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert not any(record["status"] == "running" for record in manifest["stages"].values())
