@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from types import UnionType
@@ -352,6 +353,38 @@ class SlurmConfig(_Model):
     # continues from its newest complete checkpoint.
     retries: int = Field(default=3, ge=0)
 
+    @field_validator("time", mode="before")
+    @classmethod
+    def _time_quoted(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):  # YAML reads 24:00:00 as 86400 (base 60)
+            raise ValueError(f"YAML read the time limit as the number {value}: quote it (time: '24:00:00')")
+        return value
+
+    @field_validator("mem", mode="before")
+    @classmethod
+    def _mem_number(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("time")
+    @classmethod
+    def _time(cls, value: str | None) -> str | None:
+        """A time limit sbatch reads: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS, or UNLIMITED."""
+        if value is not None and not _SLURM_TIME.fullmatch(value):
+            raise ValueError(f"{yamldoc.short(value)!r} is not a time limit sbatch reads; write e.g. 24:00:00, "
+                             "2-00:00:00, 90 (minutes) or UNLIMITED")
+        return value
+
+    @field_validator("mem")
+    @classmethod
+    def _mem(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[0-9]+[KMGTkmgt]?", value):
+            raise ValueError(f"{yamldoc.short(value)!r} is not a memory size sbatch reads; write e.g. 32G or 4096 "
+                             "(megabytes)")
+        return value
+
+
+_SLURM_TIME = re.compile(r"[0-9]+(:[0-9]+){0,2}|[0-9]+-[0-9]+(:[0-9]+){0,2}|(?i:unlimited|infinite)")
+
 
 class RunnerConfig(_Model):
     """Where each stage's command runs, and what every runner needs: docker (the TAO images, the default),
@@ -446,6 +479,15 @@ class TuneParam(_Model):
             raise ValueError(f"a {self.type} parameter needs low < high")
         elif self.log and self.low <= 0:
             raise ValueError("log: true needs low > 0")
+        elif self.type == "int" and not all(v is None or float(v).is_integer() for v in (self.low, self.high, self.step)):
+            raise ValueError(f"an int parameter takes whole numbers for low, high and step, not "
+                             f"{self.low:g}, {self.high:g}" + (f", {self.step:g}" if self.step is not None else ""))
+        if self.log and self.step is not None:
+            raise ValueError("log: true and step do not go together (Optuna samples on a log scale or in steps)")
+        if self.type != "categorical" and self.choices is not None:
+            raise ValueError(f"choices belong to a categorical parameter, not a {self.type} one")
+        if self.type == "categorical" and (self.low, self.high, self.step) != (None, None, None):
+            raise ValueError("a categorical parameter takes choices, not low, high or step")
         return self
 
 

@@ -112,7 +112,11 @@ class Selection:
         end = available.index(self.to_stage) if self.to_stage else len(available) - 1
         if start > end:
             raise ConfigError(f"--from {self.from_stage} comes after --to {self.to_stage}")
-        return available[start:end + 1]
+        names = available[start:end + 1]
+        if self.resume_epoch is not None and resumed_training(self) not in names:
+            raise ConfigError(f"--resume-epoch {self.resume_epoch}: it names an epoch of a training (train or "
+                              f"retrain), and the selection ({names[0]} to {names[-1]}) trains nothing")
+        return names
 
 
 # --- planning (pure given the manifest and the disk) -------------------------------------------

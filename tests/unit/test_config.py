@@ -134,6 +134,11 @@ def test_a_swept_spec_value_that_is_wrong_is_named_by_its_point():
     ("spec_overrides: {train: {augmentation_config.output_height: 300}}",
      "lpd.yaml:4: spec_overrides.train.augmentation_config.output_height: augmentation_config.output_height is "
      "written from model.input_height"),
+    # Values sbatch would refuse when the first stage is submitted:
+    ("runner: {slurm: {time: abc}}", "lpd.yaml:4: runner.slurm.time: 'abc' is not a time limit sbatch reads"),
+    ("runner: {slurm: {time: 24:00:00}}", "lpd.yaml:4: runner.slurm.time: YAML read the time limit as the number "
+                                         "86400: quote it (time: '24:00:00')"),
+    ("runner: {slurm: {mem: lots}}", "lpd.yaml:4: runner.slurm.mem: 'lots' is not a memory size sbatch reads"),
     # true/false, which pydantic would take as 1/0:
     ("train: {epochs: true}", "lpd.yaml:4: train.epochs: expected a number, got True (YAML reads true, false, yes"),
     ("train: {batch_size: no}", "lpd.yaml:4: train.batch_size: expected a number, got False"),
@@ -157,6 +162,13 @@ def test_runner_env_numbers_are_written_as_yaml_reads_them():
     assert _error(text.replace("NAME: x", "ON: x")).startswith(
         "lpd.yaml:4: runner.env.True: True is not an environment variable name (not empty, no '=', no NUL) (YAML reads "
         "on, off, yes and no as true and false: quote it)")
+
+
+def test_slurm_time_limits_and_memory_sizes_sbatch_reads_are_kept():
+    for time in ("90", "90:30", "24:00:00", "2-00", "2-12:00", "2-12:00:00", "UNLIMITED", "infinite"):
+        text = f"network: ssd\nname: a\ndataset: {{path: x}}\nrunner: {{slurm: {{time: '{time}', mem: 4096}}}}\n"
+        slurm = parse_config(text, source="lpd.yaml", base_dir=Path("/tmp")).runner.slurm
+        assert (slurm.time, slurm.mem) == (time, "4096")
 
 
 def test_docker_ports_docker_accepts_are_kept():

@@ -315,3 +315,14 @@ def test_a_re_run_that_fails_keeps_the_last_good_outputs_until_a_run_succeeds(co
     manifest = _run(config, tmp_path / "run", runner, stages=("export", "export"))
     assert manifest.stages["export"].status == "succeeded" and not manifest.stages["export"].warnings
     assert not kept.exists() and {p.relative_to(export) for p in export.rglob("*") if p.is_file()} == set(good)
+
+
+def test_resume_epoch_on_a_selection_that_trains_nothing_is_refused(config, tmp_path):
+    runner = FakeRunner()
+    _run(config, tmp_path / "run", runner, stages=("prepare", "evaluate"))
+    for stages in (("evaluate", "evaluate"), ("export", None)):  # once silently ignored
+        with pytest.raises(ConfigError, match=rf"--resume-epoch 1: it names an epoch of a training \(train or "
+                                              rf"retrain\), and the selection \({stages[0]} to \w+\) trains nothing"):
+            tlt_pipe.plan(config, run_dir=tmp_path / "run", key=KEY, stages=stages, resume_epoch=1)
+    with pytest.raises(ConfigError, match="--resume-epoch 1: retrain/weights/ has no checkpoints to resume from"):
+        tlt_pipe.plan(config, run_dir=tmp_path / "run", key=KEY, stages=("evaluate", "retrain"), resume_epoch=1)

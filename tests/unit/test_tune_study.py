@@ -39,6 +39,17 @@ def test_a_bad_space_is_named():
         TuneParam(type="float", low=1.0, high=0.1)
     with pytest.raises(ValueError, match="needs choices"):
         TuneParam(type="categorical")
+    with pytest.raises(ValueError, match="an int parameter takes whole numbers for low, high and step, not 1.5, 4"):
+        TuneParam(type="int", low=1.5, high=4)  # once accepted, and Optuna drew from 1.5 up in whole steps
+    with pytest.raises(ValueError, match="not 1, 8, 0.5"):
+        TuneParam(type="int", low=1, high=8, step=0.5)
+    with pytest.raises(ValueError, match="log: true and step do not go together"):
+        TuneParam(type="float", low=0.1, high=1, log=True, step=0.1)
+    with pytest.raises(ValueError, match="choices belong to a categorical parameter, not a float one"):
+        TuneParam(type="float", low=0.1, high=1, choices=[0.5])
+    with pytest.raises(ValueError, match="a categorical parameter takes choices, not low, high or step"):
+        TuneParam(type="categorical", choices=[1, 2], low=0)
+    assert TuneParam(type="int", low=1.0, high=8, step=2).step == 2
 
 
 def _tuned(config, **tune):
