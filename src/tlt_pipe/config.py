@@ -526,6 +526,28 @@ OWNED_SPEC_FIELDS = {
 _TRAINING_SPEC_GROUPS = ("experiment", "train", "retrain")
 
 
+def _tf1_override_problem(network: Any, toolkit: Any, group: str, dotted: Any, value: Any) -> str | None:
+    """What the toolkit's spec schema says of one override, judged on its own (so the config's line is
+    named now, not the rendered spec when a stage is planned); None when it fits or cannot be judged here."""
+    from tlt_pipe.errors import SpecError
+    from tlt_pipe.toolkits import get_toolkit
+
+    if not isinstance(dotted, str) or not isinstance(toolkit, str):
+        return None
+    kind = {"tfrecords": "dataset_convert", "inference": f"{network.name}_inference"}.get(group, network.name)
+    try:
+        from tlt_pipe.specs import apply_overrides, message_class
+
+        message = message_class(get_toolkit(toolkit).schema, kind)()
+    except (ConfigError, KeyError, ValueError, TypeError):
+        return None  # no such spec for this network or toolkit: rendering says so
+    try:
+        apply_overrides(message, {dotted: value}, source="")
+    except SpecError as exc:
+        return str(exc).removeprefix(f".{dotted}").removeprefix(": ").removeprefix(".") or None
+    return None
+
+
 def _owned_field(group: str, dotted: str, value: Any) -> tuple[str, str] | None:
     """(spec field, config key) when an override of a training spec sets a field the config owns."""
     from fnmatch import fnmatchcase
@@ -650,6 +672,9 @@ class Config(_Model):
                     if owned is not None:
                         raise _key_error((group, str(dotted)), value, f"{owned[0]} is written from {owned[1]}, which "
                                          "tltpipe also reads back; set that key instead")
+                    problem = _tf1_override_problem(network, info.data.get("toolkit"), group, dotted, value)
+                    if problem:
+                        raise _key_error((group, str(dotted)), value, problem)
         if network is not None and network.framework == "tao_pyt":  # checked here to name the file's line
             from tlt_pipe.pyt_schema import check_overrides
 
@@ -948,8 +973,9 @@ def _format_validation_error(exc: ValidationError, node: yaml.Node | None, sourc
     err = exc.errors()[0]
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
     field = ".".join(str(p) for p in loc) or "(top level)"
+    in_file = _located(node, loc)[1]  # a key only a --set gave (spec_overrides.nosuchstage) is that --set's
     where = next((f"--set {yamldoc.short(opt)}" for keys, opt in (set_keys or {}).items() if loc[:len(keys)] == keys
-                  or (err["type"] == "extra_forbidden" and keys[:len(loc)] == loc)), None)
+                  or ((err["type"] == "extra_forbidden" or not in_file) and keys[:len(loc)] == loc)), None)
     where = where or f"{source}:{_line_of(node, loc)}"
     message = err["msg"]
     if err["type"] == "extra_forbidden":
@@ -966,8 +992,13 @@ def _format_validation_error(exc: ValidationError, node: yaml.Node | None, sourc
 
 def _line_of(node: yaml.Node | None, loc: tuple) -> int:
     """The 1-based line of the deepest YAML node along loc (the parent's line when a key is missing)."""
+    return _located(node, loc)[0]
+
+
+def _located(node: yaml.Node | None, loc: tuple) -> tuple[int, bool]:
+    """(_line_of, whether the file holds the whole of loc)."""
     if node is None:
-        return 1
+        return 1, False
     line = node.start_mark.line + 1
     for part in loc:
         if isinstance(node, yaml.MappingNode):
@@ -977,13 +1008,13 @@ def _line_of(node: yaml.Node | None, loc: tuple) -> int:
                     node = value_node
                     break
             else:
-                return line
+                return line, False
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
             node = node.value[part]
             line = node.start_mark.line + 1
         else:
-            return line
-    return line
+            return line, False
+    return line, True
 
 
 def dump_resolved(config: Config) -> str:

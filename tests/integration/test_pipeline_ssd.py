@@ -105,8 +105,11 @@ def test_bad_spec_override_fails_before_any_container(emulator_images, sample, t
                           extra="spec_overrides:\n  experiment: {training_config.num_epoch: 3}\n")
     result = tltpipe("run", "ssd", "--config", str(config), "--run-dir", str(tmp_path / "run"), cwd=tmp_path)
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [
-        'tltpipe: error: spec_overrides.train.training_config.num_epoch: TrainingConfig has no field named "num_epoch"']
+    line = config.read_text(encoding="utf-8").splitlines().index("  experiment: {training_config.num_epoch: 3}") + 1
+    assert result.stderr.strip().splitlines() == [  # the config's line and group, not the rendered spec's
+        f'tltpipe: error: {config}:{line}: spec_overrides.experiment.training_config.num_epoch: TrainingConfig has no '
+        'field named "num_epoch"']
+    assert not (tmp_path / "run").exists()
 
 
 def test_ctrl_c_stops_the_container_and_marks_the_stage(emulator_images, sample, tmp_path):

@@ -139,6 +139,13 @@ def test_a_swept_spec_value_that_is_wrong_is_named_by_its_point():
     ("runner: {slurm: {time: 24:00:00}}", "lpd.yaml:4: runner.slurm.time: YAML read the time limit as the number "
                                          "86400: quote it (time: '24:00:00')"),
     ("runner: {slurm: {mem: lots}}", "lpd.yaml:4: runner.slurm.mem: 'lots' is not a memory size sbatch reads"),
+    # TF1 spec overrides the toolkit's schema refuses, named at the config's line (once only when a stage was planned):
+    ("spec_overrides: {train: {training_config.n_wrokers: 3}}",
+     'lpd.yaml:4: spec_overrides.train.training_config.n_wrokers: TrainingConfig has no field named "n_wrokers"'),
+    ("spec_overrides: {experiment: {training_config.regularizer.type: L3}}",
+     "lpd.yaml:4: spec_overrides.experiment.training_config.regularizer.type: 'L3' is not one of NO_REG, L1, L2"),
+    ("spec_overrides: {tfrecords: {kitti_config.foo: 1}}",
+     'lpd.yaml:4: spec_overrides.tfrecords.kitti_config.foo: KITTIConfig has no field named "foo"'),
     # true/false, which pydantic would take as 1/0:
     ("train: {epochs: true}", "lpd.yaml:4: train.epochs: expected a number, got True (YAML reads true, false, yes"),
     ("train: {batch_size: no}", "lpd.yaml:4: train.batch_size: expected a number, got False"),
@@ -162,6 +169,17 @@ def test_runner_env_numbers_are_written_as_yaml_reads_them():
     assert _error(text.replace("NAME: x", "ON: x")).startswith(
         "lpd.yaml:4: runner.env.True: True is not an environment variable name (not empty, no '=', no NUL) (YAML reads "
         "on, off, yes and no as true and false: quote it)")
+
+
+def test_a_spec_override_only_a_set_option_gives_is_blamed_on_that_option():
+    text = "network: ssd\nname: a\ndataset: {path: x}\n"
+    assert _error(text, sets=["spec_overrides.nosuchstage.x=1"]).startswith(
+        "--set spec_overrides.nosuchstage.x=1: spec_overrides.nosuchstage: Input should be 'experiment'")  # once line 1
+    assert _error(text, sets=["spec_overrides.train.training_config.foo=1"]).startswith(
+        '--set spec_overrides.train.training_config.foo=1: spec_overrides.train.training_config: foo: TrainingConfig '
+        'has no field named "foo"')
+    in_file = text + "spec_overrides:\n  train: {training_config.n_workers: 2}\n"
+    assert _error(in_file, sets=["spec_overrides.nosuchstage.x=1"]).startswith("--set spec_overrides.nosuchstage.x=1:")
 
 
 def test_slurm_time_limits_and_memory_sizes_sbatch_reads_are_kept():

@@ -150,7 +150,7 @@ def test_detectnet_dbscan_min_samples_follows_its_type(tmp_path, toolkit, value)
     clustering = spec.postprocessing_config.target_class_config["lpd"].clustering_config
     assert clustering.dbscan_min_samples == pytest.approx(value)
     if toolkit == "5.0":
-        with pytest.raises(SpecError, match="lpd.clustering_config.dbscan_min_samples: expected an integer"):
+        with pytest.raises(ConfigError, match="lpd.clustering_config.dbscan_min_samples: expected an integer"):
             _steps(tmp_path, "detectnet_v2", toolkit, "spec_overrides:\n  experiment:\n    postprocessing_config."
                    "target_class_config: {lpd: {clustering_config: {dbscan_min_samples: 0.05}}}\n")
 

@@ -4,7 +4,7 @@ import pytest
 from google.protobuf import text_format
 
 from tlt_pipe.config import load_config
-from tlt_pipe.errors import SpecError
+from tlt_pipe.errors import ConfigError, SpecError
 from tlt_pipe.networks import get_network
 from tlt_pipe.networks.ssd import check_ssd_spec
 from tlt_pipe.planner import build_context
@@ -116,12 +116,12 @@ def test_loader_checks_reject_out_of_range_values(write_config, tmp_path):
 @pytest.mark.parametrize("value", [".nan", ".inf", "-.inf"])
 def test_a_spec_override_that_is_not_a_finite_number_is_refused_naming_its_key(write_config, tmp_path, value):
     extra = f"spec_overrides:\n  train: {{training_config.learning_rate.soft_start_annealing_schedule.max_learning_rate: {value}}}\n"
-    ctx = _ctx(write_config, tmp_path, extra=extra)
-    with pytest.raises(SpecError) as info:
-        train.plan_train(ctx)
+    with pytest.raises(ConfigError) as info:  # when the config is read, at its line
+        _ctx(write_config, tmp_path, extra=extra)
     message = str(info.value)
-    assert message.startswith("spec_overrides.train.training_config.learning_rate.soft_start_annealing_schedule."
-                              "max_learning_rate: expected a finite number") and "\n" not in message
+    assert message.startswith(f"{tmp_path / 'lpd.yaml'}:13: spec_overrides.train.training_config.learning_rate."
+                              "soft_start_annealing_schedule.max_learning_rate: expected a finite number")
+    assert "\n" not in message
 
 
 def _fresh_environment(monkeypatch, cache):

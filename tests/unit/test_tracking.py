@@ -83,7 +83,7 @@ TRACKED = """\
 tracking:
   mlflow: {experiment: lpd}
 runner: {gpus: 0, env: {HTTP_PROXY: "http://user:pw@proxy"}}
-spec_overrides: {train: {training_config.note: "key %s"}}
+spec_overrides: {train: {dataset_config.target_class_mapping: {note: "key %s"}}}
 """ % KEY
 
 
@@ -144,7 +144,7 @@ def test_params_are_the_flattened_resolved_config_without_the_key(config, tmp_pa
     assert params["dataset.classes.plate"] == "lpd" and params["network"] == "ssd"
     assert params["dataset.path"] == str(tmp_path / "data")
     assert params["runner.env.HTTP_PROXY"] == "***"  # env values are never sent
-    assert params["spec_overrides.train.training_config.note"] == "key ***"
+    assert params["spec_overrides.train.dataset_config.target_class_mapping.note"] == "key ***"
     assert not any(k.startswith("tracking") for k in params)
     assert KEY not in json.dumps(tracker.calls, default=str)
     assert flatten_params(config, [KEY]) == params
