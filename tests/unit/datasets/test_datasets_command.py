@@ -152,3 +152,14 @@ def test_a_class_name_with_a_control_character_is_dropped_and_named(tmp_path, fx
     assert strict.exit_code == 2 and f"{label}:1: class 'ca\\x1br'" in strict.output
     bad_map = invoke("kitti", src, tmp_path / "map", "--classes", "c\x07ar=car")
     assert bad_map.exit_code == 2 and "classes: class 'c\\x07ar' has a control character" in bad_map.output
+
+
+def test_utf16_label_files_keep_their_objects(tmp_path, fx):
+    src = fx.build_kitti(tmp_path / "kitti")
+    line = "Car 0.00 0 0.00 10 20 110 80 1.5 1.6 3.9 1.0 1.0 10.0 0.1\n"
+    fx.write_text(src / "label_2" / "000001.txt", line, encoding="utf-16")  # with its BOM, as Windows tools save it
+    fx.write_text(src / "label_2" / "000002.txt", line.replace("Car", "Van"), encoding="utf-16-le")  # without one
+    result = invoke("kitti", src, tmp_path / "out", "--jobs", "1")  # once: read as GB18030, every object lost
+    assert result.exit_code == 0, result.output
+    assert fx.load_report(tmp_path / "out")["objects_per_class"] == {"car": 1, "van": 1}
+    assert fx.assert_valid_kitti(tmp_path / "out") == 2
