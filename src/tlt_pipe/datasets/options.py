@@ -187,6 +187,10 @@ def _classes_from_file(path: Path) -> dict[str, str]:
         _, data = yamldoc.read(text, str(path))
     if isinstance(data, Mapping) and isinstance(data.get("classes"), (Mapping, list)):
         data = data["classes"]
+    names = [*data, *data.values()] if isinstance(data, Mapping) else data if isinstance(data, list) else []
+    if any(isinstance(name, bool) or name is None for name in names):
+        raise ConfigError(f"{path}: a class named {next(n for n in names if isinstance(n, bool) or n is None)}: "
+                          "YAML reads yes, no, on, off, true, false and null so; quote the name")
     if isinstance(data, list) and all(isinstance(v, (str, int)) for v in data):
         return _printable({str(v): str(v) for v in data}, str(path))
     if isinstance(data, Mapping) and data and all(

@@ -163,3 +163,13 @@ def test_utf16_label_files_keep_their_objects(tmp_path, fx):
     assert result.exit_code == 0, result.output
     assert fx.load_report(tmp_path / "out")["objects_per_class"] == {"car": 1, "van": 1}
     assert fx.assert_valid_kitti(tmp_path / "out") == 2
+
+
+def test_a_class_map_file_with_a_yaml_boolean_or_null_name_says_to_quote_it(tmp_path, fx):
+    src = fx.build_crpd(tmp_path / "crpd")
+    for text in ("yes: car\nlpd: plate\n", "- lpd\n- no\n", "lpd: ~\n"):  # once the class "True", "False", "None"
+        (tmp_path / "map.yaml").write_text(text)
+        result = invoke("crpd", src, tmp_path / "out", "--classes", tmp_path / "map.yaml")
+        assert result.exit_code == 2 and "YAML reads yes, no, on, off, true, false and null so; quote the name" in \
+            result.output, result.output
+    assert not (tmp_path / "out").exists()
