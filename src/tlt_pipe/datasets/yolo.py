@@ -184,6 +184,7 @@ def scan(ctx: SourceContext) -> Iterator[Item | Issue | Skip]:
         parts = PurePosixPath(rel).parts
         group = parts[0] if len(parts) > 1 and ctx.options.subsets else ""
         if group and not ctx.options.wants(group):
+            used.update(c for c in _label_candidates(rel) if c in texts)  # left out with its image
             continue
         label = next((c for c in _label_candidates(rel) if c in texts), None)
         if label is not None:
@@ -209,6 +210,8 @@ def scan(ctx: SourceContext) -> Iterator[Item | Issue | Skip]:
         )
     for rel in sorted(texts - used):
         parts = PurePosixPath(rel).parts
+        if ctx.options.subsets and len(parts) > 1 and not ctx.options.wants(parts[0]):
+            continue  # a subset --subsets leaves out
         in_labels = any(p.lower() == "labels" for p in parts[:-1])
         if not in_labels and parts[-1].lower() in _NOT_LABELS:
             continue

@@ -430,6 +430,7 @@ def test_existing_output_replaced_only_after_success(tmp_path, fx):
     ("empty", "empty: no voc image found"),
     ("unreadable", "no image was converted (unreadable image: 1, e.g. "),
     ("subsets", "no image in subsets"),
+    ("yolo", "no image in subsets nosuch"),  # once "label without image": the labels of the left-out images
 ])
 def test_a_conversion_that_writes_no_image_fails_and_keeps_the_earlier_output(tmp_path, fx, source, reason):
     out = tmp_path / "out"
@@ -437,6 +438,8 @@ def test_a_conversion_that_writes_no_image_fails_and_keeps_the_earlier_output(tm
     before = sorted(p.relative_to(out) for p in out.rglob("*"))
     if source == "subsets":
         fmt, src, options = "crpd", tmp_path / "crpd", {"subsets": ["nosuch"]}
+    elif source == "yolo":
+        fmt, src, options = "yolo", fx.build_yolo(tmp_path / "yolo"), {"subsets": ["nosuch"]}
     else:
         fmt, src, options = "voc", tmp_path / source, {}
         (src / "Annotations").mkdir(parents=True)
