@@ -21,8 +21,10 @@ import signal
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
-from pathlib import Path
+from dataclasses import replace
+from pathlib import Path, PurePosixPath
 
 from tlt_pipe.datasets import formats, worker
 from tlt_pipe.datasets.context import SourceContext
@@ -124,6 +126,10 @@ def no_object_kept(report: ConvertReport, classes: dict[str, str]) -> str:
             f"the class map keeps: {wanted})")
 
 
+_REENCODED = {".jpg": ".jpg", ".jpeg": ".jpg", ".png": ".png", ".bmp": ".bmp"}  # anything else becomes JPEG
+_PREFERRED = {".jpg": 2, ".png": 1, ".bmp": 0}  # among extensions as common as each other
+
+
 def _run(fmt: str, ctx: SourceContext, tmp: Path, report: ConvertReport, on_progress: Progress | None) -> None:
     options = ctx.options
     source_format = formats.get(fmt)
@@ -135,6 +141,11 @@ def _run(fmt: str, ctx: SourceContext, tmp: Path, report: ConvertReport, on_prog
     elif options.subsets and not items:
         report.warnings.append(f"no image in subsets {', '.join(options.subsets)} ({source_format.subsets})")
 
+    if options.resize:
+        counts = Counter(_REENCODED.get(PurePosixPath(item.image).suffix.lower(), ".jpg") for item in items)
+        options = replace(options, resize_ext=max(counts.items(), key=lambda kv: (kv[1], _PREFERRED[kv[0]]))[0]
+                          if counts else ".jpg")
+        ctx = replace(ctx, options=options)
     has_val = any(item.split == "val" for item in items)
     if options.resplit or not has_val:
         items = [item._replace(split=None) for item in items]

@@ -49,6 +49,9 @@ class ConvertOptions:
     resplit: bool = False
     jpeg_quality: int = 95
     resize_multiple: int = 16
+    # With resize: the one extension every re-encoded image takes (the sources' most common of .jpg, .png and
+    # .bmp; TAO reads one extension per folder). Set by the conversion from what it found.
+    resize_ext: str = ".jpg"
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__

@@ -134,7 +134,7 @@ def process(item: Item) -> ItemResult:
             kept.append((name, *box, obj.truncation, obj.occlusion))
             if obj.plate is not None:
                 plates.append(_plate_record(len(kept), name, box, obj.plate, plan, where))
-        ext = image.ext if (not plan or image.ext in (".jpg", ".png", ".bmp")) else ".jpg"
+        ext = options.resize_ext if plan else image.ext  # re-encoded: the one extension of the whole output
         image_path = os.path.join(state.out, layout.image_rel(fold, item.stem, ext))
         try:
             if plan is not None:

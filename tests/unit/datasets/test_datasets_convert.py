@@ -351,6 +351,25 @@ def test_resize_stretch_and_letterbox(tmp_path, fx):
     assert stretch.resize == [320, 240] and letter.resize_mode == "letterbox"
 
 
+@pytest.mark.parametrize("sources, ext, fmt", [(("a.jpg", "b.png", "c.jpg"), ".jpg", "JPEG"),
+                                              (("a.png", "b.png", "c.jpg"), ".png", "PNG"),
+                                              (("a.png", "b.bmp", "c.bmp"), ".bmp", "BMP"),
+                                              (("a.png", "b.bmp"), ".png", "PNG")])
+def test_resizing_writes_one_image_extension_the_sources_most_common(tmp_path, fx, sources, ext, fmt):
+    src = tmp_path / "data"
+    for name in sources:
+        fx.write_image(src / "images" / name, (640, 360), {".jpg": "JPEG", ".png": "PNG", ".bmp": "BMP"}[name[-4:]])
+        fx.write_text(src / "labels" / f"{name[:-4]}.txt", "10 20 110 20 110 50 10 50 0 A\n")
+    report = run("crpd", src, tmp_path / "out", resize=(320, 192), val_split=0)
+    written = sorted((tmp_path / "out" / "train" / "images").iterdir())
+    assert len(written) == len(sources) and {p.suffix for p in written} == {ext}  # once .jpg and .png side by side
+    assert report.image_extensions == {ext: len(sources)} and report.image_extension == ext
+    assert not any("mixed image formats" in w for w in report.warnings)
+    for path in written:
+        with Image.open(path) as im:
+            assert im.format == fmt and im.size == (320, 192)
+
+
 def test_resize_must_be_multiple_of_16():
     with pytest.raises(ConfigError, match="multiple of 16"):
         ConvertOptions(resize=(960, 540))
