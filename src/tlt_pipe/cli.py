@@ -452,10 +452,13 @@ def sweep(axes: tuple[str, ...], config_path: Path, sweep_dir: Path | None, retr
             console.print(f"trained model (base/, evaluate): mAP {result.baseline:.4f}")
         console.print(recommendation(result.recommended, result.baseline, result.max_drop))
         console.print(f"table: {result.files['csv']}, {result.files['json']}; plot: {result.files['plot']}")
-    failed = [r.point for r in result.rows if r.status != "succeeded"]
+    failed = [r for r in result.rows if r.status != "succeeded"]
+    for r in failed:
+        if r.error:
+            click.echo(f"{r.point}: {r.error}", err=True)
     if failed:
-        click.echo(f"tltpipe: error: {len(failed)} of {len(result.rows)} points did not finish: {', '.join(failed)} "
-                   "(their logs are under points/<point>/logs/)", err=True)
+        click.echo(f"tltpipe: error: {len(failed)} of {len(result.rows)} points did not finish: "
+                   f"{', '.join(r.point for r in failed)} (their logs are under points/<point>/logs/)", err=True)
         sys.exit(1)
 
 

@@ -86,6 +86,13 @@ def points(axes: Mapping[str, Sequence[Any]]) -> list[Point]:
     empty = [k for k, v in axes.items() if not v]
     if empty:
         raise ConfigError(f"sweep: {empty[0]}: no values")
+    for key, values in axes.items():
+        seen: set[str] = set()
+        for value in values:
+            text = json.dumps(value, sort_keys=True, default=str)
+            if text in seen:
+                raise ConfigError(f"sweep: {key}: {_text(value)} is given twice (its points would run twice)")
+            seen.add(text)
     keys = list(axes)
     combos = list(itertools.product(*(axes[k] for k in keys)))
     width = len(str(len(combos)))
@@ -135,13 +142,14 @@ class Row:
 
 
 def point_row(point: Point, manifest: Manifest | None, sizes: Mapping[str, int], baseline: float | None,
-              shared: Sequence[str] = ()) -> Row:
+              shared: Sequence[str] = (), error: str | None = None) -> Row:
     """A point's row from its manifest; sizes: run-relative model path -> bytes; shared: the stages it shares
-    with base/ (their mAP is the trained model's, not the point's)."""
+    with base/ (their mAP is the trained model's, not the point's); error: what stopped the point before
+    a stage could record it (a value its spec refuses, say)."""
     if manifest is None:
-        return Row(point.name, point.values, "not run")
+        return Row(point.name, point.values, "failed" if error else "not run", error=error)
     failed = next((r for r in manifest.stages.values() if r.status in ("failed", "interrupted")), None)
-    status = failed.status if failed is not None else "succeeded"
+    status = failed.status if failed is not None else "failed" if error else "succeeded"
     stage = next((s for s in EVALUATIONS if s not in shared and manifest.metric(s, "mAP") is not None), None)
     value = manifest.metric(stage, "mAP") if stage else None
     model = next((r.artifacts["model"] for s in MODELS if (r := manifest.stages.get(s)) is not None
@@ -153,7 +161,7 @@ def point_row(point: Point, manifest: Manifest | None, sizes: Mapping[str, int],
     return Row(point.name, point.values, status, mAP=value, ap=dict(manifest.metric(stage, "ap") or {}) if stage else {},
                delta=round(value - baseline, 6) if value is not None and baseline is not None else None,
                pruning_ratio=ratio, params=params, size_bytes=sizes.get(model) if model else None, model=model,
-               error=failed.error if failed is not None else None)
+               error=failed.error if failed is not None else error)
 
 
 def recommend(rows: Sequence[Row], baseline: float | None, max_drop: float) -> Row | None:
@@ -267,7 +275,8 @@ def run_sweep(config: Config, axes: Mapping[str, Sequence[Any]], *, sweep_dir: P
         outcomes = fanout.run_children(children, config.runner, base_dir if shared else None, shared, selection)
         baseline = base.metric("evaluate", "mAP") if base is not None and "evaluate" in shared else None
         rows = [point_row(p, outcomes[p.name].manifest, _model_sizes(sweep_dir / "points" / p.name,
-                                                                      outcomes[p.name].manifest), baseline, shared)
+                                                                      outcomes[p.name].manifest), baseline, shared,
+                          str(outcomes[p.name].error) if outcomes[p.name].error is not None else None)
                 for p in chosen]
         best = recommend(rows, baseline, max_drop)
         files = {"csv": sweep_dir / "sweep.csv", "json": sweep_dir / "sweep.json", "plot": sweep_dir / "sweep.png"}

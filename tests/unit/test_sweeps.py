@@ -36,6 +36,23 @@ def test_axes_are_read_as_yaml_and_several_keys_make_a_grid():
         parse_axes(["prune.threshold"])
     with pytest.raises(ConfigError, match="nothing to sweep"):
         points({})
+    with pytest.raises(ConfigError, match=r"sweep: prune.threshold: 0.1 is given twice \(its points would run twice\)"):
+        points(parse_axes(["prune.threshold=0.1,0.3,0.1"]))  # once two identical points, each run
+    with pytest.raises(ConfigError, match=r"sweep: runner.gpus: \[0, 1\] is given twice"):
+        points({"runner.gpus": [[0, 1], "none", [0, 1]]})
+
+
+def test_a_point_stopped_before_any_stage_recorded_it_says_why():
+    from tlt_pipe.manifest import Manifest
+    from tlt_pipe.sweeps import Point, point_row
+
+    point = Point("1-threshold=2", {"prune.threshold": 2})
+    why = "sweep point 1-threshold=2: prune.threshold: not in 0..1"
+    assert point_row(point, None, {}, None) == Row(point.name, point.values, "not run")
+    row = point_row(point, None, {}, None, error=why)  # once "not run", and no reason anywhere
+    assert (row.status, row.error) == ("failed", why)
+    row = point_row(point, Manifest(tltpipe="0", name="a", network="ssd", toolkit="5.0"), {}, None, error=why)
+    assert (row.status, row.error) == ("failed", why)
 
 
 def _row(name, map_, size, ratio=None):
