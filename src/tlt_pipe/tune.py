@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from tlt_pipe.runners.base import Runner
 
 STUDY = "study.db"
+SPACE = "tltpipe_space"  # the study's user attribute holding the tune.space it searches
 JOURNAL = "study.journal"
 STALE = "tltpipe_stale"  # the study's user attribute: trials that were running when their tltpipe died
 
@@ -152,6 +153,14 @@ def open_study(tune_dir: Path, settings: TuneConfig, name: str) -> "optuna.Study
         first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
         raise ConfigError(f"{kept}: cannot open the study kept there ({first}); move it away to start a new "
                           "study, or give the tune another directory") from None
+    space = {key: param.model_dump(mode="json") for key, param in sorted(settings.space.items())}
+    kept_space = study.user_attrs.get(SPACE)
+    if done and kept_space is not None and kept_space != space:
+        changed = sorted(k for k in {*space, *kept_space} if space.get(k) != kept_space.get(k))
+        raise ConfigError(f"{kept}: its study searched another space (tune.space differs at {', '.join(changed)}); "
+                          "trials are compared within one space: give the tune another directory, or restore it")
+    if kept_space != space:  # a new study, or one without trials yet
+        study.set_user_attr(SPACE, space)
     if done and settings.seed is not None:  # a study gone on with: not the same draws as its first trials
         study.sampler = sampler((settings.seed + done) % 2**32)  # Optuna's samplers take 0..2**32-1
     return study

@@ -121,6 +121,20 @@ def test_a_damaged_study_file_is_named_and_kept(emulated_config, tmp_path, stora
     assert (tmp_path / file).read_bytes().startswith(content)  # kept (a journal is only ever appended to)
 
 
+def test_a_study_over_another_space_is_not_gone_on_with(emulated_config, tmp_path):
+    config = _tuned(emulated_config)
+    space = {"train.batch_size": optuna.distributions.CategoricalDistribution([4, 8])}
+    first = open_study(tmp_path, config.tune, config.name)
+    first.tell(first.ask(space), 0.5)
+    assert open_study(tmp_path, config.tune, config.name).user_attrs  # the same space: gone on with
+    other = _tuned(emulated_config, space={**SPACE, "train.batch_size": {"type": "categorical", "choices": [2, 4]}})
+    with pytest.raises(ConfigError) as info:  # once mixed into one study, its best compared across spaces
+        open_study(tmp_path, other.tune, other.name)
+    assert str(info.value) == (f"{tmp_path / 'study.db'}: its study searched another space (tune.space differs at "
+                               "train.batch_size); trials are compared within one space: give the tune another "
+                               "directory, or restore it")
+
+
 def test_without_a_space_it_says_what_to_write(emulated_config, tmp_path):
     with pytest.raises(ConfigError, match="tune.space: nothing to search"):
         run_tune(emulated_config, tune_dir=tmp_path, key=KEY, events=Quiet(), runner_factory=lambda c: None)
