@@ -15,6 +15,7 @@ when asked; otherwise the config names the TensorRT engine tltpipe built, which 
 from __future__ import annotations
 
 import configparser
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,19 +128,40 @@ _VIDEO_DEVICES = 256  # Linux numbers V4L2 device nodes /dev/video0 to /dev/vide
 
 
 def parse_source(text: str) -> Source:
-    """`file:///path` or a path, `camera:N` (/dev/videoN) or `rtsp://...`; ValueError naming the forms."""
+    """`file:///path` or a path, `http(s)://...`, `camera:N` (/dev/videoN) or `rtsp://host[:port]/...`;
+    ValueError naming the forms."""
+    from urllib.parse import urlsplit
+
     if text.startswith("camera:"):
-        number = text.removeprefix("camera:") or "0"
+        number = text.removeprefix("camera:")
         if not (number.isascii() and number.isdigit()) or int(number) >= _VIDEO_DEVICES:
             raise ValueError(f"{text!r}: camera:N names /dev/videoN, N from 0 to {_VIDEO_DEVICES - 1}")
         return Source("camera", camera=int(number))
-    if text.startswith(("rtsp://", "rtsps://")):
-        return Source("rtsp", uri=_one_line(text))
     if not text.strip():
         raise ValueError("empty: give a video file, camera:N or rtsp://...")
-    from pathlib import Path
+    scheme = _URI_SCHEME.match(text)
+    if scheme is None:  # a path (file:PATH as the sinks write it, too)
+        path = text.removeprefix("file:") if text.startswith("file:") else text
+        return Source("file", uri=Path(_one_line(path)).resolve().as_uri())
+    kind = scheme.group(1).lower()
+    _one_line(text)
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - a port past 65535 or not a number raises here
+    except ValueError as exc:
+        raise ValueError(f"{text!r}: {exc}") from None
+    if any(c.isspace() for c in text):
+        raise ValueError(f"{text!r}: a URI holds no spaces (write a space as %20)")
+    if kind in ("rtsp", "rtsps", "http", "https") and not parts.hostname:
+        raise ValueError(f"{text!r}: no host; write {kind}://HOST[:PORT]/PATH")
+    if kind in ("rtsp", "rtsps"):
+        return Source("rtsp", uri=text)
+    if kind in ("file", "http", "https"):  # deepstream-app's multi-URI source opens these
+        return Source("file", uri=text)
+    raise ValueError(f"{text!r}: DeepStream's sources read a file, http(s)://, rtsp:// or camera:N, not {kind}://")
 
-    return Source("file", uri=text if text.startswith("file://") else Path(text).resolve().as_uri())
+
+_URI_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
 def _one_line(text: str) -> str:
@@ -160,14 +182,16 @@ def parse_sink(text: str) -> Sink:
     """`file:PATH` (mp4), `display`, `rtsp:PORT` or `fake`; ValueError naming the forms."""
     kind, _, value = text.partition(":")
     if kind == "file":
-        return Sink("file", path=_one_line(value) or "deepstream_out.mp4")
-    if kind == "rtsp" and (value or "8554").isdigit():
-        if not 0 < int(value or 8554) < 65536:
+        if not value.strip():
+            raise ValueError(f"{text!r}: give the file to write, e.g. file:deepstream_out.mp4")
+        return Sink("file", path=_one_line(value))
+    if kind == "rtsp" and value.isascii() and value.isdigit():
+        if not 0 < int(value) < 65536:
             raise ValueError(f"{text!r}: an RTSP port is 1 to 65535")
-        return Sink("rtsp", port=int(value or 8554))
+        return Sink("rtsp", port=int(value))
     if kind in ("display", "fake") and not value:
         return Sink(kind)  # type: ignore[arg-type]
-    raise ValueError(f"{text!r}: give file:PATH, display, rtsp:PORT or fake")
+    raise ValueError(f"{text!r}: give file:PATH, display, rtsp:PORT (e.g. rtsp:8554) or fake")
 
 
 SOURCE_TYPES = {"camera": 1, "file": 3, "rtsp": 4}  # deepstream-app: 1 V4L2 camera, 3 multi-URI, 4 RTSP

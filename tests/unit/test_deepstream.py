@@ -14,7 +14,7 @@ from click.testing import CliRunner
 import tlt_pipe
 from tlt_pipe.cli import main
 from tlt_pipe.deepstream import (Bundle, Sink, Source, app_config, check_infer_config, infer_config, output_blobs,
-                                 read_key_file)
+                                 parse_source, read_key_file)
 from tlt_pipe.manifest import Manifest, StageRecord, load_manifest, save_manifest
 from tlt_pipe.networks import NETWORKS as ALL_NETWORKS, get_network
 
@@ -176,6 +176,14 @@ def test_a_run_without_an_export_is_named(tmp_path):
     (["--source", "rtsp://cam\n[x]"], "a control character"),
     (["--source", "camera:256"], "camera:N names /dev/videoN, N from 0 to 255"),
     (["--source", "camera:\u00b2"], "camera:N names /dev/videoN"),  # a digit to str.isdigit, not to int()
+    (["--source", "camera:"], "camera:N names /dev/videoN"),  # once camera 0, unasked
+    (["--source", "rtsp://"], "'rtsp://': no host; write rtsp://HOST[:PORT]/PATH"),
+    (["--source", "rtsp://cam:99999/x"], "Port out of range"),
+    (["--source", "rtsp://ca m/x"], "a URI holds no spaces"),
+    (["--source", "udp://239.0.0.1:5000"], "DeepStream's sources read a file, http(s)://, rtsp:// or camera:N, not udp"),
+    (["--sink", "rtsp:"], "give file:PATH, display, rtsp:PORT"),  # once port 8554, unasked
+    (["--sink", "rtsp:\uff18\uff15\uff15\uff14"], "give file:PATH, display, rtsp:PORT"),  # full-width digits
+    (["--sink", "file:"], "give the file to write, e.g. file:deepstream_out.mp4"),
 ])
 def test_an_option_that_would_break_a_key_file_is_refused(tmp_path, options, message):
     run_dir = tmp_path / "run"
@@ -208,3 +216,20 @@ def test_a_manifest_whose_artifacts_are_missing_or_outside_the_run_is_named(tmp_
     assert done.exit_code == 2, done.output
     assert done.stderr.strip().startswith(f"tltpipe: error: {run_dir / 'manifest.json'}: {message}")
     assert not (run_dir / "deepstream").exists()
+
+
+@pytest.mark.parametrize("text, kind, uri", [
+    ("http://media.local/lpd.mp4", "file", "http://media.local/lpd.mp4"),  # once file:///<cwd>/http:/media...
+    ("https://media.local/lpd.mp4", "file", "https://media.local/lpd.mp4"),
+    ("rtsp://cam.local:554/stream1", "rtsp", "rtsp://cam.local:554/stream1"),
+    ("file:///videos/a.mp4", "file", "file:///videos/a.mp4"),
+])
+def test_sources_given_as_uris_are_kept_as_deepstream_opens_them(text, kind, uri):
+    source = parse_source(text)
+    assert (source.kind, source.uri) == (kind, uri)
+
+
+def test_sources_given_as_paths_become_file_uris(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert parse_source("my video.mp4").uri == (tmp_path / "my video.mp4").as_uri()
+    assert parse_source("file:clip.mp4").uri == (tmp_path / "clip.mp4").as_uri()  # as the sinks write file:PATH
