@@ -515,7 +515,8 @@ def tune(config_path: Path, trials: int | None, jobs: int | None, tune_dir: Path
 @main.command()
 @click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--source", default="file:///opt/nvidia/deepstream/deepstream/samples/streams/sample_1080p_h264.mp4",
-              show_default=True, help="A video file (file:///path or a path), http(s)://..., camera:N (/dev/videoN) or rtsp://HOST/...")
+              show_default=True,
+              help="A video file (file:///path or a path), http(s)://..., camera:N (/dev/videoN) or rtsp://HOST/...")
 @click.option("--sink", default="file:deepstream_out.mp4", show_default=True,
               help="file:PATH (mp4), display, rtsp:PORT (an RTSP server) or fake (no output).")
 @click.option("--tracker/--no-tracker", default=True, show_default=True, help="NvMultiObjectTracker (IOU).")
