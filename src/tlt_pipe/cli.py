@@ -75,6 +75,8 @@ def init(network: str, toolkit: str | None, dataset_format: str, name: str | Non
     if name is not None and not re.match(NAME_PATTERN, name):
         raise ConfigError(f"--name {name!r}: letters, digits, '_', '.' and '-' only, starting with a letter or digit "
                           "(it names the run directory)")
+    if toolkit is not None and not toolkit.strip():
+        raise ConfigError(f"--toolkit '': give a TAO version, e.g. {DEFAULT_TOOLKIT}")
 
     click.echo(starter_config(network, toolkit=toolkit, dataset_format=dataset_format, name=name), nl=False)
 
@@ -272,10 +274,10 @@ def _cell(value, delta) -> str:
 @main.command()
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
               help="Check for this config: its images, GPUs, shm size and run directory.")
-@click.option("--toolkit", default=DEFAULT_TOOLKIT, show_default=True, help="Without --config: the TAO version to check.")
+@click.option("--toolkit", default=None, help=f"Without --config: the TAO version to check [default: {DEFAULT_TOOLKIT}].")
 @click.option("--run-dir", type=click.Path(path_type=Path), default=None, help="Where runs will be written.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per check.")
-def doctor(config_path: Path | None, toolkit: str, run_dir: Path | None, as_json: bool) -> None:
+def doctor(config_path: Path | None, toolkit: str | None, run_dir: Path | None, as_json: bool) -> None:
     """Check this machine: Docker, NVIDIA runtime and GPUs, shm, disk, images, TLTPIPE_KEY, write access.
     Exits 1 when a check fails."""
     from rich.markup import escape
@@ -288,6 +290,8 @@ def doctor(config_path: Path | None, toolkit: str, run_dir: Path | None, as_json
     from tlt_pipe.toolkits import get_toolkit, normalize_version
 
     kind, commands = "docker", []
+    if config_path is not None and toolkit is not None:
+        raise ConfigError("--toolkit and --config: the config names its toolkit; give one or the other")
     if config_path is not None:
         config = load_config(config_path)
         run_dir = run_dir or config.default_run_dir()
@@ -298,7 +302,7 @@ def doctor(config_path: Path | None, toolkit: str, run_dir: Path | None, as_json
                                      config.runner.kind)
     else:
         try:
-            kit = get_toolkit(normalize_version(toolkit))
+            kit = get_toolkit(normalize_version(toolkit or DEFAULT_TOOLKIT))
         except ValueError as exc:
             raise ConfigError(f"--toolkit {toolkit}: {exc}") from None
         images = [i for i in (kit.image, kit.deploy_image) if i]

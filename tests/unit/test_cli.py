@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from tlt_pipe import __version__
 from tlt_pipe.cli import main
 from tlt_pipe.manifest import Manifest, save_manifest
+from tlt_pipe.registry import DEFAULT_TOOLKIT
 
 
 def test_version_and_module_entry_point():
@@ -31,6 +32,9 @@ def test_init_prints_a_config_that_runs_dry(tmp_path):
     stages = [json.loads(line)["stage"] for line in result.output.splitlines()]
     assert stages[0] == "prepare" and stages[-1] == "deepstream"
     assert "pretrained: ngc:nvidia/tao/pretrained_object_detection:resnet18 " in text  # NGC, for the backbone
+    empty = CliRunner().invoke(main, ["init", "ssd", "--toolkit", ""])  # once the default toolkit, unasked
+    assert empty.exit_code == 2 and empty.stderr.strip() == \
+        f"tltpipe: error: --toolkit '': give a TAO version, e.g. {DEFAULT_TOOLKIT}"
     named = CliRunner().invoke(main, ["init", "ssd", "--name", "a: b"])
     assert named.exit_code == 2 and "--name 'a: b': letters, digits" in named.stderr
     detectnet = CliRunner().invoke(main, ["init", "detectnet_v2"]).output

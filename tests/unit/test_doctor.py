@@ -92,6 +92,9 @@ def test_doctor_with_a_config_without_gpus(monkeypatch, tmp_path):
     assert result.exit_code == 0, result.output
     assert [c["detail"] for c in checks if c["check"] == "image"][0].startswith("tao:tf is not present")
     assert Path(tmp_path / "runs").exists() is False  # doctor writes nothing
+    both = CliRunner().invoke(cli.main, ["doctor", "--config", "c.yaml", "--toolkit", "4.0"])  # once: 4.0 ignored
+    assert both.exit_code == 2 and both.stderr.strip() == \
+        "tltpipe: error: --toolkit and --config: the config names its toolkit; give one or the other"
 
 
 def test_doctor_for_the_local_runner_checks_the_commands_on_path(monkeypatch, tmp_path):
