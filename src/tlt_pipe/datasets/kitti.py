@@ -65,6 +65,10 @@ def parse_kitti(text: str) -> tuple[list[Obj], list[Problem]]:
             problems.append(Problem(number, NON_NUMERIC, f"expected numbers after the class, got {bad!r}"))
             continue
         truncation, occlusion = values[0], values[1]
+        if not (-1 <= truncation <= 1 and -1 <= occlusion <= 3):  # KITTI: -1 (DontCare) or 0..1 and 0..3
+            problems.append(Problem(number, MALFORMED, f"truncation {fields[1]} or occlusion {fields[2]} outside "
+                                                       "KITTI's -1..1 and -1..3"))
+            continue
         x1, y1, x2, y2 = values[3:7]
         objects.append(
             Obj(fields[0], x1, y1, x2, y2, line=number, truncation=truncation, occlusion=int(occlusion))

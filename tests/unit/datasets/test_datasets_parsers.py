@@ -56,12 +56,15 @@ def test_crpd_optional_fields_and_empty_files():
 
 
 def test_crpd_problems_name_the_line():
-    objects, problems = parse_crpd("1 2 3\n1 2 3 4 abc 6 7 8 0 X\n1 2 3 4 5 6 7 8 blue X\n1 2 3 4 nan 6 7 8 0\n1 2 3 4 5 6 7 8 0 OK")
+    objects, problems = parse_crpd("1 2 3\n1 2 3 4 abc 6 7 8 0 X\n1 2 3 4 5 6 7 8 blue X\n1 2 3 4 nan 6 7 8 0\n"
+                                   "1 2 3 4 5 6 7 8 0 OK\n1 2 3 4 5 6 7 8 7 X\n1 2 3 4 5 6 7 8 -1 X")
     assert [(p.line, p.reason, p.detail) for p in problems] == [
         (1, "malformed line", "expected 8 corner numbers, got 3 fields"),
         (2, "non-numeric field", "expected 8 corner numbers, got 'abc'"),
         (3, "non-numeric field", "expected a plate type 0-3, got 'blue'"),
         (4, "non-numeric field", "expected 8 corner numbers, got 'nan'"),
+        (6, "malformed line", "expected a plate type 0-3, got '7'"),  # once kept, type 7 in plates.jsonl
+        (7, "malformed line", "expected a plate type 0-3, got '-1'"),
     ]
     assert [o.line for o in objects] == [5]
 
@@ -178,6 +181,15 @@ def test_kitti_line_format():
     assert line == "no_mask 0.00 1 0.00 1.23 5.68 100.00 50.50 0.00 0.00 0.00 0.00 0.00 0.00 0.00"
     [obj], problems = kitti.parse_kitti(line + "\n")
     assert problems == [] and (obj.cls, obj.x1, obj.x2, obj.occlusion) == ("no_mask", 1.23, 100, 1)
+
+
+def test_kitti_truncation_and_occlusion_outside_their_ranges_are_malformed():
+    rest = "0.00 1 2 30 40 0 0 0 0 0 0 0"
+    text = f"car 0.5 2 {rest}\nDontCare -1 -1 {rest}\ncar 0 1e300 {rest}\ncar 1e300 0 {rest}\ncar 0 4 {rest}\n"
+    objects, problems = kitti.parse_kitti(text)
+    assert [o.line for o in objects] == [1, 2]  # KITTI writes -1 for a DontCare region's
+    assert [(p.line, p.reason) for p in problems] == [(3, "malformed line"), (4, "malformed line"), (5, "malformed line")]
+    assert problems[0].detail == "truncation 0 or occlusion 1e300 outside KITTI's -1..1 and -1..3"  # once 300 digits
 
 
 def test_kitti_clamp_and_degenerate():
