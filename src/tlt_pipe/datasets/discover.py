@@ -47,16 +47,23 @@ def _listing(directory: Path | str) -> list[os.DirEntry]:
 
 def _entries(directory: Path, kind: str) -> list[os.DirEntry]:
     """The directory's entries that are folders (kind "dir") or files ("file"), following links; Unlistable
-    when the folder itself cannot be listed. One entry that cannot be looked at (a symlink loop, a broken
-    link, no permission) is left out, not the whole folder."""
+    when the folder itself cannot be listed. A link to nothing (or a loop) counts as a file, so its reader
+    reports it by name; an entry that cannot be looked at otherwise (no permission) is left out, not the
+    whole folder."""
     found = []
     for entry in _listing(directory):
         try:
-            if entry.is_dir() if kind == "dir" else entry.is_file():
+            if entry.is_dir() if kind == "dir" else entry.is_file() or _dangling(entry):
                 found.append(entry)
         except OSError:
-            continue
+            if kind == "file" and entry.is_symlink():
+                found.append(entry)
     return found
+
+
+def _dangling(entry: os.DirEntry) -> bool:
+    """A symbolic link whose target is missing (is_file and is_dir are both false for it)."""
+    return entry.is_symlink() and not os.path.exists(entry.path)
 
 
 def child_dir(parent: Path, *names: str) -> Path | None:
@@ -114,7 +121,8 @@ def pair_by_stem(
 
 def walk_files(root: Path) -> Iterator[Path | Unlistable]:
     """Every file below root, depth first, sorted, hidden entries skipped. A folder reached again through a
-    link (a loop) is walked once; an entry that cannot be looked at is left out. Root itself not listable
+    link (a loop) is walked once; a link to nothing is yielded (its reader reports it); an entry that cannot be
+    looked at is left out. Root itself not listable
     raises Unlistable; a folder below it is yielded as one (and left out), for the caller to report."""
     stack, seen = [root], set()
     while stack:
@@ -139,10 +147,11 @@ def walk_files(root: Path) -> Iterator[Path | Unlistable]:
             try:
                 if entry.is_dir():
                     dirs.append(Path(entry.path))
-                elif entry.is_file():
+                elif entry.is_file() or _dangling(entry):  # a link to nothing: reported by its reader, not lost
                     yield Path(entry.path)
             except OSError:
-                continue
+                if entry.is_symlink():
+                    yield Path(entry.path)
         stack.extend(reversed(dirs))
 
 

@@ -666,6 +666,18 @@ def test_a_symlink_loop_or_broken_link_in_a_folder_drops_only_itself(tmp_path, f
     assert report.images == before > 0
 
 
+def test_a_broken_image_link_with_a_label_is_counted_and_named(tmp_path, fx):
+    src = fx.build_kitti(tmp_path / "kitti")
+    (src / "image_2" / "000003.png").symlink_to(tmp_path / "gone.png")  # once left out without a word
+    (src / "label_2" / "000003.txt").write_text("Car 0.00 0 0.00 1 2 30 40 0 0 0 0 0 0 0\n")
+    (src / "label_2" / "000004.txt").symlink_to(tmp_path / "gone.txt")
+    fx.write_image(src / "image_2" / "000004.png", (620, 180), "PNG")
+    report = run("kitti", src, tmp_path / "out", val_split=0)
+    assert report.dropped["missing image"].examples[0].startswith(f"{src / 'image_2' / '000003.png'}: ")
+    assert report.dropped["unparsable label file"].examples[0].startswith(f"{src / 'label_2' / '000004.txt'}: ")
+    assert set(fx.read_output(tmp_path / "out")) == {"000001", "000002"}
+
+
 def _unlistable(monkeypatch, folder: Path) -> None:
     """os.scandir fails for folder (no permission), as it would for another user: root lists every folder."""
     real = os.scandir
