@@ -250,6 +250,9 @@ def _port(value: int | str) -> bool:
     return not isinstance(value, bool) and text.isascii() and text.isdigit() and 1 <= int(text) <= 65535
 
 
+_INT64_MAX = 2**63 - 1  # Docker's sizes and limits are signed 64-bit
+
+
 class DockerConfig(_Model):
     """What only the Docker runner uses (image, deploy_image, gpus and env moved to runner:)."""
 
@@ -267,6 +270,10 @@ class DockerConfig(_Model):
         unknown = sorted(set(ulimits) - ULIMITS)
         if unknown:
             raise _key_error(unknown[0], ulimits[unknown[0]], f"not a ulimit Docker sets; it sets {', '.join(sorted(ULIMITS))}")
+        for name, value in ulimits.items():
+            if not -1 <= value <= _INT64_MAX:
+                raise _key_error(name, value, f"{yamldoc.short(value)} is not a limit Docker takes (-1 for unlimited, "
+                                              "or 0 to 2^63-1)")
         return ulimits
 
     @field_validator("ports")
@@ -285,8 +292,11 @@ class DockerConfig(_Model):
     def _shm_size(cls, value: str) -> str:
         from tlt_pipe.doctor import size_bytes
 
-        if size_bytes(value) is None:
+        size = size_bytes(value)
+        if size is None:
             raise ValueError(f"{yamldoc.short(value)!r} is not a size Docker reads; write e.g. 16G, 512m or 1024 (bytes)")
+        if size > _INT64_MAX:
+            raise ValueError(f"{yamldoc.short(value)!r} is past the largest size Docker takes (2^63-1 bytes)")
         return value
 
 

@@ -109,6 +109,9 @@ def test_a_swept_spec_value_that_is_wrong_is_named_by_its_point():
 @pytest.mark.parametrize(("section", "message"), [  # values Docker would refuse when a stage starts
     ("docker: {shm_size: lots}", "lpd.yaml:4: docker.shm_size: 'lots' is not a size Docker reads"),
     ("docker: {shm_size: 1t}", "lpd.yaml:4: docker.shm_size: '1t' is not a size Docker reads"),
+    ("docker: {ulimits: {memlock: 100000000000000000000000}}",
+     "lpd.yaml:4: docker.ulimits.memlock: 100000000000000000000000 is not a limit Docker takes (-1 for unlimited"),
+    ("docker: {ulimits: {stack: -2}}", "lpd.yaml:4: docker.ulimits.stack: -2 is not a limit Docker takes"),
     ("runner: {gpus: [-1]}", "lpd.yaml:4: runner.gpus: GPU indices are 0 or more, not [-1]"),
     ("runner: {gpus: [1, 1]}", "lpd.yaml:4: runner.gpus: a GPU index is listed twice in [1, 1]"),
     ("docker: {ports: {8888/http: 8888}}", "lpd.yaml:4: docker.ports.8888/http: not a container port"),
