@@ -349,11 +349,10 @@ def write_bundle(folder: Path, bundle: Bundle, source: Source, sink: Sink, *, tr
 def _inside(run_dir: Path, value: str, key: str) -> str:
     """A path the manifest records, which must lie in the run directory (an edited or hostile manifest
     must not point the bundle at /etc or ../../other-run)."""
-    from pathlib import PurePosixPath
-
     from tlt_pipe.errors import ConfigError
+    from tlt_pipe.manifest import is_run_relative
 
-    if not isinstance(value, str) or not value or PurePosixPath(value).is_absolute() or ".." in PurePosixPath(value).parts:
+    if not is_run_relative(value):
         raise ConfigError(f"{run_dir / 'manifest.json'}: {key}: {value!r} is not a path inside the run directory")
     return value
 

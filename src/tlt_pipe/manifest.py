@@ -100,6 +100,15 @@ PATH_ARTIFACTS = frozenset({"model", "root", "results", "engine", "images", "lab
                             "app_config", "prefix"})
 
 
+def is_run_relative(path: Any) -> bool:
+    """A path a manifest records as run-relative: not absolute, never above the run directory (an edited
+    or hostile manifest must not point tltpipe at / or at ../another-run)."""
+    from pathlib import PurePosixPath
+
+    return isinstance(path, str) and bool(path) and not PurePosixPath(path).is_absolute() \
+        and ".." not in PurePosixPath(path).parts
+
+
 def _is_number(value: Any) -> bool:
     """A JSON number or null (NaN and infinity included: JSON-safe output turns them into null)."""
     return value is None or isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -15,7 +15,7 @@ from tlt_pipe import registry
 from tlt_pipe.config import Config
 from tlt_pipe.errors import ConfigError
 from tlt_pipe.fingerprint import digest_of, path_fingerprint, short, tree_fingerprints
-from tlt_pipe.manifest import Manifest, StageRecord
+from tlt_pipe.manifest import Manifest, StageRecord, is_run_relative
 from tlt_pipe.networks import get_network
 from tlt_pipe.secrets import redact_argv
 from tlt_pipe.stages import Context, Stage, StagePlan, is_pending
@@ -405,7 +405,7 @@ class Planner:
             record = manifest.stages.get(name)
             if record is None or record.status != "succeeded":
                 continue
-            changed = [spec for spec in record.specs if isinstance(spec.get("path"), str) and spec.get("sha256")
+            changed = [spec for spec in record.specs if is_run_relative(spec.get("path")) and spec.get("sha256")
                        and path_fingerprint(self.run_dir / spec["path"]).get("sha256") != spec["sha256"]]
             if not changed:
                 continue

@@ -293,6 +293,12 @@ def test_a_spec_deleted_or_edited_after_its_stage_ran_is_written_back_for_the_st
     spec.write_text(rendered.replace("batch_size", "batch_size_edited"), encoding="utf-8")
     _run(config, tmp_path / "run", runner, stages=("evaluate", "evaluate"), force=True)
     assert spec.read_text(encoding="utf-8") == rendered and runner.ran[3:] == ["evaluate"]
+    manifest = load_manifest(tmp_path / "run")  # an edited manifest pointing outside the run is not followed
+    outside = {"path": "../outside.txt", "sha256": manifest.stages["train"].specs[0]["sha256"]}
+    manifest.stages["train"].specs += [outside, {**outside, "path": "/"}]
+    save_manifest(tmp_path / "run", manifest)
+    _run(config, tmp_path / "run", runner, stages=("evaluate", "evaluate"), force=True)
+    assert not (tmp_path / "outside.txt").exists() and runner.ran[4:] == ["evaluate"]
 
 
 def test_a_re_run_that_fails_keeps_the_last_good_outputs_until_a_run_succeeds(config, tmp_path, monkeypatch):
