@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import UnionType
 from urllib.parse import urlsplit
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -56,9 +56,7 @@ class _Model(BaseModel):
 
 def _numeric_only(annotation: Any) -> bool:
     """int, float, or either of them or None."""
-    import typing
-
-    kinds = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, UnionType) else (annotation,)
+    kinds = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
     return bool(kinds) and all(k in (int, float, type(None)) for k in kinds) and any(k in (int, float) for k in kinds)
 
 
