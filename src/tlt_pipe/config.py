@@ -673,6 +673,10 @@ class Config(_Model):
             if group not in allowed:
                 raise _key_error(group, None, f"{network.name} has no {group} spec; spec_overrides names "
                                               f"{', '.join(allowed) or 'no spec'}")
+        if network is not None and "inference" in overrides and network.framework == "tao" \
+                and network.inference_spec is None:
+            raise _key_error("inference", None, f"{network.name}'s inference reads no spec of its own (DetectNet_v2's "
+                                                "does): there is nothing here to override")
         if network is not None and network.framework == "tao":
             for group, values in overrides.items():
                 for dotted, value in values.items():

@@ -149,6 +149,8 @@ def test_a_swept_spec_value_that_is_wrong_is_named_by_its_point():
      "lpd.yaml:4: spec_overrides.experiment.training_config.regularizer.type: 'L3' is not one of NO_REG, L1, L2"),
     ("spec_overrides: {tfrecords: {kitti_config.foo: 1}}",
      'lpd.yaml:4: spec_overrides.tfrecords.kitti_config.foo: KITTIConfig has no field named "foo"'),
+    ("spec_overrides: {inference: {inferencer_config.batch_size: 2}}",  # once accepted, then never applied
+     "lpd.yaml:4: spec_overrides.inference: ssd's inference reads no spec of its own (DetectNet_v2's does)"),
     # true/false, which pydantic would take as 1/0:
     ("train: {epochs: true}", "lpd.yaml:4: train.epochs: expected a number, got True (YAML reads true, false, yes"),
     ("train: {batch_size: no}", "lpd.yaml:4: train.batch_size: expected a number, got False"),
