@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import threading
 import time
@@ -46,7 +47,8 @@ class Events(Protocol):
     def stage_finished(self, stage: str, record: StageRecord) -> None: ...
 
 
-# Where a stage's last good outputs wait while it runs again (removed when the new run succeeds).
+# Where a stage's last good outputs wait while it runs again: PREVIOUS/<stage>/<folder>, removed when a run of
+# that stage succeeds (a fresh one, or one resumed from the failed run's checkpoints).
 PREVIOUS = ".previous"
 
 # Config paths that name one file (a weights file, a class list), never a folder.
@@ -338,7 +340,7 @@ class Pipeline:
     def _work(self, job: "_Running", cancel: threading.Event | None) -> RunResult | None:
         """The stage's files, then its task (a container or batch job: in a thread of its own)."""
         self._prepare_files(job.plan, job.record, job.log_path, fresh=not job.attempts,
-                            keep=job.keep and not job.attempts)
+                            keep_as=job.step.name if job.keep and not job.attempts else None)
         if job.stage.before_run is not None:
             job.stage.before_run(job.ctx, job.plan)
         if job.stage.run_on_host is not None:
@@ -376,19 +378,19 @@ class Pipeline:
             raise
         finally:
             self.planner.forget()
-        for rel in job.plan.clean:  # the new result replaces the one kept while it ran
-            shutil.rmtree(self.run_dir / PREVIOUS / rel, ignore_errors=True)
+        shutil.rmtree(self.run_dir / PREVIOUS / name, ignore_errors=True)  # the new result replaces the kept one
+        with contextlib.suppress(OSError):
+            (self.run_dir / PREVIOUS).rmdir()  # when no other stage keeps anything there
         self._finish(record, "succeeded", job.started, manifest, name)
         return None
 
     def _kept(self, job: "_Running") -> None:
         """Say where the outputs of the stage's last good run are, now that this run did not replace them."""
-        for rel in job.plan.clean:
-            kept = self.run_dir / PREVIOUS / rel
-            if kept.is_dir():
-                note = f"the outputs of its last successful run are kept in {kept}"
-                job.record.warnings.append(note)
-                self.events.line(job.step.name, note)
+        kept = self.run_dir / PREVIOUS / job.step.name
+        if kept.is_dir():
+            note = f"the outputs of its last successful run are kept in {kept}"
+            job.record.warnings.append(note)
+            self.events.line(job.step.name, note)
 
     def _conclude(self, stage: Stage, ctx: Context, plan: StagePlan, record: StageRecord, log_path: Path,
                   secrets: list[str]) -> None:
@@ -494,14 +496,14 @@ class Pipeline:
                     old.reason = f"{name} ran again"
 
     def _prepare_files(self, plan: StagePlan, record: StageRecord, log_path: Path, *, fresh: bool = True,
-                       keep: bool = False) -> None:
+                       keep_as: str | None = None) -> None:
         """Clean the stage's folders, write its specs, start its log (fresh: False when a requeued job runs
-        again, continuing the log). keep: the folders hold the stage's last good result, which is moved to
-        PREVIOUS until this run succeeds (a forced re-run that fails loses nothing)."""
+        again, continuing the log). keep_as: the stage whose folders hold its last good result, which is
+        moved to PREVIOUS/<stage>/ until this run succeeds (a forced re-run that fails loses nothing)."""
         for rel in plan.clean:
             target = self.run_dir / rel
-            if keep and target.is_dir() and not target.is_symlink() and any(target.iterdir()):
-                kept = self.run_dir / PREVIOUS / rel
+            if keep_as and target.is_dir() and not target.is_symlink() and any(target.iterdir()):
+                kept = self.run_dir / PREVIOUS / keep_as / rel
                 shutil.rmtree(kept, ignore_errors=True)
                 kept.parent.mkdir(parents=True, exist_ok=True)
                 target.rename(kept)

@@ -310,17 +310,34 @@ def test_a_re_run_that_fails_keeps_the_last_good_outputs_until_a_run_succeeds(co
     monkeypatch.setenv("TAO_EMU_FAIL_SUBCOMMAND", "export")  # once: the forced re-run deleted export/ first
     with pytest.raises(StageFailed, match="stage export failed"):
         _run(config, tmp_path / "run", runner, stages=("export", "export"), force=True)
-    kept = tmp_path / "run" / ".previous" / "export"
+    kept = tmp_path / "run" / ".previous" / "export" / "export"
     assert {p.relative_to(kept): p.read_bytes() for p in kept.rglob("*") if p.is_file()} == good
     record = load_manifest(tmp_path / "run").stages["export"]
-    assert record.status == "failed" and record.warnings == [f"the outputs of its last successful run are kept in {kept}"]
+    assert record.status == "failed" and record.warnings == [
+        f"the outputs of its last successful run are kept in {kept.parent}"]
     with pytest.raises(StageFailed):  # failing again: what is kept is still the last good result
         _run(config, tmp_path / "run", runner, stages=("export", "export"))
     assert {p.relative_to(kept): p.read_bytes() for p in kept.rglob("*") if p.is_file()} == good
     monkeypatch.delenv("TAO_EMU_FAIL_SUBCOMMAND")
     manifest = _run(config, tmp_path / "run", runner, stages=("export", "export"))
     assert manifest.stages["export"].status == "succeeded" and not manifest.stages["export"].warnings
-    assert not kept.exists() and {p.relative_to(export) for p in export.rglob("*") if p.is_file()} == set(good)
+    assert not (tmp_path / "run" / ".previous").exists()
+    assert {p.relative_to(export) for p in export.rglob("*") if p.is_file()} == set(good)
+
+
+def test_a_forced_training_stopped_then_resumed_keeps_the_last_good_one_until_it_succeeds(config, tmp_path):
+    runner = FakeRunner()
+    _run(config, tmp_path / "run", runner, stages=(None, "train"))
+    weights = sorted(p.name for p in (tmp_path / "run" / "train").rglob("*.hdf5"))
+    runner.interrupt_in = "train"
+    with pytest.raises(Interrupted):
+        _run(config, tmp_path / "run", runner, stages="train", force=True)
+    kept = tmp_path / "run" / ".previous" / "train" / "train"
+    assert sorted(p.name for p in kept.rglob("*.hdf5")) == weights  # the finished training, whole
+    runner.interrupt_in = None
+    manifest = _run(config, tmp_path / "run", runner, stages="train", resume=True)  # from the stopped run's epoch 2
+    assert manifest.stages["train"].status == "succeeded" and manifest.stages["train"].resumed_from["epoch"] == 2
+    assert not (tmp_path / "run" / ".previous").exists()  # the new training replaces the kept one
 
 
 def test_resume_epoch_on_a_selection_that_trains_nothing_is_refused(config, tmp_path):
