@@ -36,9 +36,6 @@ PLATE_TYPES = {0: "blue", 1: "yellow single-line", 2: "yellow double-line", 3: "
 _SEPARATORS = re.compile(r"[\s,，]+")
 
 
-PLATE_TYPES = range(4)
-
-
 def parse_crpd(text: str) -> tuple[list[Obj], list[Problem]]:
     """Parse a CRPD label file (a BOM, blank lines and CRLF are fine)."""
     objects: list[Obj] = []
@@ -75,7 +72,7 @@ def parse_crpd(text: str) -> tuple[list[Obj], list[Problem]]:
                     Problem(number, NON_NUMERIC, f"expected a plate type 0-3, got {fields[8]!r}")
                 )
                 continue
-            if plate_type not in PLATE_TYPES:  # 0 blue, 1 yellow, 2 yellow double-line, 3 white
+            if plate_type not in PLATE_TYPES:
                 problems.append(Problem(number, MALFORMED, f"expected a plate type 0-3, got {fields[8]!r}"))
                 continue
         content = " ".join(fields[9:]) or None

@@ -153,15 +153,16 @@ def parse_classes(text: str) -> dict[str, str]:
         mapping[source] = target if sep else source
     if not mapping:
         raise ConfigError(f"classes: no class in {text!r}")
-    return _printable(mapping, "classes")
+    check_class_names([*mapping, *mapping.values()], "classes")
+    return mapping
 
 
-def _printable(mapping: dict[str, str], source: str) -> dict[str, str]:
-    """A class map whose names can be written to a label file, labels.txt, VOC XML and COCO JSON."""
-    for name in (*mapping, *mapping.values()):
+def check_class_names(names: Sequence[str], source: str) -> None:
+    """Class names that can be written to a label file, labels.txt, VOC XML and COCO JSON: ConfigError at the
+    first with a control character."""
+    for name in names:
         if not name.isprintable():
             raise ConfigError(f"{source}: class {name!r} has a control character; class names are printable text")
-    return mapping
 
 
 _CLASS_MAP_SUFFIXES = (".yaml", ".yml", ".json", ".txt", ".names")
@@ -195,9 +196,10 @@ def _classes_from_file(path: Path) -> dict[str, str]:
         raise ConfigError(f"{path}: a class named {next(n for n in names if isinstance(n, bool) or n is None)}: "
                           "YAML reads yes, no, on, off, true, false and null so; quote the name")
     if isinstance(data, list) and all(isinstance(v, (str, int)) for v in data):
-        return _printable({str(v): str(v) for v in data}, str(path))
-    if isinstance(data, Mapping) and data and all(
-        isinstance(v, (str, int)) for v in data.values()
-    ):
-        return _printable({str(k): str(v) for k, v in data.items()}, str(path))
-    raise ConfigError(f"{path}: expected a mapping source -> training class or a list of classes")
+        mapping = {str(v): str(v) for v in data}
+    elif isinstance(data, Mapping) and data and all(isinstance(v, (str, int)) for v in data.values()):
+        mapping = {str(k): str(v) for k, v in data.items()}
+    else:
+        raise ConfigError(f"{path}: expected a mapping source -> training class or a list of classes")
+    check_class_names([*mapping, *mapping.values()], str(path))
+    return mapping

@@ -12,9 +12,11 @@ import dataclasses
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
+from tlt_pipe import yamldoc
 from tlt_pipe.datasets import discover
 from tlt_pipe.datasets.context import SourceContext
 from tlt_pipe.datasets.naming import output_stem
+from tlt_pipe.datasets.options import check_class_names
 from tlt_pipe.datasets.records import (
     HELD_OUT,
     LABEL_WITHOUT_IMAGE,
@@ -30,7 +32,6 @@ from tlt_pipe.datasets.records import (
     finite_number,
     is_finite_number,
 )
-from tlt_pipe import yamldoc
 from tlt_pipe.errors import ConfigError
 
 NAMES_FILES = ("data.yaml", "dataset.yaml", "data.yml", "obj.names", "classes.names", "classes.txt")
@@ -60,20 +61,16 @@ def load_names(path: Path) -> tuple[str, ...]:
                 hint = " (YAML reads yes, no, on, off and null so: quote the name)" if unquoted else ""
                 raise ConfigError(f"{path}: names: class {index} is {yamldoc.short(repr(name), 40)}, not a class "
                                   f"name{hint}")
-        return _printable(tuple(str(n).strip() for n in names), path)
+        names = tuple(str(n).strip() for n in names)
+        check_class_names(names, f"{path}: names")
+        return names
     lines = [line.strip() for line in text.splitlines()]
     while lines and not lines[-1]:
         lines.pop()
     if not lines or not all(lines):
         raise ConfigError(f"{path}: expected one class name per line (no blank lines)")
-    return _printable(tuple(lines), path)
-
-
-def _printable(names: tuple[str, ...], path: Path) -> tuple[str, ...]:
-    for index, name in enumerate(names):
-        if not name.isprintable():
-            raise ConfigError(f"{path}: class {index} ({name!r}) has a control character; class names are printable text")
-    return names
+    check_class_names(lines, str(path))
+    return tuple(lines)
 
 
 def _class_id(key) -> int | str:

@@ -139,7 +139,7 @@ def test_yolo_names(tmp_path):
     ("names: [yes, no]", "names: class 0 is True, not a class name (YAML reads"),  # once the class "True"
     ("names: ['', a]", "names: class 0 is '', not a class name"),  # once an empty KITTI class
     ("names: [[a, b]]", "names: class 0 is ['a', 'b'], not a class name"),  # once the class "['a', 'b']"
-    ('names: ["ca\\x1br"]', "class 0 ('ca\\x1br') has a control character"),  # once written into labels.txt
+    ('names: ["ca\\x1br"]', "names: class 'ca\\x1br' has a control character"),  # once written into labels.txt
 ])
 def test_yolo_data_yaml_names_that_are_no_class_names_are_one_line(tmp_path, text, message):
     (tmp_path / "data.yaml").write_text(text + "\n")
