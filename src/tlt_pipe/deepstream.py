@@ -360,12 +360,11 @@ def _inside(run_dir: Path, value: str, key: str) -> str:
 def bundle_of_run(run_dir, *, with_key: str | None = None, parser_library: str = PARSER_LIBRARY) -> Bundle:
     """The Bundle of a finished run (its manifest and config): ConfigError when it has not exported a
     model, or has only an .etlt and neither an engine nor the key to give DeepStream."""
+    from tlt_pipe import yamldoc
     from tlt_pipe.config import parse_config
     from tlt_pipe.errors import ConfigError
     from tlt_pipe.manifest import load_manifest
     from tlt_pipe.networks import get_network
-
-    from tlt_pipe import yamldoc
 
     run_dir = Path(run_dir)
     manifest = load_manifest(run_dir)

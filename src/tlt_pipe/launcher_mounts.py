@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from tlt_pipe.config import Config, is_env_name
 from tlt_pipe import yamldoc
+from tlt_pipe.config import Config, is_env_name
 from tlt_pipe.errors import ConfigError
 
 _KEYS = {"Mounts", "Envs", "DockerOptions"}

@@ -10,7 +10,7 @@ import json
 import os
 import tempfile
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
@@ -103,8 +103,6 @@ PATH_ARTIFACTS = frozenset({"model", "root", "results", "engine", "images", "lab
 def is_run_relative(path: Any) -> bool:
     """A path a manifest records as run-relative: not absolute, never above the run directory (an edited
     or hostile manifest must not point tltpipe at / or at ../another-run)."""
-    from pathlib import PurePosixPath
-
     return isinstance(path, str) and bool(path) and not PurePosixPath(path).is_absolute() \
         and ".." not in PurePosixPath(path).parts
 
