@@ -29,19 +29,20 @@ from tlt_pipe.datasets.records import (
     Obj,
     Problem,
     Skip,
+    text_lines,
 )
 
 CLASS = "lpd"
 PLATE_TYPES = {0: "blue", 1: "yellow single-line", 2: "yellow double-line", 3: "white"}
-_SEPARATORS = re.compile(r"[\s,，]+")
+_SEPARATORS = re.compile(r"[ \t\v\f,，]+")  # ASCII blanks and commas, as fields_of
 
 
 def parse_crpd(text: str) -> tuple[list[Obj], list[Problem]]:
     """Parse a CRPD label file (a BOM, blank lines and CRLF are fine)."""
     objects: list[Obj] = []
     problems: list[Problem] = []
-    for number, raw in enumerate(text.lstrip("\ufeff").splitlines(), start=1):
-        fields = [f for f in _SEPARATORS.split(raw.strip()) if f]
+    for number, raw in enumerate(text_lines(text.lstrip("\ufeff")), start=1):
+        fields = [f for f in _SEPARATORS.split(raw.strip(" \t\v\f\r\n")) if f]
         if not fields:
             continue
         if len(fields) < 8:

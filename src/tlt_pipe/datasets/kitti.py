@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from tlt_pipe.datasets.records import MALFORMED, NON_NUMERIC, Obj, Problem, finite_number, is_finite_number
+from tlt_pipe.datasets.records import (MALFORMED, NON_NUMERIC, Obj, Problem, fields_of, finite_number,
+                                        is_finite_number, text_lines)
 
 FIELDS = 15
 _SPACE = re.compile(r"\s+")
@@ -49,8 +50,8 @@ def parse_kitti(text: str) -> tuple[list[Obj], list[Problem]]:
     """Parse a KITTI label file: 15 fields per line (a 16th, the score, is ignored)."""
     objects: list[Obj] = []
     problems: list[Problem] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        fields = raw.split()
+    for number, raw in enumerate(text_lines(text), start=1):
+        fields = fields_of(raw)
         if not fields:
             continue
         if len(fields) < FIELDS or len(fields) > FIELDS + 1:

@@ -24,6 +24,8 @@ from tlt_pipe.datasets.records import (
     Obj,
     Problem,
     Skip,
+    fields_of,
+    text_lines,
 )
 
 CLASS = "lpd"
@@ -32,12 +34,12 @@ CLASS = "lpd"
 def parse_openalpr(text: str) -> tuple[list[Obj], list[Problem]]:
     objects: list[Obj] = []
     problems: list[Problem] = []
-    for number, raw in enumerate(text.lstrip("\ufeff").splitlines(), start=1):
+    for number, raw in enumerate(text_lines(text.lstrip("\ufeff")), start=1):
         if not raw.strip():
             continue
         fields = [f.strip() for f in raw.strip().split("\t")]
         if len(fields) < 5:
-            fields = raw.split()
+            fields = fields_of(raw)
         if len(fields) < 5:
             problems.append(Problem(number, MALFORMED, f"expected `file x y w h plate`, got {len(fields)} fields"))
             continue

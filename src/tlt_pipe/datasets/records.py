@@ -8,7 +8,7 @@ number and a reason); the worker attaches the file name to make an `Issue`.
 from __future__ import annotations
 
 import math
-
+import re
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -143,3 +143,23 @@ def is_finite_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_ASCII_SPACE = re.compile(r"[ \t\v\f]+")
+
+
+def text_lines(text: str) -> list[str]:
+    """The lines of a label or names file, broken at \\n, \\r\\n and \\r only. str.splitlines also breaks at
+    U+0085, U+2028, form feeds and \\x1c-\\x1e, which may sit inside a class name: every class after it
+    would shift by one."""
+    lines = _LINE_BREAK.split(text)
+    if lines and not lines[-1]:
+        lines.pop()
+    return lines
+
+
+def fields_of(line: str) -> list[str]:
+    """A line's fields, split at ASCII blanks only (str.split also splits at U+0085 or U+3000 inside a
+    class name, making a class of each piece)."""
+    return [f for f in _ASCII_SPACE.split(line.strip(" \t\v\f\r\n")) if f]

@@ -29,8 +29,10 @@ from tlt_pipe.datasets.records import (
     Obj,
     Problem,
     Skip,
+    fields_of,
     finite_number,
     is_finite_number,
+    text_lines,
 )
 from tlt_pipe.errors import ConfigError
 
@@ -64,7 +66,7 @@ def load_names(path: Path) -> tuple[str, ...]:
         names = tuple(str(n).strip() for n in names)
         check_class_names(names, f"{path}: names")
         return names
-    lines = [line.strip() for line in text.splitlines()]
+    lines = [line.strip(" \t") for line in text_lines(text)]
     while lines and not lines[-1]:
         lines.pop()
     if not lines or not all(lines):
@@ -94,8 +96,8 @@ def parse_yolo(text: str, names: tuple[str, ...], width: int, height: int) -> tu
     """YOLO lines -> pixel boxes with the real image size (polygons -> their bounding box)."""
     objects: list[Obj] = []
     problems: list[Problem] = []
-    for number, raw in enumerate(text.lstrip("\ufeff").splitlines(), start=1):
-        fields = raw.split()
+    for number, raw in enumerate(text_lines(text.lstrip("\ufeff")), start=1):
+        fields = fields_of(raw)
         if not fields:
             continue
         if len(fields) < 5:

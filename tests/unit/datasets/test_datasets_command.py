@@ -173,3 +173,18 @@ def test_a_class_map_file_with_a_yaml_boolean_or_null_name_says_to_quote_it(tmp_
         assert result.exit_code == 2 and "YAML reads yes, no, on, off, true, false and null so; quote the name" in \
             result.output, result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_a_unicode_line_break_inside_a_class_name_shifts_no_class(tmp_path, fx):
+    src = fx.build_yolo(tmp_path / "yolo")
+    (src / "data.yaml").unlink()
+    names = fx.write_text(src / "obj.names", "mask\nno\u0085mask\n")  # once 3 names: mask, no, mask
+    result = invoke("yolo", src, tmp_path / "out", "--names", names, "--jobs", "1")
+    assert result.exit_code == 2 and "class 'no\\x85mask' has a control character" in result.output, result.output
+    kitti = fx.build_kitti(tmp_path / "kitti")
+    label = kitti / "label_2" / "000001.txt"
+    label.write_text("l\u0085d 0.00 0 0.00 1 2 30 40 0 0 0 0 0 0 0\n" + label.read_text())  # once the class "d"
+    assert invoke("kitti", kitti, tmp_path / "k", "--jobs", "1").exit_code == 0
+    report = fx.load_report(tmp_path / "k")
+    assert not {"d", "l", "l\u0085d"} & set(report["objects_per_class"])
+    assert report["dropped"]["class name with a control character"]["count"] == 1
