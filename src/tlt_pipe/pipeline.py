@@ -378,7 +378,8 @@ class Pipeline:
             raise
         finally:
             self.planner.forget()
-        shutil.rmtree(self.run_dir / PREVIOUS / name, ignore_errors=True)  # the new result replaces the kept one
+        if not (self.run_dir / PREVIOUS).is_symlink():  # the new result replaces the kept one
+            shutil.rmtree(self.run_dir / PREVIOUS / name, ignore_errors=True)
         with contextlib.suppress(OSError):
             (self.run_dir / PREVIOUS).rmdir()  # when no other stage keeps anything there
         self._finish(record, "succeeded", job.started, manifest, name)
@@ -504,6 +505,7 @@ class Pipeline:
             target = self.run_dir / rel
             if keep_as and target.is_dir() and not target.is_symlink() and any(target.iterdir()):
                 kept = self.run_dir / PREVIOUS / keep_as / rel
+                self._no_link_to(kept)
                 shutil.rmtree(kept, ignore_errors=True)
                 kept.parent.mkdir(parents=True, exist_ok=True)
                 target.rename(kept)
@@ -520,6 +522,14 @@ class Pipeline:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         if fresh or not log_path.exists():
             log_path.write_text("", encoding="utf-8")
+
+    def _no_link_to(self, path: Path) -> None:
+        """Refuse a symbolic link on the way from the run directory to path: removing or moving through one
+        would reach files outside the run."""
+        for part in reversed((path.relative_to(self.run_dir), *path.relative_to(self.run_dir).parents)):
+            if (self.run_dir / part).is_symlink():
+                raise ConfigError(f"{self.run_dir / part}: a link; tltpipe keeps a stage's last outputs below "
+                                  f"{self.run_dir / PREVIOUS} and follows no link there: move it away")
 
     def _run_host(self, stage: Stage, ctx: Context, plan: StagePlan, log_path: Path, secrets: list[str]) -> None:
         with open(log_path, "a", encoding="utf-8") as log:

@@ -349,3 +349,16 @@ def test_resume_epoch_on_a_selection_that_trains_nothing_is_refused(config, tmp_
             tlt_pipe.plan(config, run_dir=tmp_path / "run", key=KEY, stages=stages, resume_epoch=1)
     with pytest.raises(ConfigError, match="--resume-epoch 1: retrain/weights/ has no checkpoints to resume from"):
         tlt_pipe.plan(config, run_dir=tmp_path / "run", key=KEY, stages=("evaluate", "retrain"), resume_epoch=1)
+
+
+def test_a_link_where_tltpipe_keeps_outputs_is_refused_and_nothing_outside_is_touched(config, tmp_path):
+    runner = FakeRunner()
+    _run(config, tmp_path / "run", runner, stages=("prepare", "export"))
+    (tmp_path / "mine" / "export" / "export").mkdir(parents=True)
+    (tmp_path / "mine" / "export" / "export" / "keep.txt").write_text("precious")
+    (tmp_path / "run" / ".previous").symlink_to(tmp_path / "mine")  # once followed: keep.txt was deleted
+    with pytest.raises(ConfigError, match=rf"{tmp_path / 'run' / '.previous'}: a link; tltpipe keeps a stage's last "
+                                          "outputs below"):
+        _run(config, tmp_path / "run", runner, stages=("export", "export"), force=True)
+    assert (tmp_path / "mine" / "export" / "export" / "keep.txt").read_text() == "precious"
+    assert (tmp_path / "run" / "export").is_dir() and any((tmp_path / "run" / "export").iterdir())
