@@ -36,14 +36,14 @@ class SourceContext:
         return Issue(UNLISTABLE, self.where(discover.rel(error.path, self.src)), error.detail)
 
     def read_text(self, rel: str) -> str:
-        """A label file as text: UTF-16 when it starts with its BOM or holds NUL bytes (Windows tools
-        save so; read as UTF-8 or GB18030 its objects were lost), else UTF-8 (a BOM is dropped), then
+        """A label file as text: UTF-16 when it starts with its BOM or is a quarter NUL bytes or more (Windows
+        tools save so; read as UTF-8 or GB18030 its objects were lost), else UTF-8 (a BOM is dropped), then
         GB18030, never an exception for encoding (undecodable bytes become U+FFFD)."""
-        with open(self.path(rel), "rb") as handle:
+        with discover.open_regular(self.path(rel)) as handle:
             data = handle.read()
         if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
             return data.decode("utf-16", errors="replace")
-        if b"\0" in data and not len(data) % 2:
+        if data.count(b"\0") * 4 >= len(data) > 0 and not len(data) % 2:  # UTF-16 text: NULs all through it
             for encoding in ("utf-16-le", "utf-16-be"):
                 try:
                     text = data.decode(encoding)

@@ -1,13 +1,18 @@
 """Finding images and label files in a source tree (names only, sorted, no file contents).
 
 A folder that cannot be listed is never taken for an empty one: listing it raises Unlistable (an InputError
-naming it), and walk_files yields one for a folder below its root, for the scanner to report.
+naming it), and walk_files yields one for a folder below its root, for the scanner to report. Whatever is
+not a folder counts as a file (a link to nothing, a FIFO, a device): its reader, through open_regular,
+reports it by name instead of it being left out or waited on.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from collections.abc import Iterator
+from typing import BinaryIO
 from pathlib import Path
 
 from tlt_pipe.errors import InputError
@@ -46,24 +51,35 @@ def _listing(directory: Path | str) -> list[os.DirEntry]:
 
 
 def _entries(directory: Path, kind: str) -> list[os.DirEntry]:
-    """The directory's entries that are folders (kind "dir") or files ("file"), following links; Unlistable
-    when the folder itself cannot be listed. A link to nothing (or a loop) counts as a file, so its reader
-    reports it by name; an entry that cannot be looked at otherwise (no permission) is left out, not the
-    whole folder."""
+    """The directory's entries that are folders (kind "dir") or files ("file": everything else), following
+    links; Unlistable when the folder itself cannot be listed. An entry that cannot be looked at (a link
+    loop, no permission) counts as a file, not as a reason to drop the whole folder."""
     found = []
     for entry in _listing(directory):
         try:
-            if entry.is_dir() if kind == "dir" else entry.is_file() or _dangling(entry):
-                found.append(entry)
+            is_dir = entry.is_dir()
         except OSError:
-            if kind == "file" and entry.is_symlink():
-                found.append(entry)
+            is_dir = False
+        if is_dir == (kind == "dir"):
+            found.append(entry)
     return found
 
 
-def _dangling(entry: os.DirEntry) -> bool:
-    """A symbolic link whose target is missing (is_file and is_dir are both false for it)."""
-    return entry.is_symlink() and not os.path.exists(entry.path)
+def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
+    """A source file opened for reading: IsADirectoryError for a folder, OSError "not a regular file" for a
+    FIFO (never waited on), a device or a socket."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "Is a directory", os.fspath(path))
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, "not a regular file (a FIFO, device or socket)", os.fspath(path))
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb")
 
 
 def child_dir(parent: Path, *names: str) -> Path | None:
@@ -121,9 +137,9 @@ def pair_by_stem(
 
 def walk_files(root: Path) -> Iterator[Path | Unlistable]:
     """Every file below root, depth first, sorted, hidden entries skipped. A folder reached again through a
-    link (a loop) is walked once; a link to nothing is yielded (its reader reports it); an entry that cannot be
-    looked at is left out. Root itself not listable
-    raises Unlistable; a folder below it is yielded as one (and left out), for the caller to report."""
+    link (a loop) is walked once; anything that is not a folder is yielded (its reader reports what it
+    cannot read). Root itself not listable raises Unlistable; a folder below it is yielded as one (and left
+    out), for the caller to report."""
     stack, seen = [root], set()
     while stack:
         directory = stack.pop()
@@ -145,13 +161,13 @@ def walk_files(root: Path) -> Iterator[Path | Unlistable]:
             if entry.name.startswith("."):
                 continue
             try:
-                if entry.is_dir():
-                    dirs.append(Path(entry.path))
-                elif entry.is_file() or _dangling(entry):  # a link to nothing: reported by its reader, not lost
-                    yield Path(entry.path)
+                is_dir = entry.is_dir()
             except OSError:
-                if entry.is_symlink():
-                    yield Path(entry.path)
+                is_dir = False
+            if is_dir:
+                dirs.append(Path(entry.path))
+            else:  # a file, or what its reader will report by name (a link to nothing, a FIFO, a device)
+                yield Path(entry.path)
         stack.extend(reversed(dirs))
 
 

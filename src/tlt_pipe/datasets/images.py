@@ -20,6 +20,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from tlt_pipe.datasets import discover
+
 FORMAT_EXTS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "BMP": ".bmp"}
 LETTERBOX_FILL = (114, 114, 114)
 # Draft decoding may come out up to this much smaller than the target; the final resize
@@ -67,7 +69,7 @@ class SourceImage:
     def __init__(self, path: str | Path):
         self.path = path
         try:
-            self._file = open(path, "rb")
+            self._file = discover.open_regular(path)
         except FileNotFoundError:
             raise Missing("no such file") from None
         except OSError as exc:

@@ -188,3 +188,34 @@ def test_a_unicode_line_break_inside_a_class_name_shifts_no_class(tmp_path, fx):
     report = fx.load_report(tmp_path / "k")
     assert not {"d", "l", "l\u0085d"} & set(report["objects_per_class"])
     assert report["dropped"]["class name with a control character"]["count"] == 1
+
+
+def test_a_fifo_or_device_among_the_labels_or_images_is_named_not_a_background_image(tmp_path, fx):
+    import os
+
+    src = fx.build_yolo(tmp_path / "yolo")
+    label = src / "labels" / "train" / "a.txt"
+    label.unlink()
+    os.mkfifo(label)  # once: taken for a missing label, so a.jpg became a background image, exit 0
+    (src / "labels" / "train" / "b.txt").unlink()
+    (src / "labels" / "train" / "b.txt").symlink_to("/dev/zero")
+    result = invoke("yolo", src, tmp_path / "out", "--jobs", "1")
+    assert result.exit_code == 0, result.output
+    unparsable = fx.load_report(tmp_path / "out")["dropped"]["unparsable label file"]
+    assert unparsable["count"] == 2 and all("not a regular file" in e for e in unparsable["examples"])
+    kitti = fx.build_kitti(tmp_path / "kitti")
+    os.mkfifo(kitti / "image_2" / "000003.png")
+    fx.write_text(kitti / "label_2" / "000003.txt", "Car 0.00 0 0.00 1 2 30 40 0 0 0 0 0 0 0\n")
+    assert invoke("kitti", kitti, tmp_path / "k", "--jobs", "1").exit_code == 0  # no wait on the FIFO
+    unreadable = fx.load_report(tmp_path / "k")["dropped"]["unreadable image"]
+    assert any("000003.png" in e and "not a regular file" in e for e in unreadable["examples"])
+
+
+def test_a_stray_nul_byte_does_not_make_a_label_file_utf16(tmp_path, fx):
+    src = fx.build_kitti(tmp_path / "kitti")
+    label = src / "label_2" / "000001.txt"
+    text = "Car 0.00 0 0.00 10 20 110 80 1.5 1.6 3.9 1.0 1.0 10.0 0.1\n"
+    label.write_bytes((text + "\0" + " " * (len(text) % 2)).encode())  # even length, one NUL
+    assert invoke("kitti", src, tmp_path / "out", "--jobs", "1").exit_code == 0
+    _, lines = fx.read_output(tmp_path / "out")["000001"]
+    assert [line.split()[0] for line in lines] == ["car"]  # once decoded as UTF-16: the whole file dropped
