@@ -518,26 +518,32 @@ def tune(config_path: Path, trials: int | None, jobs: int | None, tune_dir: Path
 
 @main.command()
 @click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False))
-@click.option("--source", default="file:///opt/nvidia/deepstream/deepstream/samples/streams/sample_1080p_h264.mp4",
-              show_default=True,
-              help="A video file (file:///path or a path), http(s)://..., camera:N (/dev/videoN) or rtsp://HOST/...")
-@click.option("--sink", default="file:deepstream_out.mp4", show_default=True,
-              help="file:PATH (mp4), display, rtsp:PORT (an RTSP server) or fake (no output).")
-@click.option("--tracker/--no-tracker", default=True, show_default=True, help="NvMultiObjectTracker (IOU).")
+@click.option("--source", default=None, help="A video file (file:///path or a path), http(s)://..., camera:N "
+              "(/dev/videoN) or rtsp://HOST/... [default: the run's deepstream.source].")
+@click.option("--sink", default=None, help="file:PATH (mp4), display, rtsp:PORT (an RTSP server) or fake (no output) "
+              "[default: the run's deepstream.sink].")
+@click.option("--tracker/--no-tracker", default=None, help="NvMultiObjectTracker (IOU) [default: the run's "
+              "deepstream.tracker].")
 @click.option("--with-key", is_flag=True,
               help="Write TLTPIPE_KEY into the config (an .etlt model needs it for DeepStream to build its own engine).")
-@click.option("--parser-lib", default=None, help="The custom bounding-box parser library (default: DeepStream's own).")
-def deepstream(run_dir: Path, source: str, sink: str, tracker: bool, with_key: bool, parser_lib: str | None) -> None:
+@click.option("--parser-lib", default=None, help="The custom bounding-box parser library [default: the run's "
+              "deepstream.parser_library].")
+def deepstream(run_dir: Path, source: str | None, sink: str | None, tracker: bool | None, with_key: bool,
+               parser_lib: str | None) -> None:
     """Write <run>/deepstream/: config_infer_primary.txt for gst-nvinfer, labels.txt and deepstream_app.txt,
     from the run's exported model and engine. Run it with: deepstream-app -c deepstream_app.txt"""
     from tlt_pipe import deepstream as ds
     from tlt_pipe.secrets import read_key
 
-    where = (_ds_option(ds.parse_source, source, "--source"), _ds_option(ds.parse_sink, sink, "--sink"))
+    settings = ds.run_of(run_dir)[1].deepstream  # what the run was configured with, unless an option says else
+    where = (_ds_option(ds.parse_source, source, "--source", settings.source, "deepstream.source"),
+             _ds_option(ds.parse_sink, sink, "--sink", settings.sink, "deepstream.sink"))
+    tracker = settings.tracker if tracker is None else tracker
     key = read_key() if with_key else None
     if with_key and not key:
         raise ConfigError("--with-key: TLTPIPE_KEY is not set")
-    library = _ds_option(ds.parse_library, parser_lib, "--parser-lib") if parser_lib else ds.PARSER_LIBRARY
+    library = _ds_option(ds.parse_library, parser_lib, "--parser-lib", settings.parser_library,
+                         "deepstream.parser_library")
     bundle = ds.bundle_of_run(run_dir, with_key=key, parser_library=library)
     out = run_dir / "deepstream"
     try:
@@ -555,11 +561,13 @@ def deepstream(run_dir: Path, source: str, sink: str, tracker: bool, with_key: b
                       "and TensorRT; --with-key lets DeepStream build its own"), err=True)
 
 
-def _ds_option(parse, text: str, option: str):
+def _ds_option(parse, text: str | None, option: str, configured: str, key: str):
+    """The option's value parsed, or the run's configured one when the option is not given; one line naming
+    which when it is wrong."""
     try:
-        return parse(text)
+        return parse(configured if text is None else text)
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint=option) from None
+        raise ConfigError(f"{option if text is not None else key}: {exc}") from None
 
 
 def _short(value) -> str:

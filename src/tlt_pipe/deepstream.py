@@ -19,7 +19,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from tlt_pipe.networks import Network
 
@@ -357,14 +357,13 @@ def _inside(run_dir: Path, value: str, key: str) -> str:
     return value
 
 
-def bundle_of_run(run_dir, *, with_key: str | None = None, parser_library: str = PARSER_LIBRARY) -> Bundle:
-    """The Bundle of a finished run (its manifest and config): ConfigError when it has not exported a
-    model, or has only an .etlt and neither an engine nor the key to give DeepStream."""
+def run_of(run_dir) -> tuple[Any, Any]:
+    """(manifest, config) of a run directory, the config as the run recorded it; ConfigError when either is
+    missing or cannot be read."""
     from tlt_pipe import yamldoc
     from tlt_pipe.config import parse_config
     from tlt_pipe.errors import ConfigError
     from tlt_pipe.manifest import load_manifest
-    from tlt_pipe.networks import get_network
 
     run_dir = Path(run_dir)
     manifest = load_manifest(run_dir)
@@ -377,6 +376,17 @@ def bundle_of_run(run_dir, *, with_key: str | None = None, parser_library: str =
         raise ConfigError(f"{path}: cannot read the run's config: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: the run's config is not UTF-8 text (byte {exc.start})") from None
+    return manifest, config
+
+
+def bundle_of_run(run_dir, *, with_key: str | None = None, parser_library: str = PARSER_LIBRARY) -> Bundle:
+    """The Bundle of a finished run (its manifest and config): ConfigError when it has not exported a
+    model, or has only an .etlt and neither an engine nor the key to give DeepStream."""
+    from tlt_pipe.errors import ConfigError
+    from tlt_pipe.networks import get_network
+
+    run_dir = Path(run_dir)
+    manifest, config = run_of(run_dir)
     done = {n: r for n, r in manifest.stages.items() if r.status == "succeeded"}
     if "export" not in done:
         raise ConfigError(f"{run_dir}: export has not succeeded there; run it first (tltpipe stage export ...)")

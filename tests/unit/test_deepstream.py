@@ -233,3 +233,24 @@ def test_sources_given_as_paths_become_file_uris(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert parse_source("my video.mp4").uri == (tmp_path / "my video.mp4").as_uri()
     assert parse_source("file:clip.mp4").uri == (tmp_path / "clip.mp4").as_uri()  # as the sinks write file:PATH
+
+
+def test_the_bundle_keeps_the_runs_own_source_and_sink_unless_an_option_says_else(tmp_path):
+    run_dir = tmp_path / "run"
+    _exported_run("lpd.yaml", run_dir)
+    config = run_dir / "config.yaml"
+    config.write_text(config.read_text(encoding="utf-8") + "deepstream: {source: 'rtsp://cam.local/1', "
+                      "sink: 'rtsp:8555', tracker: false}\n", encoding="utf-8")
+    done = CliRunner().invoke(main, ["deepstream", str(run_dir)])  # once: the sample mp4 and a file sink
+    assert done.exit_code == 0, done.output
+    app = glib((run_dir / "deepstream" / "deepstream_app.txt").read_text(encoding="utf-8"),
+               [("source0", "type", "int"), ("sink0", "type", "int"), ("sink0", "rtsp-port", "int")])
+    assert app["source0"]["uri"] == "rtsp://cam.local/1" and app["typed"]["source0.type"] == 4
+    assert app["typed"]["sink0.type"] == 4 and app["typed"]["sink0.rtsp-port"] == 8555
+    assert app["tracker"]["enable"] == "0"
+    done = CliRunner().invoke(main, ["deepstream", str(run_dir), "--sink", "fake"])
+    app = glib((run_dir / "deepstream" / "deepstream_app.txt").read_text(encoding="utf-8"), [("sink0", "type", "int")])
+    assert done.exit_code == 0 and app["typed"]["sink0.type"] == 1 and app["source0"]["uri"] == "rtsp://cam.local/1"
+    bad = CliRunner().invoke(main, ["deepstream", str(run_dir), "--source", "udp://x"])  # one line, not click's usage
+    assert bad.exit_code == 2 and bad.stderr.strip().splitlines() == [
+        "tltpipe: error: --source: 'udp://x': DeepStream's sources read a file, http(s)://, rtsp:// or camera:N, not udp://"]
