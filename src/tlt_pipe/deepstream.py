@@ -73,26 +73,26 @@ def infer_config(bundle: Bundle) -> str:
         lines.append("offsets=" + ";".join(_number(o) for o in nv.offsets))
     lines += [f"model-color-format={nv.color_format}", f"labelfile-path={LABELS}"]
     if bundle.engine:
-        lines.append(f"model-engine-file={bundle.engine}")
+        lines.append(f"model-engine-file={_text(bundle.engine)}")
     if bundle.etlt:
         if bundle.key is not None:
-            lines += [f"tlt-encoded-model={bundle.model}", f"tlt-model-key={bundle.key}"]
+            lines += [f"tlt-encoded-model={_text(bundle.model)}", f"tlt-model-key={_text(bundle.key)}"]
         else:
             lines += ["# DeepStream 6.x builds its own engine from the .etlt only with the model key: uncomment",
                       "# and set it (tltpipe deepstream --with-key writes it). The engine above needs no key.",
-                      f"# tlt-encoded-model={bundle.model}", "# tlt-model-key=<your key>"]
+                      f"# tlt-encoded-model={_text(bundle.model)}", "# tlt-model-key=<your key>"]
         lines += [f"uff-input-blob-name={net.input_name}", "uff-input-order=0"]
     else:
-        lines.append(f"onnx-file={bundle.model}")
+        lines.append(f"onnx-file={_text(bundle.model)}")
     c, h, w = bundle.input_dims
     lines += [f"infer-dims={c};{h};{w}", f"maintain-aspect-ratio={int(nv.maintain_aspect_ratio)}",
               f"batch-size={bundle.batch_size}", f"network-mode={NETWORK_MODES[bundle.precision]}"]
     if bundle.precision == "int8" and bundle.calibration:
-        lines.append(f"int8-calib-file={bundle.calibration}")
+        lines.append(f"int8-calib-file={_text(bundle.calibration)}")
     lines += ["network-type=0", f"num-detected-classes={len(bundle.labels)}", "interval=0", "gie-unique-id=1",
               "output-blob-names=" + ";".join(output_blobs(net, bundle.etlt)), f"cluster-mode={nv.cluster_mode}"]
     if nv.parser:
-        lines += [f"parse-bbox-func-name={nv.parser}", f"custom-lib-path={bundle.parser_library}"]
+        lines += [f"parse-bbox-func-name={nv.parser}", f"custom-lib-path={_text(bundle.parser_library)}"]
     lines += ["", "[class-attrs-all]", f"pre-cluster-threshold={_number(bundle.threshold)}"]
     if nv.cluster_mode == 2:
         lines += ["nms-iou-threshold=0.5", "topk=20"]
@@ -164,6 +164,14 @@ def parse_source(text: str) -> Source:
 _URI_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
+def _text(value: str) -> str:
+    """A string value as GLib's key-file reader (deepstream-app, gst-nvinfer) gives it back: a backslash
+    starts an escape there (\\n, \\s, \\\\), and leading blanks are dropped unless escaped."""
+    escaped = str(value).replace("\\", "\\\\")
+    stripped = escaped.lstrip(" ")
+    return "\\s" * (len(escaped) - len(stripped)) + stripped
+
+
 def _one_line(text: str) -> str:
     """A value for a key file: one line (a line break would start another key or section)."""
     if any(ord(c) < 32 or ord(c) == 127 for c in text):
@@ -209,7 +217,7 @@ def app_config(source: Source, sink: Sink, *, tracker: bool = True, width: int =
         lines += [f"camera-v4l2-dev-node={source.camera}", f"camera-width={source.width}",
                   f"camera-height={source.height}", f"camera-fps-n={source.fps}", "camera-fps-d=1"]
     else:
-        lines += [f"uri={source.uri}", "num-sources=1"]
+        lines += [f"uri={_text(source.uri)}", "num-sources=1"]
     lines += ["gpu-id=0", "", "[streammux]", "gpu-id=0", f"live-source={int(live)}", "batch-size=1",
               "batched-push-timeout=40000", f"width={width}", f"height={height}", "enable-padding=0", "",
               "[primary-gie]", "enable=1", "gpu-id=0", "batch-size=1", "gie-unique-id=1", f"config-file={INFER_CONFIG}",
@@ -220,7 +228,7 @@ def app_config(source: Source, sink: Sink, *, tracker: bool = True, width: int =
               "[sink0]", "enable=1", f"type={SINK_TYPES[sink.kind]}", f"sync={int(sink.kind == 'display')}",
               "source-id=0", "gpu-id=0"]
     if sink.kind == "file":
-        lines += ["container=1", "codec=1", "enc-type=0", "bitrate=4000000", f"output-file={sink.path}"]
+        lines += ["container=1", "codec=1", "enc-type=0", "bitrate=4000000", f"output-file={_text(sink.path)}"]
     elif sink.kind == "rtsp":
         lines += ["codec=1", "enc-type=0", "bitrate=4000000", f"rtsp-port={sink.port}", "udp-port=5400"]
     lines += ["", "[tests]", f"file-loop={int(not live and sink.kind == 'display')}"]

@@ -254,3 +254,13 @@ def test_the_bundle_keeps_the_runs_own_source_and_sink_unless_an_option_says_els
     bad = CliRunner().invoke(main, ["deepstream", str(run_dir), "--source", "udp://x"])  # one line, not click's usage
     assert bad.exit_code == 2 and bad.stderr.strip().splitlines() == [
         "tltpipe: error: --source: 'udp://x': DeepStream's sources read a file, http(s)://, rtsp:// or camera:N, not udp://"]
+
+
+def test_values_with_a_backslash_or_leading_blank_read_back_as_written():
+    app = app_config(Source(), Sink("file", path="out\\new .mp4"))  # once GLib read it as a line break
+    assert glib(app, [])["sink0"]["output-file"] == "out\\new .mp4"
+    app = app_config(Source(), Sink("file", path=" lead.mp4"))
+    assert glib(app, [])["sink0"]["output-file"] == " lead.mp4"
+    net = get_network("yolo_v4", "3.21.11")
+    bundle = Bundle(net, model="../export/yolov4.etlt", labels=["lpd"], input_dims=(3, 320, 320), key="k\\3y")
+    assert glib(infer_config(bundle), [])["property"]["tlt-model-key"] == "k\\3y"
