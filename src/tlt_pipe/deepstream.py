@@ -142,6 +142,8 @@ def parse_source(text: str) -> Source:
     scheme = _URI_SCHEME.match(text)
     if scheme is None:  # a path (file:PATH as the sinks write it, too)
         path = text.removeprefix("file:") if text.startswith("file:") else text
+        if not path.strip():
+            raise ValueError(f"{text!r}: give the video file, e.g. file:clip.mp4 or file:///videos/clip.mp4")
         return Source("file", uri=Path(_one_line(path)).resolve().as_uri())
     kind = scheme.group(1).lower()
     _one_line(text)
@@ -154,6 +156,10 @@ def parse_source(text: str) -> Source:
         raise ValueError(f"{text!r}: a URI holds no spaces (write a space as %20)")
     if kind in ("rtsp", "rtsps", "http", "https") and not parts.hostname:
         raise ValueError(f"{text!r}: no host; write {kind}://HOST[:PORT]/PATH")
+    if parts.port == 0:
+        raise ValueError(f"{text!r}: a port is 1 to 65535")
+    if kind == "file" and (parts.netloc not in ("", "localhost") or parts.path in ("", "/")):
+        raise ValueError(f"{text!r}: a file URI names an absolute path, file:///videos/clip.mp4 (or give the path)")
     if kind in ("rtsp", "rtsps"):
         return Source("rtsp", uri=text)
     if kind in ("file", "http", "https"):  # deepstream-app's multi-URI source opens these

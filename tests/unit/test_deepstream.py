@@ -184,6 +184,10 @@ def test_a_run_without_an_export_is_named(tmp_path):
     (["--sink", "rtsp:"], "give file:PATH, display, rtsp:PORT"),  # once port 8554, unasked
     (["--sink", "rtsp:\uff18\uff15\uff15\uff14"], "give file:PATH, display, rtsp:PORT"),  # full-width digits
     (["--sink", "file:"], "give the file to write, e.g. file:deepstream_out.mp4"),
+    (["--source", "file:"], "give the video file"),  # once file:///<cwd>, a folder
+    (["--source", "file://clip.mp4"], "a file URI names an absolute path"),  # once clip.mp4 taken as the host
+    (["--source", "file:///"], "a file URI names an absolute path"),
+    (["--source", "rtsp://cam:0/x"], "a port is 1 to 65535"),
 ])
 def test_an_option_that_would_break_a_key_file_is_refused(tmp_path, options, message):
     run_dir = tmp_path / "run"
