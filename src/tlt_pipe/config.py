@@ -49,15 +49,35 @@ class _Model(BaseModel):
             for name, field in cls.model_fields.items():
                 value = data.get(name)
                 if isinstance(value, bool) and _numeric_only(field.annotation):
-                    raise _key_error(name, value, f"expected a number, got {value} (YAML reads true, false, yes, no, "
-                                                  "on and off as true or false)")
+                    raise _key_error(name, value, _NOT_A_BOOL.format(value))
+                inner = value.items() if isinstance(value, Mapping) else enumerate(value) if isinstance(value, list) \
+                    else ()
+                for key, item in inner:  # a dict of numbers (ulimits) or a list of them (freeze_blocks)
+                    if isinstance(item, bool) and _numeric_items(field.annotation):
+                        raise _key_error((name, key), item, _NOT_A_BOOL.format(item))
         return data
 
 
+_NOT_A_BOOL = "expected a number, got {} (YAML reads true, false, yes, no, on and off as true or false)"
+
+
 def _numeric_only(annotation: Any) -> bool:
-    """int, float, or either of them or None."""
+    """int, float, or either of them or None (constrained or not: UInt32 is an int)."""
     kinds = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
+    kinds = tuple(get_args(k)[0] if get_origin(k) is Annotated else k for k in kinds)
     return bool(kinds) and all(k in (int, float, type(None)) for k in kinds) and any(k in (int, float) for k in kinds)
+
+
+def _numeric_items(annotation: Any) -> bool:
+    """A list of numbers or a mapping to numbers (or either or None)."""
+    kinds = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
+    for kind in kinds:
+        args = get_args(kind)
+        if get_origin(kind) is list and args and _numeric_only(args[0]):
+            return True
+        if get_origin(kind) is dict and len(args) == 2 and _numeric_only(args[1]):
+            return True
+    return False
 
 
 def _key_error(key: str | tuple[str, ...], value: Any, message: str) -> ValidationError:
@@ -285,6 +305,11 @@ class DockerConfig(_Model):
                 raise _key_error(inside, outside, f"{yamldoc.short(outside)!r} is not a host port (1 to 65535)")
         return ports
 
+    @field_validator("shm_size", mode="before")
+    @classmethod
+    def _shm_bytes(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value  # 1024: bytes
+
     @field_validator("shm_size")
     @classmethod
     def _shm_size(cls, value: str) -> str:
@@ -422,7 +447,10 @@ class RunnerConfig(_Model):
                 hint = " (YAML reads on, off, yes and no as true and false: quote it)" if isinstance(name, bool) else ""
                 raise _key_error(str(name), value, f"{yamldoc.short(repr(name))} is not an environment variable "
                                                    f"name (not empty, no '=', no NUL){hint}")
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if isinstance(value, bool):
+                raise _key_error(name, value, f"got {value}: YAML reads true, false, yes, no, on and off so; quote "
+                                              "the value ('true')")
+            if isinstance(value, (int, float)):
                 value = str(value)
             if isinstance(value, str) and "\0" in value:
                 raise _key_error(name, value, "a NUL character cannot be in an environment variable")

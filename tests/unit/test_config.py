@@ -155,6 +155,10 @@ def test_a_swept_spec_value_that_is_wrong_is_named_by_its_point():
     ("train: {epochs: true}", "lpd.yaml:4: train.epochs: expected a number, got True (YAML reads true, false, yes"),
     ("train: {batch_size: no}", "lpd.yaml:4: train.batch_size: expected a number, got False"),
     ("engine: {workspace_mb: on}", "lpd.yaml:4: engine.workspace_mb: expected a number, got True"),
+    ("docker: {ulimits: {memlock: true}}", "lpd.yaml:4: docker.ulimits.memlock: expected a number, got True"),  # once 1
+    ("model: {freeze_blocks: [0, yes]}", "lpd.yaml:4: model.freeze_blocks.1: expected a number, got True"),
+    ("train: {random_seed: false}", "lpd.yaml:4: train.random_seed: expected a number, got False"),
+    ("runner: {env: {FOO: true}}", "lpd.yaml:4: runner.env.FOO: got True: YAML reads true, false, yes, no, on and off"),
     # Environment variables execve would refuse when a stage starts:
     ("runner: {env: {'': x}}", "lpd.yaml:4: runner.env.: '' is not an environment variable name"),
     ("runner: {env: {A=B: x}}", "lpd.yaml:4: runner.env.A=B: 'A=B' is not an environment variable name"),
@@ -170,7 +174,8 @@ def test_runner_env_numbers_are_written_as_yaml_reads_them():
     text = "network: ssd\nname: a\ndataset: {path: x}\nrunner: {env: {OMP_NUM_THREADS: 4, RATIO: 0.5, NAME: x}}\n"
     assert parse_config(text, source="lpd.yaml", base_dir=Path("/tmp")).runner.env == \
         {"OMP_NUM_THREADS": "4", "RATIO": "0.5", "NAME": "x"}
-    assert _error(text.replace("NAME: x", "X: true")).startswith("lpd.yaml:4: runner.env.X: Input should be a valid string")
+    assert _error(text.replace("NAME: x", "X: true")).startswith("lpd.yaml:4: runner.env.X: got True: YAML reads")
+    assert _error(text.replace("NAME: x", "X: [1]")).startswith("lpd.yaml:4: runner.env.X: Input should be a valid string")
     assert _error(text.replace("NAME: x", "ON: x")).startswith(
         "lpd.yaml:4: runner.env.True: True is not an environment variable name (not empty, no '=', no NUL) (YAML reads "
         "on, off, yes and no as true and false: quote it)")
@@ -185,6 +190,11 @@ def test_a_spec_override_only_a_set_option_gives_is_blamed_on_that_option():
         'has no field named "foo"')
     in_file = text + "spec_overrides:\n  train: {training_config.n_workers: 2}\n"
     assert _error(in_file, sets=["spec_overrides.nosuchstage.x=1"]).startswith("--set spec_overrides.nosuchstage.x=1:")
+
+
+def test_a_shm_size_given_as_a_number_is_bytes():
+    text = "network: ssd\nname: a\ndataset: {path: x}\ndocker: {shm_size: 1073741824}\n"  # once "a valid string"
+    assert parse_config(text, source="lpd.yaml", base_dir=Path("/tmp")).docker.shm_size == "1073741824"
 
 
 def test_slurm_time_limits_and_memory_sizes_sbatch_reads_are_kept():
