@@ -262,6 +262,12 @@ def run_sweep(config: Config, axes: Mapping[str, Sequence[Any]], *, sweep_dir: P
 
     chosen = points(axes)
     configs = [with_values(config, p.values, source=f"sweep point {p.name}") for p in chosen]
+    same: dict[str, Point] = {}
+    for point, point_config in zip(chosen, configs):  # 2 and 2.0, or 3 and "3", read as the same value
+        first = same.setdefault(point_config.model_dump_json(), point)
+        if first is not point:
+            raise ConfigError(f"sweep: points {first.name} ({first.label()}) and {point.name} ({point.label()}) are "
+                              "the same config; give each value once")
     selection = Selection(to_stage=to_stage or default_last_stage(axes, retrain))
     sweep_dir = sweep_dir.resolve()
     base_dir = sweep_dir / "base"

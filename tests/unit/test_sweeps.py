@@ -42,6 +42,15 @@ def test_axes_are_read_as_yaml_and_several_keys_make_a_grid():
         points({"runner.gpus": [[0, 1], "none", [0, 1]]})
 
 
+def test_points_that_read_as_the_same_config_are_refused(emulated_config, tmp_path):
+    for values in ([2, 2.0], [3, "3"]):  # once each ran, and the table compared a point with itself
+        with pytest.raises(ConfigError, match=r"sweep: points 1-epochs=\S+ \(train.epochs=\S+\) and 2-epochs=\S+ "
+                                              r"\(train.epochs=\S+\) are the same config; give each value once"):
+            run_sweep(emulated_config, {"train.epochs": values}, sweep_dir=tmp_path / "sweep", key=KEY,
+                      events=Quiet(), runner_factory=lambda config: FakeRunner())
+    assert not (tmp_path / "sweep").exists()
+
+
 def test_a_point_stopped_before_any_stage_recorded_it_says_why():
     from tlt_pipe.manifest import Manifest
     from tlt_pipe.sweeps import Point, point_row
