@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from tlt_pipe.compare import flatten
 from tlt_pipe.config import Config, TuneConfig, TuneParam, with_values
 from tlt_pipe.errors import ConfigError, Interrupted
 from tlt_pipe.manifest import Manifest, write_atomic
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
 
 STUDY = "study.db"
 SPACE = "tltpipe_space"  # the study's user attribute holding the tune.space it searches
+BASE = "tltpipe_base"  # and the config its trials start from (flattened), less what does not change a result
+_NOT_TRAINED = frozenset({"name", "run_dir", "runner", "docker", "tracking", "sweep", "tune", "deepstream"})
 JOURNAL = "study.journal"
 STALE = "tltpipe_stale"  # the study's user attribute: trials that were running when their tltpipe died
 
@@ -122,8 +125,9 @@ def _optuna():
     return optuna
 
 
-def open_study(tune_dir: Path, settings: TuneConfig, name: str) -> "optuna.Study":
-    """The study kept in the tune directory (created, or loaded to go on)."""
+def open_study(tune_dir: Path, settings: TuneConfig, name: str, base: Config | None = None) -> "optuna.Study":
+    """The study kept in the tune directory (created, or loaded to go on). base: the config every trial starts
+    from; a study gone on with must have searched the same space from the same config."""
     optuna = _optuna()
     if settings.storage == "journal":
         from optuna.storages import JournalStorage
@@ -153,14 +157,20 @@ def open_study(tune_dir: Path, settings: TuneConfig, name: str) -> "optuna.Study
         first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
         raise ConfigError(f"{kept}: cannot open the study kept there ({first}); move it away to start a new "
                           "study, or give the tune another directory") from None
+    # What makes the study's trials comparable: the space searched and the config each trial starts from.
     space = {key: param.model_dump(mode="json") for key, param in sorted(settings.space.items())}
-    kept_space = study.user_attrs.get(SPACE)
-    if done and kept_space is not None and kept_space != space:
-        changed = sorted(k for k in {*space, *kept_space} if space.get(k) != kept_space.get(k))
-        raise ConfigError(f"{kept}: its study searched another space (tune.space differs at {', '.join(changed)}); "
-                          "trials are compared within one space: give the tune another directory, or restore it")
-    if kept_space != space:  # a new study, or one without trials yet
-        study.set_user_attr(SPACE, space)
+    what = [(SPACE, space, "searched another space (tune.space differs at {})")]
+    if base is not None:
+        trained = {k: v for k, v in base.model_dump(mode="json").items() if k not in _NOT_TRAINED}
+        what.append((BASE, flatten(trained), "started its trials from another config (it differs at {})"))
+    for attr, now, differs in what:
+        before = study.user_attrs.get(attr)
+        if done and before is not None and before != now:
+            changed = sorted(k for k in {*now, *before} if now.get(k) != before.get(k))
+            raise ConfigError(f"{kept}: its study {differs.format(', '.join(changed[:6]))}; trials are compared "
+                              "only within one study: give the tune another directory, or restore it")
+        if before != now:  # a new study, or one without trials yet
+            study.set_user_attr(attr, now)
     if done and settings.seed is not None:  # a study gone on with: not the same draws as its first trials
         study.sampler = sampler((settings.seed + done) % 2**32)  # Optuna's samplers take 0..2**32-1
     return study
@@ -289,7 +299,8 @@ def run_tune(config: Config, *, tune_dir: Path, key: str | None, events: "Events
     tune_dir.mkdir(parents=True, exist_ok=True)
     with RunLock(tune_dir):
         fanout = Fanout(key=key, events=events, runner_factory=runner_factory, jobs=settings.jobs)
-        study = _Study(open_study(tune_dir, settings, config.name), config, settings, tune_dir, say, fanout.stop)
+        study = _Study(open_study(tune_dir, settings, config.name, config), config, settings, tune_dir, say,
+                       fanout.stop)
         for values in study.fail_stale():
             say(f"a trial left running by an earlier tltpipe is run again: {values}")
         fanout.run_base(config, base_dir, shared, selection)

@@ -131,8 +131,22 @@ def test_a_study_over_another_space_is_not_gone_on_with(emulated_config, tmp_pat
     with pytest.raises(ConfigError) as info:  # once mixed into one study, its best compared across spaces
         open_study(tmp_path, other.tune, other.name)
     assert str(info.value) == (f"{tmp_path / 'study.db'}: its study searched another space (tune.space differs at "
-                               "train.batch_size); trials are compared within one space: give the tune another "
+                               "train.batch_size); trials are compared only within one study: give the tune another "
                                "directory, or restore it")
+
+
+def test_a_study_whose_trials_started_from_another_config_is_not_gone_on_with(emulated_config, tmp_path):
+    config = _tuned(emulated_config)
+    space = {"train.batch_size": optuna.distributions.CategoricalDistribution([4, 8])}
+    first = open_study(tmp_path, config.tune, config.name, config)
+    first.tell(first.ask(space), 0.5)
+    other_runner = with_values(config, {"runner.jobs": 2, "tune.trials": 40}, source="test")  # how, not what
+    assert open_study(tmp_path, other_runner.tune, other_runner.name, other_runner).user_attrs
+    fewer = with_values(config, {"train.epochs": 3}, source="test")  # once ranked against 4-epoch trials
+    with pytest.raises(ConfigError) as info:
+        open_study(tmp_path, fewer.tune, fewer.name, fewer)
+    assert str(info.value).startswith(f"{tmp_path / 'study.db'}: its study started its trials from another config "
+                                      "(it differs at train.epochs)")
 
 
 def test_without_a_space_it_says_what_to_write(emulated_config, tmp_path):
