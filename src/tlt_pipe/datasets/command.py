@@ -89,8 +89,8 @@ def convert(fmt, src, out, classes, resize, resize_mode, val_split, seed, jobs, 
     try:
         if not src.exists():
             raise ConvertError(f"{src}: no such directory", 2)
-        if names_file is not None and not names_file.is_file():
-            raise ConvertError(f"{names_file}: no such file", 2)
+        if names_file is not None and not names_file.exists():
+            raise ConvertError(f"{names_file}: no such file", 2)  # a FIFO or a folder: load_names says which
         options = ConvertOptions(
             classes=parse_classes(classes) if classes else None,
             resize=parse_resize(resize) if resize else None,

@@ -116,6 +116,8 @@ def test_a_class_map_path_that_is_missing_or_a_fifo_is_an_error_not_a_class(tmp_
     os.mkfifo(tmp_path / "fifo.yml")  # once used as the class name "fifo.yml": every plate dropped, exit 0
     fifo = invoke("crpd", src, tmp_path / "out", "--classes", tmp_path / "fifo.yml")
     assert fifo.exit_code == 2 and fifo.output.strip() == f"Error: {tmp_path / 'fifo.yml'}: a FIFO, not a file"
+    names = invoke("yolo", fx.build_yolo(tmp_path / "yolo"), tmp_path / "out", "--names", tmp_path / "fifo.yml")
+    assert names.exit_code == 2 and names.output.strip() == f"Error: {tmp_path / 'fifo.yml'}: a FIFO, not a file"
     assert not (tmp_path / "out").exists()
 
 
