@@ -397,7 +397,8 @@ class Planner:
     def lost_specs(self, running: Sequence[str], manifest: Manifest) -> dict[str, tuple[str, str]]:
         """Spec files that stages about to run read from a finished upstream stage (evaluate reads train's),
         gone or edited since that stage ran: run-relative path -> (stage, text), where rendering the stage
-        again gives back exactly the file it recorded (same sha256). Writing them back spares a re-run."""
+        again gives back the file it recorded: the same sha256, or the same run in another folder (the stage
+        is up to date there, as a moved run is). Writing them back spares a re-run."""
         import hashlib
 
         lost: dict[str, tuple[str, str]] = {}
@@ -409,10 +410,11 @@ class Planner:
                        and path_fingerprint(self.run_dir / spec["path"]).get("sha256") != spec["sha256"]]
             if not changed:
                 continue
-            _, plan = self._planned(self.stage(name), manifest, Selection())
+            step = self._decide(self.stage(name), manifest, Selection(), None)
             for spec in changed:
-                text = plan.specs.get(spec["path"])
-                if text is not None and hashlib.sha256(text.encode("utf-8")).hexdigest() == spec["sha256"]:
+                text = step.plan.specs.get(spec["path"])
+                if text is not None and (step.action == "skip"  # up to date: the same run, if in another folder
+                                         or hashlib.sha256(text.encode("utf-8")).hexdigest() == spec["sha256"]):
                     lost[spec["path"]] = (name, text)
         return lost
 

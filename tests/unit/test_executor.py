@@ -351,6 +351,18 @@ def test_resume_epoch_on_a_selection_that_trains_nothing_is_refused(config, tmp_
         tlt_pipe.plan(config, run_dir=tmp_path / "run", key=KEY, stages=("evaluate", "retrain"), resume_epoch=1)
 
 
+def test_a_spec_deleted_from_a_moved_run_is_written_back_for_the_new_folder(config, tmp_path):
+    import shutil
+
+    runner = FakeRunner()
+    _run(config, tmp_path / "run", runner, stages=("prepare", "train"))
+    shutil.move(tmp_path / "run", tmp_path / "moved")  # the local runner's specs name the run's own path
+    (tmp_path / "moved" / "specs" / "train.txt").unlink()  # once: evaluate failed on the missing -e file
+    manifest = _run(config, tmp_path / "moved", runner, stages=("evaluate", "evaluate"))
+    assert manifest.stages["evaluate"].status == "succeeded" and runner.ran[2:] == ["evaluate"]
+    assert str(tmp_path / "moved") in (tmp_path / "moved" / "specs" / "train.txt").read_text(encoding="utf-8")
+
+
 def test_a_link_where_tltpipe_keeps_outputs_is_refused_and_nothing_outside_is_touched(config, tmp_path):
     runner = FakeRunner()
     _run(config, tmp_path / "run", runner, stages=("prepare", "export"))
