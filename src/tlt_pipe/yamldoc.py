@@ -9,14 +9,13 @@ nesting past MAX_DEPTH; aliases that expand past MAX_VALUES values (an alias bom
 
 from __future__ import annotations
 
-import os
-import stat
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from tlt_pipe.errors import ConfigError
+from tlt_pipe.regular_file import NotRegular, open_regular
 
 MAX_BYTES = 1 << 20  # a config is a few KB
 MAX_DEPTH = 64
@@ -27,16 +26,13 @@ def read_text(path: Path, encoding: str = "utf-8", limit: int = MAX_BYTES) -> st
     """The text of a file a user names or keeps (a config, a class map, a launcher file, a manifest). A FIFO,
     a device (/dev/zero) or a file past limit bytes is refused with a ConfigError instead of hanging or
     filling memory; OSError and UnicodeDecodeError reach the caller, which knows what the file was for."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO with no writer would block the open itself
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
-            raise ConfigError(f"{path}: {kind}, not a file")
-    except BaseException:
-        os.close(fd)
-        raise
-    with os.fdopen(fd, "rb") as handle:
+        handle = open_regular(path)
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: a folder, not a file") from None
+    except NotRegular as exc:
+        raise ConfigError(f"{path}: {exc.kind}, not a file") from None
+    with handle:
         data = handle.read(limit + 1)
     if len(data) > limit:
         raise ConfigError(f"{path}: more than {limit:,} bytes: too large for a file tltpipe reads whole")

@@ -10,6 +10,7 @@ from pathlib import Path
 from tlt_pipe.datasets import discover
 from tlt_pipe.datasets.options import ConvertOptions
 from tlt_pipe.datasets.records import UNLISTABLE, Issue
+from tlt_pipe.regular_file import open_regular
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class SourceContext:
         """A label file as text: UTF-16 when it starts with its BOM or is a quarter NUL bytes or more (Windows
         tools save so; read as UTF-8 or GB18030 its objects were lost), else UTF-8 (a BOM is dropped), then
         GB18030, never an exception for encoding (undecodable bytes become U+FFFD)."""
-        with discover.open_regular(self.path(rel)) as handle:
+        with open_regular(self.path(rel)) as handle:
             data = handle.read()
         if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
             return data.decode("utf-16", errors="replace")

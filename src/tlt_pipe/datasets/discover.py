@@ -2,17 +2,14 @@
 
 A folder that cannot be listed is never taken for an empty one: listing it raises Unlistable (an InputError
 naming it), and walk_files yields one for a folder below its root, for the scanner to report. Whatever is
-not a folder counts as a file (a link to nothing, a FIFO, a device): its reader, through open_regular,
+not a folder counts as a file (a link to nothing, a FIFO, a device): its reader (regular_file.open_regular)
 reports it by name instead of it being left out or waited on.
 """
 
 from __future__ import annotations
 
-import errno
 import os
-import stat
 from collections.abc import Iterator
-from typing import BinaryIO
 from pathlib import Path
 
 from tlt_pipe.errors import InputError
@@ -63,23 +60,6 @@ def _entries(directory: Path, kind: str) -> list[os.DirEntry]:
         if is_dir == (kind == "dir"):
             found.append(entry)
     return found
-
-
-def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
-    """A source file opened for reading: IsADirectoryError for a folder, OSError "not a regular file" for a
-    FIFO (never waited on), a device or a socket."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
-            raise IsADirectoryError(errno.EISDIR, "Is a directory", os.fspath(path))
-        if not stat.S_ISREG(mode):
-            raise OSError(errno.EINVAL, "not a regular file (a FIFO, device or socket)", os.fspath(path))
-        os.set_blocking(fd, True)
-    except BaseException:
-        os.close(fd)
-        raise
-    return os.fdopen(fd, "rb")
 
 
 def child_dir(parent: Path, *names: str) -> Path | None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from tlt_pipe.datasets import discover
+from tlt_pipe.regular_file import open_regular
 
 FORMAT_EXTS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "BMP": ".bmp"}
 LETTERBOX_FILL = (114, 114, 114)
@@ -69,7 +69,7 @@ class SourceImage:
     def __init__(self, path: str | Path):
         self.path = path
         try:
-            self._file = discover.open_regular(path)
+            self._file = open_regular(path)
         except FileNotFoundError:
             raise Missing("no such file") from None
         except OSError as exc:
