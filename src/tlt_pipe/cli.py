@@ -535,7 +535,8 @@ def deepstream(run_dir: Path, source: str | None, sink: str | None, tracker: boo
     from tlt_pipe import deepstream as ds
     from tlt_pipe.secrets import read_key
 
-    settings = ds.run_of(run_dir)[1].deepstream  # what the run was configured with, unless an option says else
+    manifest, config = ds.run_of(run_dir)
+    settings = config.deepstream  # what the run was configured with, unless an option says else
     where = (_ds_option(ds.parse_source, source, "--source", settings.source, "deepstream.source"),
              _ds_option(ds.parse_sink, sink, "--sink", settings.sink, "deepstream.sink"))
     tracker = settings.tracker if tracker is None else tracker
@@ -544,7 +545,7 @@ def deepstream(run_dir: Path, source: str | None, sink: str | None, tracker: boo
         raise ConfigError("--with-key: TLTPIPE_KEY is not set")
     library = _ds_option(ds.parse_library, parser_lib, "--parser-lib", settings.parser_library,
                          "deepstream.parser_library")
-    bundle = ds.bundle_of_run(run_dir, with_key=key, parser_library=library)
+    bundle = ds.bundle_of_run(run_dir, manifest, config, with_key=key, parser_library=library)
     out = run_dir / "deepstream"
     try:
         ds.write_bundle(out, bundle, *where, tracker=tracker)

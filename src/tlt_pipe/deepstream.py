@@ -393,14 +393,14 @@ def run_of(run_dir) -> tuple[Any, Any]:
     return manifest, config
 
 
-def bundle_of_run(run_dir, *, with_key: str | None = None, parser_library: str = PARSER_LIBRARY) -> Bundle:
-    """The Bundle of a finished run (its manifest and config): ConfigError when it has not exported a
-    model, or has only an .etlt and neither an engine nor the key to give DeepStream."""
+def bundle_of_run(run_dir, manifest, config, *, with_key: str | None = None,
+                  parser_library: str = PARSER_LIBRARY) -> Bundle:
+    """The Bundle of a finished run (its manifest and config, from run_of): ConfigError when it has not
+    exported a model, or has only an .etlt and neither an engine nor the key to give DeepStream."""
     from tlt_pipe.errors import ConfigError
     from tlt_pipe.networks import get_network
 
     run_dir = Path(run_dir)
-    manifest, config = run_of(run_dir)
     done = {n: r for n, r in manifest.stages.items() if r.status == "succeeded"}
     if "export" not in done:
         raise ConfigError(f"{run_dir}: export has not succeeded there; run it first (tltpipe stage export ...)")
