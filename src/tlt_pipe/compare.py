@@ -15,6 +15,7 @@ from typing import Any
 from tlt_pipe import yamldoc
 from tlt_pipe.errors import ConfigError
 from tlt_pipe.manifest import Manifest, load_manifest
+from tlt_pipe.regular_file import read_text
 from tlt_pipe.summary import json_safe
 
 _MISSING = "<absent>"
@@ -114,7 +115,7 @@ def load_run(run_dir: Path) -> tuple[Manifest, dict[str, Any]]:
         raise ConfigError(f"{run_dir}: no manifest.json here; is it a tltpipe run directory?")
     path = run_dir / manifest.config
     try:
-        _, config = yamldoc.read(yamldoc.read_text(path), str(path))
+        _, config = yamldoc.read(read_text(path), str(path))
     except FileNotFoundError:
         config = {}
     except (OSError, UnicodeDecodeError) as exc:

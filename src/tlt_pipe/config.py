@@ -19,6 +19,7 @@ from tlt_pipe.errors import ConfigError
 from tlt_pipe.ngc import is_ref as is_ngc_ref, parse_ref as parse_ngc_ref
 from tlt_pipe.registry import (DATASET_FORMATS, DEFAULT_RUNS, DEFAULT_TOOLKIT, NAME_PATTERN, NETWORKS, RUNNERS,
                                SCORED_STAGES)
+from tlt_pipe.regular_file import read_text
 from tlt_pipe.spec_schema import FLOAT32_MAX, INT32_MAX, UINT32_MAX
 from tlt_pipe.toolkits import normalize_version
 DataType = Literal["fp32", "fp16", "int8"]
@@ -849,7 +850,7 @@ def load_config(path: Path, *, network: str | None = None, sets: list[str] | tup
     sets are command-line overrides `dotted.key=value` (the value is read as YAML)."""
     path = Path(path)
     try:
-        text = yamldoc.read_text(path)
+        text = read_text(path)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -374,10 +374,10 @@ def _inside(run_dir: Path, value: str, key: str) -> str:
 def run_of(run_dir) -> tuple[Any, Any]:
     """(manifest, config) of a run directory, the config as the run recorded it; ConfigError when either is
     missing or cannot be read."""
-    from tlt_pipe import yamldoc
     from tlt_pipe.config import parse_config
     from tlt_pipe.errors import ConfigError
     from tlt_pipe.manifest import load_manifest
+    from tlt_pipe.regular_file import read_text
 
     run_dir = Path(run_dir)
     manifest = load_manifest(run_dir)
@@ -385,7 +385,7 @@ def run_of(run_dir) -> tuple[Any, Any]:
         raise ConfigError(f"{run_dir}: no manifest.json here; is it a tltpipe run directory?")
     path = run_dir / _inside(run_dir, manifest.config, "config")
     try:
-        config = parse_config(yamldoc.read_text(path), source=str(path), base_dir=run_dir)
+        config = parse_config(read_text(path), source=str(path), base_dir=run_dir)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the run's config: {exc.strerror}") from None
     except UnicodeDecodeError as exc:

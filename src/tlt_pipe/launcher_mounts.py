@@ -14,9 +14,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from tlt_pipe import yamldoc
 from tlt_pipe.config import Config, is_env_name
 from tlt_pipe.errors import ConfigError
+from tlt_pipe.regular_file import read_text
 
 _KEYS = {"Mounts", "Envs", "DockerOptions"}
 _DOCKER_OPTIONS = {"user", "ports", "shm_size", "ulimits", "privileged", "network", "tty"}
@@ -93,7 +93,7 @@ def apply_launcher_mounts(config: Config, path: Path) -> tuple[Config, list[str]
     except RuntimeError:  # ~name of a user this machine does not have
         raise ConfigError(f"{path}: no home folder for that ~user") from None
     try:
-        text = yamldoc.read_text(path)
+        text = read_text(path)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:

@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from tlt_pipe import yamldoc
 from tlt_pipe.errors import ConfigError
+from tlt_pipe.regular_file import read_text
 
 MANIFEST = "manifest.json"
 Status = Literal["pending", "running", "succeeded", "failed", "skipped", "interrupted"]
@@ -133,7 +133,7 @@ def load_manifest(run_dir: Path) -> Manifest | None:
                               "link away to start afresh")
         return None
     try:
-        return Manifest.model_validate_json(yamldoc.read_text(path, limit=MAX_MANIFEST_BYTES))
+        return Manifest.model_validate_json(read_text(path, limit=MAX_MANIFEST_BYTES))
     except ValidationError as exc:
         error = exc.errors()[0]
         where = ".".join(str(p) for p in error["loc"])

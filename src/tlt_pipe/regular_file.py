@@ -6,7 +6,12 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from pathlib import Path
 from typing import BinaryIO
+
+from tlt_pipe.errors import ConfigError
+
+SMALL_FILE = 1 << 20  # bytes: what read_text reads at most unless told (a config is a few KB)
 
 
 class NotRegular(OSError):
@@ -32,3 +37,20 @@ def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
         os.close(fd)
         raise
     return os.fdopen(fd, "rb")
+
+
+def read_text(path: Path, encoding: str = "utf-8", limit: int = SMALL_FILE) -> str:
+    """The text of a file a user names or keeps (a config, a class map, a launcher file, a manifest). A FIFO,
+    a device (/dev/zero) or a file past limit bytes is refused with a ConfigError instead of hanging or
+    filling memory; OSError and UnicodeDecodeError reach the caller, which knows what the file was for."""
+    try:
+        handle = open_regular(path)
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: a folder, not a file") from None
+    except NotRegular as exc:
+        raise ConfigError(f"{path}: {exc.kind}, not a file") from None
+    with handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise ConfigError(f"{path}: more than {limit:,} bytes: too large for a file tltpipe reads whole")
+    return data.decode(encoding)

@@ -9,34 +9,16 @@ nesting past MAX_DEPTH; aliases that expand past MAX_VALUES values (an alias bom
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from tlt_pipe.errors import ConfigError
-from tlt_pipe.regular_file import NotRegular, open_regular
+from tlt_pipe.regular_file import SMALL_FILE
 
-MAX_BYTES = 1 << 20  # a config is a few KB
+MAX_BYTES = SMALL_FILE  # a config is a few KB
 MAX_DEPTH = 64
 MAX_VALUES = 100_000
-
-
-def read_text(path: Path, encoding: str = "utf-8", limit: int = MAX_BYTES) -> str:
-    """The text of a file a user names or keeps (a config, a class map, a launcher file, a manifest). A FIFO,
-    a device (/dev/zero) or a file past limit bytes is refused with a ConfigError instead of hanging or
-    filling memory; OSError and UnicodeDecodeError reach the caller, which knows what the file was for."""
-    try:
-        handle = open_regular(path)
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: a folder, not a file") from None
-    except NotRegular as exc:
-        raise ConfigError(f"{path}: {exc.kind}, not a file") from None
-    with handle:
-        data = handle.read(limit + 1)
-    if len(data) > limit:
-        raise ConfigError(f"{path}: more than {limit:,} bytes: too large for a file tltpipe reads whole")
-    return data.decode(encoding)
 
 
 def read(text: str, source: str) -> tuple[yaml.Node | None, Any]:

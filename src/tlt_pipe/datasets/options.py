@@ -175,9 +175,10 @@ def _names_a_file(text: str) -> bool:
 
 def _classes_from_file(path: Path) -> dict[str, str]:
     from tlt_pipe import yamldoc  # not at import: the command line's help does not read YAML
+    from tlt_pipe.regular_file import read_text
 
     try:
-        text = yamldoc.read_text(path, "utf-8-sig")
+        text = read_text(path, "utf-8-sig")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read class map: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
@@ -192,9 +193,10 @@ def _classes_from_file(path: Path) -> dict[str, str]:
     if isinstance(data, Mapping) and isinstance(data.get("classes"), (Mapping, list)):
         data = data["classes"]
     names = [*data, *data.values()] if isinstance(data, Mapping) else data if isinstance(data, list) else []
-    if any(isinstance(name, bool) or name is None for name in names):
-        raise ConfigError(f"{path}: a class named {next(n for n in names if isinstance(n, bool) or n is None)}: "
-                          "YAML reads yes, no, on, off, true, false and null so; quote the name")
+    unquoted = [name for name in names if isinstance(name, bool) or name is None]
+    if unquoted:
+        raise ConfigError(f"{path}: a class named {unquoted[0]}: YAML reads yes, no, on, off, true, false and null "
+                          "so; quote the name")
     if isinstance(data, list) and all(isinstance(v, (str, int)) for v in data):
         mapping = {str(v): str(v) for v in data}
     elif isinstance(data, Mapping) and data and all(isinstance(v, (str, int)) for v in data.values()):

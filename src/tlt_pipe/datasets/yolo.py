@@ -35,6 +35,7 @@ from tlt_pipe.datasets.records import (
     text_lines,
 )
 from tlt_pipe.errors import ConfigError
+from tlt_pipe.regular_file import read_text
 
 NAMES_FILES = ("data.yaml", "dataset.yaml", "data.yml", "obj.names", "classes.names", "classes.txt")
 
@@ -42,7 +43,7 @@ NAMES_FILES = ("data.yaml", "dataset.yaml", "data.yml", "obj.names", "classes.na
 def load_names(path: Path) -> tuple[str, ...]:
     """Class names from obj.names or a data.yaml; index = YOLO class id."""
     try:
-        text = yamldoc.read_text(path, "utf-8-sig")
+        text = read_text(path, "utf-8-sig")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read class names: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
