@@ -22,6 +22,7 @@ import os
 import stat
 
 from tlt_pipe.errors import InputError
+from tlt_pipe.regular_file import NOT_REGULAR
 
 __all__ = ["image_size"]
 
@@ -50,7 +51,7 @@ def image_size(path: str | os.PathLike[str], *, dir_fd: int | None = None,
             if size is not None and size[0] * size[1] > _PILLOW_BOMB:
                 size = None
             if size is None and not stat.S_ISREG(os.fstat(fd).st_mode):  # Pillow would wait on a FIFO
-                raise InputError(f"{os.fspath(path)}: not a regular file (a FIFO, device or socket)")
+                raise InputError(f"{os.fspath(path)}: {NOT_REGULAR}")
         finally:
             os.close(fd)
     except OSError as exc:

@@ -30,6 +30,7 @@ from tlt_pipe.datasets.discover import IMAGE_EXTS
 from tlt_pipe.errors import InputError
 from tlt_pipe.image_header import image_size
 from tlt_pipe.process_pool import ignore_interrupts, imap_ordered, usable_cpus
+from tlt_pipe.regular_file import NOT_REGULAR
 
 __all__ = ["as_dirs", "kitti_box_arrays", "load_kitti_boxes"]
 
@@ -130,7 +131,7 @@ class _Folders:
                     parts.append(os.read(fd, _READ_BLOCK))
                 # An empty read or an endless one (/dev/zero) is looked at; a plain file is not stat'ed.
                 if (not parts[0] or len(parts) == _MAX_LABEL_BLOCKS) and not stat.S_ISREG(os.fstat(fd).st_mode):
-                    raise InputError(f"{_label_path(task)}: not a regular file (a FIFO, device or socket)")
+                    raise InputError(f"{_label_path(task)}: {NOT_REGULAR}")
                 if len(parts) == _MAX_LABEL_BLOCKS:
                     raise InputError(f"{_label_path(task)}: more than {_MAX_LABEL_BLOCKS * _READ_BLOCK >> 20} MiB: "
                                      "not a KITTI label file")

@@ -11,6 +11,7 @@ from typing import BinaryIO
 
 from tlt_pipe.errors import ConfigError
 
+NOT_REGULAR = "not a regular file (a FIFO, device or socket)"
 SMALL_FILE = 1 << 20  # bytes: what read_text reads at most unless told (a config is a few KB)
 
 
@@ -18,7 +19,7 @@ class NotRegular(OSError):
     """A FIFO, device or socket where a file was expected; kind names which ("a FIFO", "a device or socket")."""
 
     def __init__(self, path: str | os.PathLike[str], kind: str):
-        super().__init__(errno.EINVAL, "not a regular file (a FIFO, device or socket)", os.fspath(path))
+        super().__init__(errno.EINVAL, NOT_REGULAR, os.fspath(path))
         self.kind = kind
 
 
